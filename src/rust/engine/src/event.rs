@@ -1,0 +1,93 @@
+//! What crosses the [`Door`](crate::door::Door): requests and notices for the host, each
+//! carrying the one-shot channel its answer goes back on.
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Uri, Version};
+use tokio::sync::oneshot;
+
+use crate::door::RequestSlot;
+use crate::response::Response;
+use crate::ws::WsConnection;
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServerId(pub u64);
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RequestId(pub u64);
+
+/// Where a connection arrived: a TCP socket or a Unix domain socket (pipe server).
+#[derive(Clone, Debug)]
+pub enum Endpoint {
+    Tcp(SocketAddr),
+    Unix,
+}
+
+/// Everything about a request that the host needs to build the Rook env, without the body.
+#[derive(Debug)]
+pub struct RequestHead {
+    pub server: ServerId,
+    pub id: RequestId,
+    pub method: Method,
+    pub uri: Uri,
+    pub version: Version,
+    pub headers: HeaderMap,
+    pub local: Endpoint,
+    pub remote: Endpoint,
+}
+
+impl RequestHead {
+    /// The path as received, still percent-encoded (Rook's PATH_INFO).
+    pub fn path(&self) -> &str {
+        self.uri.path()
+    }
+
+    /// The query string without the leading "?" ("" when absent).
+    pub fn query(&self) -> &str {
+        self.uri.query().unwrap_or("")
+    }
+
+    /// "HTTP/1.1" and friends.
+    pub fn protocol(&self) -> &'static str {
+        match self.version {
+            Version::HTTP_09 => "HTTP/0.9",
+            Version::HTTP_10 => "HTTP/1.0",
+            Version::HTTP_2 => "HTTP/2",
+            Version::HTTP_3 => "HTTP/3",
+            _ => "HTTP/1.1",
+        }
+    }
+}
+
+/// The host's answer to onHeaders: go on and read the body, or send this response now.
+pub enum HeadersVerdict {
+    Continue,
+    Respond(Response),
+}
+
+pub enum Event {
+    /// The app's onHeaders must look at this request before its body is read.
+    Headers {
+        head: Arc<RequestHead>,
+        reply: oneshot::Sender<HeadersVerdict>,
+    },
+    /// The app's `call` must answer this request.
+    Call {
+        head: Arc<RequestHead>,
+        body: Bytes,
+        reply: oneshot::Sender<Response>,
+        slot: RequestSlot,
+    },
+    /// A request that reached onHeaders will never reach `call` (client gone, rejected,
+    /// or body refused): the host may forget what it kept for it.
+    Abandoned { id: RequestId },
+    /// A WebSocket opened (the app's onWSOpen runs).
+    WsOpen { conn: Arc<WsConnection>, head: Arc<RequestHead> },
+    /// A complete WebSocket message.
+    WsMessage { conn: Arc<WsConnection>, binary: bool, data: Bytes },
+    /// A WebSocket closed (by either side, or the connection dropped).
+    WsClosed { conn: Arc<WsConnection>, code: u16, reason: String },
+    /// A stopped server has closed its last connection: the host may drop its app.
+    ServerClosed { server: ServerId },
+}

@@ -1,0 +1,67 @@
+//! rookd-engine: the HTTP/1.1 and WebSocket server behind the rookd R package.
+//!
+//! It knows nothing of R. A host (rookd's extendr bridge, or a test) creates an [`Engine`]
+//! with a [`Waker`](door::Waker), starts servers, and answers the [`Event`](event::Event)s
+//! that come through the [`Door`](door::Door) on its own main thread.
+pub mod body;
+pub mod compress;
+pub mod config;
+pub mod door;
+pub mod error;
+pub mod event;
+pub mod listener;
+pub mod response;
+mod runtime;
+pub mod server;
+pub mod service;
+pub mod statics;
+pub mod ws;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use config::{ServerConfig, WsConfig};
+pub use door::{Door, Waker};
+pub use error::EngineError;
+pub use event::{Event, HeadersVerdict, RequestHead, RequestId, ServerId};
+pub use listener::{BindTarget, LocalAddr};
+pub use response::{Body, Response, ResponseError};
+pub use server::{AppCaps, ServerHandle};
+pub use statics::StaticPaths;
+
+/// The I/O runtime and the Door; one per host process.
+pub struct Engine {
+    rt: tokio::runtime::Runtime,
+    door: Arc<Door>,
+}
+
+impl Engine {
+    pub fn new(worker_threads: usize, waker: Waker) -> Result<Engine, EngineError> {
+        let rt = runtime::build(worker_threads).map_err(EngineError::Runtime)?;
+        Ok(Engine { rt, door: Door::new(waker) })
+    }
+
+    pub fn door(&self) -> &Arc<Door> {
+        &self.door
+    }
+
+    pub fn runtime(&self) -> &tokio::runtime::Handle {
+        self.rt.handle()
+    }
+
+    /// Bind (on this thread, so a busy port is an immediate error) and start serving.
+    pub fn start_server(
+        &self,
+        target: &BindTarget,
+        config: ServerConfig,
+        caps: AppCaps,
+        statics: StaticPaths,
+    ) -> Result<ServerHandle, EngineError> {
+        server::start(self.rt.handle(), Arc::clone(&self.door), target, config, caps, statics)
+    }
+
+    /// Stop the runtime's threads, giving tasks a moment to finish.
+    pub fn shutdown(self, timeout: Duration) {
+        self.rt.shutdown_timeout(timeout);
+    }
+}

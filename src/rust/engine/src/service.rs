@@ -1,0 +1,231 @@
+//! One HTTP request, from parsed head to written response: static paths are answered
+//! here; everything else goes through the Door to the app.
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{HeaderValue, CONTENT_LENGTH, RETRY_AFTER};
+use http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tokio::sync::oneshot;
+
+use crate::body::{FileBody, ResponseBody};
+use crate::door::Door;
+use crate::event::{Endpoint, Event, HeadersVerdict, RequestHead, RequestId};
+use crate::response::{Body, Response};
+use crate::server::ServerShared;
+use crate::{compress, ws};
+
+pub struct ConnCtx {
+    pub shared: Arc<ServerShared>,
+    pub local: Endpoint,
+    pub remote: Endpoint,
+}
+
+pub type HttpResponse = hyper::Response<ResponseBody>;
+
+pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<HttpResponse, Infallible> {
+    Ok(handle_request(ctx, req).await)
+}
+
+/// Tells the host to forget a request it saw in onHeaders, unless the request went on to
+/// `call` (or became a WebSocket), whichever way this future ends (even if it is dropped
+/// because the client left).
+struct AbandonGuard {
+    door: Arc<Door>,
+    id: RequestId,
+    armed: bool,
+}
+
+impl Drop for AbandonGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            self.door.send(Event::Abandoned { id: self.id });
+        }
+    }
+}
+
+async fn handle_request(ctx: Arc<ConnCtx>, mut req: Request<Incoming>) -> HttpResponse {
+    let shared = &ctx.shared;
+    if shared.is_stopping() {
+        return plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n");
+    }
+    // Static paths: answered entirely here, never by R. Clone the table's Arc so no lock
+    // is held across an await.
+    let table = shared.statics.read().ok().map(|t| t.clone());
+    if let Some(table) = table {
+        if let Some(resp) = table.serve(&req, shared.config.compression).await {
+            return resp;
+        }
+    }
+    let on_upgrade = if shared.caps.websocket && ws::is_upgrade_request(req.method(), req.headers()) {
+        Some(hyper::upgrade::on(&mut req))
+    } else {
+        None
+    };
+    let (parts, body) = req.into_parts();
+    let head = Arc::new(RequestHead {
+        server: shared.id,
+        id: RequestId(shared.next_request_id()),
+        method: parts.method,
+        uri: parts.uri,
+        version: parts.version,
+        headers: parts.headers,
+        local: ctx.local.clone(),
+        remote: ctx.remote.clone(),
+    });
+    let accept_encoding = head.headers.get(http::header::ACCEPT_ENCODING).cloned();
+    let is_head = head.method == Method::HEAD;
+
+    let Some(slot) = shared.door.try_reserve_request(shared.config.max_queued_requests) else {
+        let mut r = plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable: the server is busy\n");
+        r.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        return r;
+    };
+
+    let mut guard = None;
+    if shared.caps.on_headers {
+        let (tx, rx) = oneshot::channel();
+        shared.door.send(Event::Headers { head: Arc::clone(&head), reply: tx });
+        guard = Some(AbandonGuard { door: Arc::clone(&shared.door), id: head.id, armed: true });
+        match rx.await {
+            Ok(HeadersVerdict::Continue) => {}
+            Ok(HeadersVerdict::Respond(resp)) => {
+                return into_http(resp, is_head, accept_encoding.as_ref(), shared.config.compression).await;
+            }
+            Err(_) => return plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n"),
+        }
+    }
+
+    if let Some(on_upgrade) = on_upgrade {
+        if let Some(g) = guard.as_mut() {
+            g.armed = false;
+        }
+        drop(slot);
+        return ws::accept(Arc::clone(shared), head, on_upgrade);
+    }
+
+    let max = shared.config.max_body_bytes;
+    let declared = declared_length(&head.headers);
+    if let Some(len) = declared {
+        if len > max {
+            return plain(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n");
+        }
+    }
+    let body = match tokio::time::timeout(shared.config.body_timeout, collect_body(body, declared, max)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(BodyError::TooLarge)) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n"),
+        Ok(Err(BodyError::Broken)) => return plain(StatusCode::BAD_REQUEST, "Bad Request: malformed body\n"),
+        Err(_) => {
+            let mut r = plain(StatusCode::REQUEST_TIMEOUT, "Request Timeout\n");
+            r.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            return r;
+        }
+    };
+
+    let (tx, rx) = oneshot::channel();
+    shared.door.send(Event::Call { head: Arc::clone(&head), body, reply: tx, slot });
+    if let Some(g) = guard.as_mut() {
+        g.armed = false;
+    }
+    match rx.await {
+        Ok(resp) => into_http(resp, is_head, accept_encoding.as_ref(), shared.config.compression).await,
+        // The host dropped the request without answering (server stopped): never hang.
+        Err(_) => plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n"),
+    }
+}
+
+fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|s| s.trim().parse().ok())
+}
+
+enum BodyError {
+    TooLarge,
+    Broken,
+}
+
+async fn collect_body(mut body: Incoming, declared: Option<u64>, max: u64) -> Result<Bytes, BodyError> {
+    let cap = usize::try_from(declared.unwrap_or(0).min(max).min(16 * 1024 * 1024)).unwrap_or(0);
+    let mut buf = BytesMut::with_capacity(cap);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| BodyError::Broken)?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() as u64 + data.len() as u64 > max {
+                return Err(BodyError::TooLarge);
+            }
+            if buf.is_empty() && data.len() as u64 == declared.unwrap_or(u64::MAX) {
+                // The whole body in one piece: keep it without copying.
+                return Ok(data);
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+pub(crate) fn plain(status: StatusCode, text: &'static str) -> HttpResponse {
+    let mut r = hyper::Response::new(ResponseBody::bytes(Bytes::from_static(text.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r
+}
+
+/// Turn the app's response into what hyper writes. hyper drops the body of HEAD, 204 and
+/// 304 answers itself; the reason phrase is the standard one, or "Unknown".
+pub(crate) async fn into_http(
+    resp: Response,
+    is_head: bool,
+    accept_encoding: Option<&HeaderValue>,
+    compression: bool,
+) -> HttpResponse {
+    let Response { status, mut headers, body } = resp;
+    let body = match body {
+        Body::Empty => ResponseBody::empty(),
+        Body::Bytes(b) => {
+            if !is_head {
+                headers.retain(|(n, _)| n != CONTENT_LENGTH);
+            }
+            let b = if compression && !is_head {
+                compress::maybe_gzip(b, &mut headers, accept_encoding)
+            } else {
+                b
+            };
+            ResponseBody::bytes(b)
+        }
+        Body::File { path, owned } => match open_file(&path).await {
+            Ok((file, len)) => {
+                headers.retain(|(n, _)| n != CONTENT_LENGTH);
+                ResponseBody::File(FileBody::new(file, len, owned.then(|| path.clone())))
+            }
+            Err(e) => {
+                eprintln!("rookd: cannot send file {}: {e}", path.display());
+                if owned {
+                    let _ = std::fs::remove_file(&path);
+                }
+                return plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n");
+            }
+        },
+    };
+    let mut r = hyper::Response::new(body);
+    *r.status_mut() = status;
+    if status.canonical_reason().is_none() {
+        r.extensions_mut().insert(hyper::ext::ReasonPhrase::from_static(b"Unknown"));
+    }
+    let map = r.headers_mut();
+    map.reserve(headers.len());
+    for (n, v) in headers {
+        map.append(n, v);
+    }
+    r
+}
+
+async fn open_file(path: &std::path::Path) -> std::io::Result<(tokio::fs::File, u64)> {
+    let file = tokio::fs::File::open(path).await?;
+    let meta = file.metadata().await?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"));
+    }
+    Ok((file, meta.len()))
+}
