@@ -1,1 +1,347 @@
+//! rookd's bridge: the `.Call` entry points R uses, over `rookd-engine`.
+//!
+//! Every function here runs on R's main thread (that is where `.Call` runs). The engine's
+//! I/O threads never enter this crate except through the Door's waker (`wake.rs`), which
+//! only schedules a drain with later.
+use std::path::PathBuf;
+use std::time::Duration;
 
+use extendr_api::prelude::{extendr, extendr_module, list, Robj};
+use extendr_api::{Error, GetSexp, Result};
+use rookd_engine::{AppCaps, BindTarget, Engine, ServerConfig, StaticPaths};
+
+mod ctx;
+mod dispatch;
+mod env;
+mod input;
+mod rapi;
+mod reply;
+mod slab;
+mod state;
+mod wake;
+mod ws;
+
+use rapi::r;
+use rapi::*;
+use state::{AppFns, ServerEntry, STATE};
+
+fn sexp(x: &Robj) -> SEXP {
+    // SAFETY: reading the pointer of a live Robj.
+    unsafe { x.get() }
+}
+
+/// Called once from .onLoad with the R objects the hot path shares.
+#[extendr]
+#[allow(clippy::too_many_arguments)]
+fn rookd_init(
+    namespace: Robj,
+    errors: Robj,
+    tpl_read: Robj,
+    tpl_read_lines: Robj,
+    tpl_rewind: Robj,
+    ws_new: Robj,
+    ws_message: Robj,
+    ws_closed: Robj,
+) -> Result<()> {
+    wake::init().map_err(Error::Other)?;
+    // SAFETY: main thread; all are live R objects, preserved by `init`.
+    unsafe {
+        ctx::init(ctx::InitArgs {
+            namespace: sexp(&namespace),
+            errors: sexp(&errors),
+            tpl_read: sexp(&tpl_read),
+            tpl_read_lines: sexp(&tpl_read_lines),
+            tpl_rewind: sexp(&tpl_rewind),
+            ws_new: sexp(&ws_new),
+            ws_message: sexp(&ws_message),
+            ws_closed: sexp(&ws_closed),
+        })
+    };
+    Ok(())
+}
+
+unsafe fn opt_num(opts: SEXP, name: &str) -> Result<f64> {
+    let v = r::list_get(opts, name).ok_or_else(|| Error::Other(format!("option `{name}` is missing")))?;
+    let t = type_of(v);
+    if Rf_xlength(v) != 1 || !(t == REALSXP || t == INTSXP || t == LGLSXP) {
+        return Err(Error::Other(format!("option `{name}` must be a single number")));
+    }
+    let x = match t {
+        REALSXP => *REAL(v),
+        _ => {
+            let i = *INTEGER(v);
+            if i == NA_INTEGER {
+                f64::NAN
+            } else {
+                f64::from(i)
+            }
+        }
+    };
+    if x.is_nan() {
+        return Err(Error::Other(format!("option `{name}` must not be NA")));
+    }
+    Ok(x)
+}
+
+unsafe fn opt_count(opts: SEXP, name: &str) -> Result<usize> {
+    let x = opt_num(opts, name)?;
+    if x < 0.0 || x.fract() != 0.0 || x > 1e15 {
+        return Err(Error::Other(format!("option `{name}` must be a non-negative whole number")));
+    }
+    Ok(x as usize)
+}
+
+unsafe fn opt_secs(opts: SEXP, name: &str) -> Result<Option<Duration>> {
+    let x = opt_num(opts, name)?;
+    if x < 0.0 || !x.is_finite() && x.is_sign_negative() {
+        return Err(Error::Other(format!("option `{name}` must be a number of seconds >= 0 (or Inf)")));
+    }
+    Ok(if x.is_infinite() || x == 0.0 { None } else { Some(Duration::from_secs_f64(x)) })
+}
+
+unsafe fn opt_bool(opts: SEXP, name: &str) -> Result<bool> {
+    Ok(opt_num(opts, name)? != 0.0)
+}
+
+unsafe fn opt_strings(opts: SEXP, name: &str) -> Result<Vec<String>> {
+    let Some(v) = r::list_get(opts, name) else { return Ok(Vec::new()) };
+    if r::is_null(v) {
+        return Ok(Vec::new());
+    }
+    if type_of(v) != STRSXP {
+        return Err(Error::Other(format!("option `{name}` must be a character vector")));
+    }
+    Ok((0..Rf_xlength(v)).map(|i| r::char_utf8(STRING_ELT(v, i)).into_owned()).collect())
+}
+
+const FAR: Duration = Duration::from_secs(365 * 24 * 3600);
+
+unsafe fn server_config(opts: SEXP) -> Result<ServerConfig> {
+    let mut c = ServerConfig {
+        max_header_bytes: opt_count(opts, "max_header_bytes")?,
+        max_headers: opt_count(opts, "max_headers")?,
+        max_body_bytes: opt_count(opts, "max_body_bytes")? as u64,
+        header_timeout: opt_secs(opts, "header_timeout")?.unwrap_or(FAR),
+        body_timeout: opt_secs(opts, "body_timeout")?.unwrap_or(FAR),
+        max_connections: opt_count(opts, "max_connections")?.max(1),
+        max_queued_requests: opt_count(opts, "max_queued_requests")?.max(1),
+        shutdown_grace: opt_secs(opts, "shutdown_grace")?.unwrap_or(Duration::ZERO),
+        query_string_with_question_mark: opt_bool(opts, "query_string_question_mark")?,
+        compression: opt_bool(opts, "compression")?,
+        ..ServerConfig::default()
+    };
+    c.ws.max_message_bytes = opt_count(opts, "ws_max_message_bytes")?;
+    c.ws.max_outgoing_bytes = opt_count(opts, "ws_max_outgoing_bytes")?;
+    c.ws.ping_interval = opt_secs(opts, "ws_ping_interval")?;
+    c.ws.idle_timeout = opt_secs(opts, "ws_idle_timeout")?;
+    c.ws.permessage_deflate = opt_bool(opts, "ws_permessage_deflate")?;
+    c.ws.allowed_origins = opt_strings(opts, "ws_allowed_origins")?;
+    c.ws.subprotocols = opt_strings(opts, "ws_subprotocols")?;
+    Ok(c)
+}
+
+unsafe fn is_function_in(env: SEXP, name: &str) -> bool {
+    let v = Rf_findVarInFrame(env, r::sym(name));
+    v != R_UnboundValue && matches!(type_of(v), CLOSXP | BUILTINSXP | SPECIALSXP)
+}
+
+/// Start a server. `app_env` holds the app's `call` and, optionally, `onHeaders` and
+/// `onWSOpen`; it is also where they are evaluated. Returns the server's id.
+#[extendr]
+fn rookd_start(kind: &str, host: &str, port: i32, mask: i32, app_env: Robj, options: Robj) -> Result<f64> {
+    let env = sexp(&app_env);
+    let opts = sexp(&options);
+    // SAFETY: main thread, live objects.
+    let (config, threads, has_on_headers, has_on_ws_open) = unsafe {
+        if type_of(env) != ENVSXP || !is_function_in(env, "call") {
+            return Err(Error::Other("the app must have a `call` function".into()));
+        }
+        (
+            server_config(opts)?,
+            opt_count(opts, "threads")?.clamp(1, 64),
+            is_function_in(env, "onHeaders"),
+            is_function_in(env, "onWSOpen"),
+        )
+    };
+    let target = match kind {
+        "tcp" => {
+            let port = u16::try_from(port).map_err(|_| Error::Other(format!("port {port} is not in 0-65535")))?;
+            BindTarget::Tcp { host: host.to_string(), port }
+        }
+        "unix" => BindTarget::Unix { path: PathBuf::from(host), mask: u32::try_from(mask).ok() },
+        other => return Err(Error::Other(format!("unknown server kind {other:?}"))),
+    };
+    let caps = AppCaps { on_headers: has_on_headers, websocket: has_on_ws_open };
+    let env_opts = env::EnvOptions { query_with_question_mark: config.query_string_with_question_mark };
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.engine.is_none() {
+            let engine = Engine::new(threads, wake::door_waker()).map_err(|e| Error::Other(e.to_string()))?;
+            s.engine = Some(engine);
+        }
+        let engine = s.engine.as_ref().ok_or_else(|| Error::Other("no engine".into()))?;
+        let handle = engine
+            .start_server(&target, config, caps, StaticPaths::default())
+            .map_err(|e| Error::Other(e.to_string()))?;
+        let id = handle.id().0;
+        // SAFETY: main thread; released when the server has closed (state::remove_server).
+        unsafe { R_PreserveObject(env) };
+        let app = AppFns { eval_env: env, has_on_ws_open };
+        s.servers.insert(id, ServerEntry { handle, app, env_opts, host: host.to_string() });
+        Ok(id as f64)
+    })
+}
+
+/// Stop listening at once; in-flight requests finish in the background.
+#[extendr]
+fn rookd_stop(id: f64) -> bool {
+    STATE.with(|s| match s.borrow_mut().servers.get_mut(&(id as u64)) {
+        Some(e) if e.handle.is_running() => {
+            e.handle.stop();
+            true
+        }
+        _ => false,
+    })
+}
+
+/// `list(running, host, port)` for a server id.
+#[extendr]
+fn rookd_server_info(id: f64) -> Robj {
+    STATE.with(|s| match s.borrow().servers.get(&(id as u64)) {
+        Some(e) => list!(
+            running = e.handle.is_running(),
+            host = e.host.clone(),
+            port = e.port().map(i32::from).unwrap_or(-1)
+        )
+        .into(),
+        None => list!(running = false, host = "", port = -1).into(),
+    })
+}
+
+/// Ids of servers that are listening.
+#[extendr]
+fn rookd_running_ids() -> Vec<f64> {
+    STATE.with(|s| s.borrow().servers.iter().filter(|(_, e)| e.handle.is_running()).map(|(id, _)| *id as f64).collect())
+}
+
+#[extendr]
+fn rookd_input_read(ptr: Robj, l: f64) -> Robj {
+    // SAFETY: main thread; the result is returned to R straight away.
+    unsafe { Robj::from_sexp(input::read(sexp(&ptr), l)) }
+}
+
+#[extendr]
+fn rookd_input_read_lines(ptr: Robj, n: f64) -> Robj {
+    // SAFETY: as above.
+    unsafe { Robj::from_sexp(input::read_lines(sexp(&ptr), n)) }
+}
+
+#[extendr]
+fn rookd_input_rewind(ptr: Robj) {
+    // SAFETY: main thread.
+    unsafe { input::rewind(sexp(&ptr)) }
+}
+
+/// Send a text (character) or binary (raw) message; FALSE if the socket is closed.
+#[extendr]
+fn rookd_ws_send(handle: Robj, message: Robj) -> Result<bool> {
+    let m = sexp(&message);
+    // SAFETY: main thread, live objects.
+    unsafe {
+        let Some(conn) = ws::connection(sexp(&handle)) else { return Ok(false) };
+        match type_of(m) {
+            RAWSXP => {
+                let n = Rf_xlength(m) as usize;
+                let data = if n == 0 { bytes::Bytes::new() } else { bytes::Bytes::copy_from_slice(std::slice::from_raw_parts(RAW(m), n)) };
+                Ok(conn.send_binary(data))
+            }
+            STRSXP if Rf_xlength(m) == 1 && STRING_ELT(m, 0) != R_NaString => {
+                Ok(conn.send_text(r::char_utf8(STRING_ELT(m, 0)).into_owned()))
+            }
+            _ => Err(Error::Other("a WebSocket message must be a single string or a raw vector".into())),
+        }
+    }
+}
+
+#[extendr]
+fn rookd_ws_close(handle: Robj, code: i32, reason: &str) {
+    // SAFETY: main thread.
+    if let Some(conn) = unsafe { ws::connection(sexp(&handle)) } {
+        conn.close(u16::try_from(code).unwrap_or(1000), reason);
+    }
+}
+
+#[extendr]
+fn rookd_ws_is_open(handle: Robj) -> bool {
+    // SAFETY: main thread.
+    unsafe { ws::connection(sexp(&handle)) }.is_some_and(|c| !c.is_closed())
+}
+
+/// Queue and registry sizes, for diagnostics and leak tests.
+#[extendr]
+fn rookd_stats() -> Robj {
+    let queued = state::door().map_or(0, |d| d.len()) as i32;
+    let waiting = state::door().map_or(0, |d| d.queued_requests()) as i32;
+    let servers = STATE.with(|s| s.borrow().servers.len()) as i32;
+    list!(
+        queued_events = queued,
+        requests_in_flight = waiting,
+        pending_envs = dispatch::pending_count() as i32,
+        websockets = ws::open_count() as i32,
+        servers = servers
+    )
+    .into()
+}
+
+/// Stop every server and the I/O threads (package unload, R exit).
+#[extendr]
+fn rookd_shutdown() {
+    let (servers, engine) = STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        (std::mem::take(&mut s.servers), s.engine.take())
+    });
+    for (_, mut e) in servers {
+        e.handle.stop();
+        // SAFETY: main thread; preserved in rookd_start.
+        unsafe { R_ReleaseObject(e.app.eval_env) };
+    }
+    if let Some(engine) = engine {
+        engine.shutdown(Duration::from_secs(1));
+    }
+}
+
+/// Can `host:port` be bound right now? (randomPort)
+#[extendr]
+fn rookd_port_available(host: &str, port: i32) -> bool {
+    u16::try_from(port).is_ok_and(|p| rookd_engine::listener::port_available(host, p))
+}
+
+/// 4, 6 or -1 (ipFamily)
+#[extendr]
+fn rookd_ip_family(ip: &str) -> i32 {
+    let bare = ip.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or(ip);
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(_)) => 4,
+        Ok(std::net::IpAddr::V6(_)) => 6,
+        Err(_) => -1,
+    }
+}
+
+extendr_module! {
+    mod rookd;
+    fn rookd_init;
+    fn rookd_start;
+    fn rookd_stop;
+    fn rookd_server_info;
+    fn rookd_running_ids;
+    fn rookd_input_read;
+    fn rookd_input_read_lines;
+    fn rookd_input_rewind;
+    fn rookd_ws_send;
+    fn rookd_ws_close;
+    fn rookd_ws_is_open;
+    fn rookd_stats;
+    fn rookd_shutdown;
+    fn rookd_port_available;
+    fn rookd_ip_family;
+}

@@ -96,6 +96,11 @@ pub(crate) fn bind(target: &BindTarget) -> Result<(StdListener, LocalAddr), Engi
     }
 }
 
+/// Could a server listen on `host:port` now? (The answer can change a moment later.)
+pub fn port_available(host: &str, port: u16) -> bool {
+    bind(&BindTarget::Tcp { host: host.to_string(), port }).is_ok()
+}
+
 fn display_addr(host: &str, port: u16) -> String {
     if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]:{port}")

@@ -242,6 +242,8 @@ async fn serve_connection<IO>(
         .header_read_timeout(cfg.header_timeout)
         .keep_alive(true)
         .half_close(false)
+        // Header names as apps and most servers write them (Content-Type), not lower-case.
+        .title_case_headers(true)
         .max_headers(cfg.max_headers)
         .max_buf_size(cfg.max_header_bytes.max(8192));
     let conn_ctx = Arc::new(service::ConnCtx { shared: Arc::clone(&shared), local, remote });

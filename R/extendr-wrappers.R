@@ -1,0 +1,23 @@
+# The .Call entry points of the Rust bridge (src/rust/bridge/src/lib.rs), kept by hand:
+# extendr 0.9 has no wrapper generator that rextendr's current document() can call.
+# Internal: users call the functions in server.R, service.R, websocket.R, utils.R.
+
+rookd_init <- function(namespace, errors, tpl_read, tpl_read_lines, tpl_rewind, ws_new, ws_message, ws_closed) {
+  .Call(wrap__rookd_init, namespace, errors, tpl_read, tpl_read_lines, tpl_rewind, ws_new, ws_message, ws_closed)
+}
+rookd_start <- function(kind, host, port, mask, app_env, options) {
+  .Call(wrap__rookd_start, kind, host, port, mask, app_env, options)
+}
+rookd_stop <- function(id) .Call(wrap__rookd_stop, id)
+rookd_server_info <- function(id) .Call(wrap__rookd_server_info, id)
+rookd_running_ids <- function() .Call(wrap__rookd_running_ids)
+rookd_input_read <- function(ptr, l) .Call(wrap__rookd_input_read, ptr, l)
+rookd_input_read_lines <- function(ptr, n) .Call(wrap__rookd_input_read_lines, ptr, n)
+rookd_input_rewind <- function(ptr) .Call(wrap__rookd_input_rewind, ptr)
+rookd_ws_send <- function(handle, message) .Call(wrap__rookd_ws_send, handle, message)
+rookd_ws_close <- function(handle, code, reason) .Call(wrap__rookd_ws_close, handle, code, reason)
+rookd_ws_is_open <- function(handle) .Call(wrap__rookd_ws_is_open, handle)
+rookd_stats <- function() .Call(wrap__rookd_stats)
+rookd_shutdown <- function() .Call(wrap__rookd_shutdown)
+rookd_port_available <- function(host, port) .Call(wrap__rookd_port_available, host, port)
+rookd_ip_family <- function(ip) .Call(wrap__rookd_ip_family, ip)

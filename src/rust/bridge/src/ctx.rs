@@ -1,0 +1,129 @@
+//! Main-thread context fixed at package load: interned symbols and the R objects every
+//! request shares. Immutable after `init`, so reading it never conflicts with R callbacks.
+use std::cell::OnceCell;
+
+use crate::rapi::r::{self, sym};
+use crate::rapi::*;
+
+pub struct Syms {
+    pub request_method: SEXP,
+    pub script_name: SEXP,
+    pub path_info: SEXP,
+    pub query_string: SEXP,
+    pub server_name: SEXP,
+    pub server_port: SEXP,
+    pub server_protocol: SEXP,
+    pub remote_addr: SEXP,
+    pub remote_port: SEXP,
+    pub content_type: SEXP,
+    pub content_length: SEXP,
+    pub headers: SEXP,
+    pub rook_version: SEXP,
+    pub rook_url_scheme: SEXP,
+    pub rook_input: SEXP,
+    pub rook_errors: SEXP,
+    pub ptr: SEXP,
+    pub read: SEXP,
+    pub read_lines: SEXP,
+    pub rewind: SEXP,
+}
+
+pub struct Ctx {
+    pub syms: Syms,
+    /// The package namespace: parent of per-request input streams.
+    pub namespace: SEXP,
+    /// rook.errors, shared by every request (it has no per-request state).
+    pub errors: SEXP,
+    /// Templates whose formals and bodies the per-request rook.input methods reuse.
+    pub tpl_read: SEXP,
+    pub tpl_read_lines: SEXP,
+    pub tpl_rewind: SEXP,
+    /// R-level dispatchers for WebSocket events (defined in R/websocket.R).
+    pub ws_new: SEXP,
+    pub ws_message: SEXP,
+    pub ws_closed: SEXP,
+    /// "1.1-0" and "http", allocated once.
+    pub rook_version_value: SEXP,
+    pub url_scheme_value: SEXP,
+    pub empty_string: SEXP,
+}
+
+thread_local! {
+    static CTX: OnceCell<&'static Ctx> = const { OnceCell::new() };
+}
+
+/// The context; `None` before `rookd_init` ran (the package was not loaded properly).
+pub fn get() -> Option<&'static Ctx> {
+    CTX.with(|c| c.get().copied())
+}
+
+pub struct InitArgs {
+    pub namespace: SEXP,
+    pub errors: SEXP,
+    pub tpl_read: SEXP,
+    pub tpl_read_lines: SEXP,
+    pub tpl_rewind: SEXP,
+    pub ws_new: SEXP,
+    pub ws_message: SEXP,
+    pub ws_closed: SEXP,
+}
+
+/// # Safety
+/// Main thread; the SEXPs are live R objects. They are preserved for the life of the process.
+pub unsafe fn init(a: InitArgs) {
+    if get().is_some() {
+        return;
+    }
+    let keep = |x: SEXP| {
+        R_PreserveObject(x);
+        x
+    };
+    let ctx = Ctx {
+        syms: Syms {
+            request_method: sym("REQUEST_METHOD"),
+            script_name: sym("SCRIPT_NAME"),
+            path_info: sym("PATH_INFO"),
+            query_string: sym("QUERY_STRING"),
+            server_name: sym("SERVER_NAME"),
+            server_port: sym("SERVER_PORT"),
+            server_protocol: sym("SERVER_PROTOCOL"),
+            remote_addr: sym("REMOTE_ADDR"),
+            remote_port: sym("REMOTE_PORT"),
+            content_type: sym("CONTENT_TYPE"),
+            content_length: sym("CONTENT_LENGTH"),
+            headers: sym("HEADERS"),
+            rook_version: sym("rook.version"),
+            rook_url_scheme: sym("rook.url_scheme"),
+            rook_input: sym("rook.input"),
+            rook_errors: sym("rook.errors"),
+            ptr: sym(".ptr"),
+            read: sym("read"),
+            read_lines: sym("read_lines"),
+            rewind: sym("rewind"),
+        },
+        namespace: keep(a.namespace),
+        errors: keep(a.errors),
+        tpl_read: keep(a.tpl_read),
+        tpl_read_lines: keep(a.tpl_read_lines),
+        tpl_rewind: keep(a.tpl_rewind),
+        ws_new: keep(a.ws_new),
+        ws_message: keep(a.ws_message),
+        ws_closed: keep(a.ws_closed),
+        rook_version_value: keep(r::string("1.1-0")),
+        url_scheme_value: keep(r::string("http")),
+        empty_string: keep(r::string("")),
+    };
+    // Values shared by every request env are also bound here, so R's reference count sees
+    // them as shared and an app that modifies its copy gets a copy, never ours.
+    let constants = keep(R_NewEnv(R_EmptyEnv, 0, 0));
+    Rf_defineVar(sym(".rook_version"), ctx.rook_version_value, constants);
+    Rf_defineVar(sym(".url_scheme"), ctx.url_scheme_value, constants);
+    Rf_defineVar(sym(".empty"), ctx.empty_string, constants);
+    Rf_defineVar(sym(".rook_version2"), ctx.rook_version_value, constants);
+    Rf_defineVar(sym(".url_scheme2"), ctx.url_scheme_value, constants);
+    Rf_defineVar(sym(".empty2"), ctx.empty_string, constants);
+    let leaked: &'static Ctx = Box::leak(Box::new(ctx));
+    CTX.with(|c| {
+        let _ = c.set(leaked);
+    });
+}

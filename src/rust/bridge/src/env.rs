@@ -1,0 +1,126 @@
+//! The Rook env for a request, built with C-level calls and pre-interned symbols.
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use rookd_engine::event::Endpoint;
+use rookd_engine::RequestHead;
+
+use crate::ctx::Ctx;
+use crate::input;
+use crate::rapi::r::{self, Protect};
+use crate::rapi::*;
+
+/// Options of the server the request came to that shape its env.
+#[derive(Clone, Copy, Default)]
+pub struct EnvOptions {
+    /// httpuv's QUERY_STRING keeps the leading "?".
+    pub query_with_question_mark: bool,
+}
+
+fn host_and_port(e: &Endpoint) -> (String, String) {
+    match e {
+        Endpoint::Tcp(SocketAddr::V4(a)) => (a.ip().to_string(), a.port().to_string()),
+        Endpoint::Tcp(SocketAddr::V6(a)) => {
+            // An IPv4 client on a dual-stack socket shows as ::ffff:a.b.c.d; show a.b.c.d.
+            let ip = match a.ip().to_ipv4_mapped() {
+                Some(v4) => v4.to_string(),
+                None => a.ip().to_string(),
+            };
+            (ip, a.port().to_string())
+        }
+        Endpoint::Unix => (String::new(), String::new()),
+    }
+}
+
+/// "content-type" -> "HTTP_CONTENT_TYPE"
+fn cgi_name(name: &str) -> String {
+    let mut s = String::with_capacity(5 + name.len());
+    s.push_str("HTTP_");
+    for c in name.chars() {
+        s.push(if c == '-' { '_' } else { c.to_ascii_uppercase() });
+    }
+    s
+}
+
+/// Header value as R text: UTF-8 when valid, else each byte as latin1 (never lossy).
+fn header_text(v: &[u8]) -> String {
+    match std::str::from_utf8(v) {
+        Ok(s) => s.to_string(),
+        Err(_) => v.iter().map(|&b| b as char).collect(),
+    }
+}
+
+unsafe fn set(env: SEXP, sym: SEXP, value: &str) {
+    Rf_defineVar(sym, r::string(value), env);
+}
+
+/// Build the env for `head`. The body is attached separately (`attach_body`) because with
+/// onHeaders the env exists before the body has been read.
+pub unsafe fn build(ctx: &Ctx, head: &RequestHead, opts: EnvOptions) -> SEXP {
+    let s = &ctx.syms;
+    let mut p = Protect::new();
+    let env = p.add(R_NewEnv(R_GlobalEnv, 1, 29));
+    set(env, s.request_method, head.method.as_str());
+    Rf_defineVar(s.script_name, ctx.empty_string, env);
+    set(env, s.path_info, head.path());
+    let q = head.query();
+    if opts.query_with_question_mark && head.uri.query().is_some() {
+        set(env, s.query_string, &format!("?{q}"));
+    } else if q.is_empty() {
+        Rf_defineVar(s.query_string, ctx.empty_string, env);
+    } else {
+        set(env, s.query_string, q);
+    }
+    let (server_name, server_port) = match &head.local {
+        Endpoint::Unix => ("localhost".to_string(), String::new()),
+        e => host_and_port(e),
+    };
+    set(env, s.server_name, &server_name);
+    set(env, s.server_port, &server_port);
+    set(env, s.server_protocol, head.protocol());
+    let (remote_addr, remote_port) = host_and_port(&head.remote);
+    set(env, s.remote_addr, &remote_addr);
+    set(env, s.remote_port, &remote_port);
+    Rf_defineVar(s.rook_version, ctx.rook_version_value, env);
+    Rf_defineVar(s.rook_url_scheme, ctx.url_scheme_value, env);
+    Rf_defineVar(s.rook_errors, ctx.errors, env);
+
+    // Headers: HTTP_* (repeated ones joined with ","), and HEADERS with lower-case names.
+    let keys: Vec<&http::HeaderName> = head.headers.keys().collect();
+    let values = p.add(Rf_allocVector(STRSXP, keys.len() as isize));
+    let names = p.add(Rf_allocVector(STRSXP, keys.len() as isize));
+    for (i, name) in keys.iter().enumerate() {
+        let mut joined = String::new();
+        for (j, v) in head.headers.get_all(*name).iter().enumerate() {
+            if j > 0 {
+                joined.push(',');
+            }
+            joined.push_str(&header_text(v.as_bytes()));
+        }
+        let value = r::mkchar(&joined);
+        SET_STRING_ELT(values, i as isize, value);
+        SET_STRING_ELT(names, i as isize, r::mkchar(name.as_str()));
+        let var = r::sym(&cgi_name(name.as_str()));
+        Rf_defineVar(var, Rf_ScalarString(value), env);
+    }
+    Rf_setAttrib(values, R_NamesSymbol, names);
+    Rf_defineVar(s.headers, values, env);
+    if let Some(ct) = head.headers.get(http::header::CONTENT_TYPE) {
+        set(env, s.content_type, &header_text(ct.as_bytes()));
+    }
+    if let Some(cl) = head.headers.get(http::header::CONTENT_LENGTH) {
+        set(env, s.content_length, &header_text(cl.as_bytes()));
+    }
+    env
+}
+
+/// Give the env its rook.input; a chunked upload learns its CONTENT_LENGTH here.
+pub unsafe fn attach_body(ctx: &Ctx, env: SEXP, body: Bytes) {
+    let s = &ctx.syms;
+    if Rf_findVarInFrame(env, s.content_length) == R_UnboundValue && !body.is_empty() {
+        set(env, s.content_length, &body.len().to_string());
+    }
+    let mut p = Protect::new();
+    let input = p.add(input::new_input(ctx, body));
+    Rf_defineVar(s.rook_input, input, env);
+}

@@ -1,0 +1,186 @@
+//! The slice of R's C API the hot path uses, declared here with plain C types.
+//!
+//! Everything in this module may only be called on R's main thread (the bridge only calls
+//! it from `.Call` entry points and from the drain, which later runs on the main thread).
+#![allow(non_upper_case_globals, non_snake_case, dead_code)]
+// SEXP is a pointer to an opaque struct: passing it to C is sound whatever the struct holds.
+#![allow(improper_ctypes)]
+use std::ffi::{c_char, c_double, c_int, c_void};
+
+pub use extendr_ffi::SEXP;
+
+pub const NILSXP: c_int = 0;
+pub const SYMSXP: c_int = 1;
+pub const CLOSXP: c_int = 3;
+pub const ENVSXP: c_int = 4;
+pub const SPECIALSXP: c_int = 7;
+pub const BUILTINSXP: c_int = 8;
+pub const LGLSXP: c_int = 10;
+pub const INTSXP: c_int = 13;
+pub const REALSXP: c_int = 14;
+pub const STRSXP: c_int = 16;
+pub const VECSXP: c_int = 19;
+pub const EXTPTRSXP: c_int = 22;
+pub const RAWSXP: c_int = 24;
+
+pub const CE_UTF8: c_int = 1;
+pub const NA_INTEGER: c_int = i32::MIN;
+
+extern "C" {
+    pub static mut R_NilValue: SEXP;
+    pub static mut R_GlobalEnv: SEXP;
+    pub static mut R_EmptyEnv: SEXP;
+    pub static mut R_NamesSymbol: SEXP;
+    pub static mut R_ClassSymbol: SEXP;
+    pub static mut R_NaString: SEXP;
+    pub static mut R_UnboundValue: SEXP;
+
+    #[link_name = "TYPEOF"]
+    pub fn type_of(x: SEXP) -> c_int;
+    pub fn Rf_xlength(x: SEXP) -> isize;
+    pub fn Rf_protect(x: SEXP) -> SEXP;
+    pub fn Rf_unprotect(n: c_int);
+    pub fn R_PreserveObject(x: SEXP);
+    pub fn R_ReleaseObject(x: SEXP);
+
+    pub fn Rf_allocVector(t: c_int, n: isize) -> SEXP;
+    pub fn Rf_mkCharLenCE(s: *const c_char, len: c_int, enc: c_int) -> SEXP;
+    pub fn Rf_ScalarString(x: SEXP) -> SEXP;
+    pub fn Rf_ScalarInteger(x: c_int) -> SEXP;
+    pub fn Rf_ScalarLogical(x: c_int) -> SEXP;
+    pub fn Rf_ScalarReal(x: c_double) -> SEXP;
+    pub fn Rf_install(s: *const c_char) -> SEXP;
+    pub fn Rf_installChar(s: SEXP) -> SEXP;
+    pub fn Rf_lang2(f: SEXP, a: SEXP) -> SEXP;
+    pub fn Rf_lang3(f: SEXP, a: SEXP, b: SEXP) -> SEXP;
+    pub fn Rf_lang4(f: SEXP, a: SEXP, b: SEXP, c: SEXP) -> SEXP;
+
+    pub fn STRING_ELT(x: SEXP, i: isize) -> SEXP;
+    pub fn SET_STRING_ELT(x: SEXP, i: isize, v: SEXP);
+    pub fn VECTOR_ELT(x: SEXP, i: isize) -> SEXP;
+    pub fn SET_VECTOR_ELT(x: SEXP, i: isize, v: SEXP) -> SEXP;
+    pub fn R_CHAR(x: SEXP) -> *const c_char;
+    pub fn Rf_translateCharUTF8(x: SEXP) -> *const c_char;
+    pub fn LOGICAL(x: SEXP) -> *mut c_int;
+    pub fn INTEGER(x: SEXP) -> *mut c_int;
+    pub fn REAL(x: SEXP) -> *mut c_double;
+    pub fn RAW(x: SEXP) -> *mut u8;
+    pub fn Rf_getAttrib(x: SEXP, name: SEXP) -> SEXP;
+    pub fn Rf_setAttrib(x: SEXP, name: SEXP, v: SEXP) -> SEXP;
+
+    pub fn R_NewEnv(parent: SEXP, hash: c_int, size: c_int) -> SEXP;
+    pub fn Rf_defineVar(sym: SEXP, v: SEXP, env: SEXP);
+    pub fn Rf_findVarInFrame(env: SEXP, sym: SEXP) -> SEXP;
+    pub fn R_removeVarFromFrame(sym: SEXP, env: SEXP);
+    pub fn Rf_shallow_duplicate(x: SEXP) -> SEXP;
+    pub fn SET_CLOENV(x: SEXP, env: SEXP);
+
+    pub fn R_tryEval(call: SEXP, env: SEXP, error: *mut c_int) -> SEXP;
+    pub fn R_tryEvalSilent(call: SEXP, env: SEXP, error: *mut c_int) -> SEXP;
+    pub fn R_curErrorBuf() -> *const c_char;
+
+    pub fn R_MakeExternalPtr(p: *mut c_void, tag: SEXP, prot: SEXP) -> SEXP;
+    pub fn R_ExternalPtrAddr(s: SEXP) -> *mut c_void;
+    pub fn R_ClearExternalPtr(s: SEXP);
+    pub fn R_RegisterCFinalizerEx(s: SEXP, f: Option<unsafe extern "C" fn(SEXP)>, onexit: c_int);
+
+    pub fn R_GetCCallable(package: *const c_char, name: *const c_char) -> *const c_void;
+    pub fn REprintf(fmt: *const c_char, ...);
+}
+
+/// Main-thread helpers over raw SEXPs.
+pub mod r {
+    use super::*;
+
+    /// A CHARSXP in UTF-8 from Rust text.
+    pub unsafe fn mkchar(s: &str) -> SEXP {
+        let len = c_int::try_from(s.len()).unwrap_or(c_int::MAX);
+        Rf_mkCharLenCE(s.as_ptr().cast(), len, CE_UTF8)
+    }
+
+    pub unsafe fn string(s: &str) -> SEXP {
+        Rf_ScalarString(mkchar(s))
+    }
+
+    pub unsafe fn sym(name: &str) -> SEXP {
+        let c = std::ffi::CString::new(name).unwrap_or_default();
+        Rf_install(c.as_ptr())
+    }
+
+    pub unsafe fn is_null(x: SEXP) -> bool {
+        type_of(x) == NILSXP
+    }
+
+    /// Element `name` of a named list, or None.
+    pub unsafe fn list_get(list: SEXP, name: &str) -> Option<SEXP> {
+        if type_of(list) != VECSXP {
+            return None;
+        }
+        let names = Rf_getAttrib(list, R_NamesSymbol);
+        if type_of(names) != STRSXP {
+            return None;
+        }
+        let n = Rf_xlength(list);
+        for i in 0..n {
+            let nm = STRING_ELT(names, i);
+            if nm != R_NaString && cstr(nm) == name {
+                return Some(VECTOR_ELT(list, i));
+            }
+        }
+        None
+    }
+
+    /// For `c(file = path)`: the value of the element named `name` of a character vector.
+    pub unsafe fn list_get_names_first(x: SEXP, name: &str) -> Option<String> {
+        if type_of(x) != STRSXP || Rf_xlength(x) != 1 {
+            return None;
+        }
+        let names = Rf_getAttrib(x, R_NamesSymbol);
+        if type_of(names) != STRSXP || STRING_ELT(names, 0) == R_NaString || cstr(STRING_ELT(names, 0)) != name {
+            return None;
+        }
+        let v = STRING_ELT(x, 0);
+        (v != R_NaString).then(|| char_utf8(v).into_owned())
+    }
+
+    /// The bytes of a CHARSXP, converted to UTF-8 (R strings may be latin1 or native).
+    pub unsafe fn char_utf8<'a>(c: SEXP) -> std::borrow::Cow<'a, str> {
+        let p = Rf_translateCharUTF8(c);
+        std::ffi::CStr::from_ptr(p).to_string_lossy()
+    }
+
+    /// The bytes of a CHARSXP as stored (names are ASCII in practice).
+    pub unsafe fn cstr<'a>(c: SEXP) -> std::borrow::Cow<'a, str> {
+        std::ffi::CStr::from_ptr(R_CHAR(c)).to_string_lossy()
+    }
+
+    /// Print to R's stderr (the console in GUIs). `%` in text is safe: passed as an argument.
+    pub fn eprint(text: &str) {
+        let c = std::ffi::CString::new(text.replace('\0', "")).unwrap_or_default();
+        // SAFETY: main thread only (module rule); format string is a literal.
+        unsafe { REprintf(b"%s\0".as_ptr().cast(), c.as_ptr()) };
+    }
+
+    /// PROTECT for the length of a scope.
+    pub struct Protect(c_int);
+
+    impl Protect {
+        pub fn new() -> Self {
+            Protect(0)
+        }
+        pub unsafe fn add(&mut self, x: SEXP) -> SEXP {
+            Rf_protect(x);
+            self.0 += 1;
+            x
+        }
+    }
+
+    impl Drop for Protect {
+        fn drop(&mut self) {
+            if self.0 > 0 {
+                // SAFETY: balanced with the protects taken by `add` on this thread.
+                unsafe { Rf_unprotect(self.0) };
+            }
+        }
+    }
+}

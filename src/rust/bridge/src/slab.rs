@@ -1,0 +1,74 @@
+//! Keeps R objects alive between events without R_PreserveObject's linear release and
+//! without interning a symbol per key: one preserved list, slots reused through a free list.
+use std::collections::HashMap;
+
+use crate::rapi::*;
+
+pub struct SexpSlab {
+    list: SEXP,
+    free: Vec<isize>,
+    index: HashMap<u64, isize>,
+}
+
+impl SexpSlab {
+    pub fn new() -> Self {
+        SexpSlab { list: std::ptr::null_mut(), free: Vec::new(), index: HashMap::new() }
+    }
+
+    /// # Safety
+    /// Main thread.
+    unsafe fn grow(&mut self) {
+        let old_len = if self.list.is_null() { 0 } else { Rf_xlength(self.list) };
+        let new_len = (old_len * 2).max(64);
+        let list = Rf_protect(Rf_allocVector(VECSXP, new_len));
+        for i in 0..old_len {
+            SET_VECTOR_ELT(list, i, VECTOR_ELT(self.list, i));
+        }
+        R_PreserveObject(list);
+        Rf_unprotect(1);
+        if !self.list.is_null() {
+            R_ReleaseObject(self.list);
+        }
+        self.list = list;
+        self.free.extend((old_len..new_len).rev());
+    }
+
+    /// # Safety
+    /// Main thread; `x` is a live R object.
+    pub unsafe fn insert(&mut self, key: u64, x: SEXP) {
+        if let Some(&i) = self.index.get(&key) {
+            SET_VECTOR_ELT(self.list, i, x);
+            return;
+        }
+        if self.free.is_empty() {
+            Rf_protect(x);
+            self.grow();
+            Rf_unprotect(1);
+        }
+        if let Some(i) = self.free.pop() {
+            SET_VECTOR_ELT(self.list, i, x);
+            self.index.insert(key, i);
+        }
+    }
+
+    /// # Safety
+    /// Main thread.
+    pub unsafe fn get(&self, key: u64) -> Option<SEXP> {
+        self.index.get(&key).map(|&i| VECTOR_ELT(self.list, i))
+    }
+
+    /// Remove and return; the caller must protect the result before allocating.
+    /// # Safety
+    /// Main thread.
+    pub unsafe fn take(&mut self, key: u64) -> Option<SEXP> {
+        let i = self.index.remove(&key)?;
+        let x = VECTOR_ELT(self.list, i);
+        SET_VECTOR_ELT(self.list, i, R_NilValue);
+        self.free.push(i);
+        Some(x)
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+}

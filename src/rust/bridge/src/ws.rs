@@ -1,0 +1,113 @@
+//! WebSockets on the R side: each open connection has an R `WebSocket` object (built by
+//! R/websocket.R) kept here by connection id; events call its dispatchers.
+use std::cell::RefCell;
+use std::ffi::c_void;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use rookd_engine::ws::WsConnection;
+
+use crate::ctx::Ctx;
+use crate::dispatch::{call_app, Fn};
+use crate::rapi::r::{self, Protect};
+use crate::rapi::*;
+use crate::slab::SexpSlab;
+use crate::state::AppFns;
+
+/// Close code for "the server hit an unexpected condition" (an R error in a callback).
+const INTERNAL_ERROR: u16 = 1011;
+
+thread_local! {
+    static SOCKETS: RefCell<SexpSlab> = RefCell::new(SexpSlab::new());
+}
+
+unsafe extern "C" fn finalize_handle(p: SEXP) {
+    let raw = R_ExternalPtrAddr(p) as *mut Arc<WsConnection>;
+    if !raw.is_null() {
+        R_ClearExternalPtr(p);
+        // SAFETY: made by Box::into_raw in `handle_of`; cleared above so freed once.
+        drop(Box::from_raw(raw));
+    }
+}
+
+unsafe fn handle_of(conn: Arc<WsConnection>) -> SEXP {
+    let raw = Box::into_raw(Box::new(conn));
+    let mut p = Protect::new();
+    let ptr = p.add(R_MakeExternalPtr(raw as *mut c_void, R_NilValue, R_NilValue));
+    R_RegisterCFinalizerEx(ptr, Some(finalize_handle), 1);
+    ptr
+}
+
+/// The connection behind a handle made by `handle_of`, if it is one.
+pub unsafe fn connection<'a>(handle: SEXP) -> Option<&'a Arc<WsConnection>> {
+    if type_of(handle) != EXTPTRSXP {
+        return None;
+    }
+    (R_ExternalPtrAddr(handle) as *const Arc<WsConnection>).as_ref()
+}
+
+unsafe fn try_call(call: SEXP) -> bool {
+    let mut err = 0;
+    R_tryEval(call, R_GlobalEnv, &mut err);
+    err == 0
+}
+
+pub unsafe fn open(ctx: &Ctx, app: AppFns, conn: Arc<WsConnection>, request: SEXP) {
+    let mut p = Protect::new();
+    let handle = p.add(handle_of(Arc::clone(&conn)));
+    let call = p.add(Rf_lang3(ctx.ws_new, handle, request));
+    let mut err = 0;
+    let ws = R_tryEval(call, R_GlobalEnv, &mut err);
+    if err != 0 {
+        conn.close(INTERNAL_ERROR, "");
+        return;
+    }
+    p.add(ws);
+    SOCKETS.with(|s| s.borrow_mut().insert(conn.id, ws));
+    if app.has_on_ws_open && call_app(app, Fn::OnWsOpen, ws).is_none() {
+        r::eprint("rookd: error in onWSOpen; closing the WebSocket (1011)\n");
+        conn.close(INTERNAL_ERROR, "");
+    }
+}
+
+pub unsafe fn message(ctx: &Ctx, conn: &Arc<WsConnection>, binary: bool, data: Bytes) {
+    let Some(ws) = SOCKETS.with(|s| s.borrow().get(conn.id)) else { return };
+    let mut p = Protect::new();
+    p.add(ws);
+    let value = if binary {
+        let v = p.add(Rf_allocVector(RAWSXP, data.len() as isize));
+        if !data.is_empty() {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), RAW(v), data.len());
+        }
+        v
+    } else {
+        // Text is valid UTF-8 (the engine checked); an R string cannot hold NUL, so a
+        // message with one is cut there.
+        let end = data.iter().position(|&b| b == 0).unwrap_or(data.len());
+        let len = i32::try_from(end).unwrap_or(i32::MAX);
+        p.add(Rf_ScalarString(Rf_mkCharLenCE(data.as_ptr().cast(), len, CE_UTF8)))
+    };
+    let bin = p.add(Rf_ScalarLogical(i32::from(binary)));
+    let call = p.add(Rf_lang4(ctx.ws_message, ws, bin, value));
+    if !try_call(call) {
+        r::eprint("rookd: error in a WebSocket onMessage callback; closing it (1011)\n");
+        conn.close(INTERNAL_ERROR, "");
+    }
+}
+
+pub unsafe fn closed(ctx: &Ctx, conn: &Arc<WsConnection>, code: u16, reason: &str) {
+    let Some(ws) = SOCKETS.with(|s| s.borrow_mut().take(conn.id)) else { return };
+    let mut p = Protect::new();
+    p.add(ws);
+    let code = p.add(Rf_ScalarInteger(i32::from(code)));
+    let reason = p.add(r::string(reason));
+    let call = p.add(Rf_lang4(ctx.ws_closed, ws, code, reason));
+    if !try_call(call) {
+        r::eprint("rookd: error in a WebSocket onClose callback (ignored)\n");
+    }
+}
+
+/// Open WebSockets (diagnostics).
+pub fn open_count() -> usize {
+    SOCKETS.with(|s| s.borrow().len())
+}
