@@ -13,6 +13,8 @@ use super::error::StaticError;
 pub(crate) struct Root {
     pub path: PathBuf,
     pub is_file: bool,
+    /// The path as configured; for a single file its name gives the media type.
+    pub given: PathBuf,
 }
 
 impl Root {
@@ -28,15 +30,18 @@ impl Root {
         if !meta.is_dir() && !meta.is_file() {
             return Err(StaticError::NotServable { prefix: prefix.into(), path: path.into() });
         }
-        Ok(Root { path: canonical, is_file: meta.is_file() })
+        Ok(Root { path: canonical, is_file: meta.is_file(), given: path.to_path_buf() })
     }
 }
 
 pub(crate) struct Opened {
     pub file: File,
     pub meta: Metadata,
-    /// Canonical path of what was opened (its name gives the media type).
+    /// Canonical path of what was opened (the gzip cache's key).
     pub path: PathBuf,
+    /// The path as asked for, before symlinks: its name gives the media type (a link
+    /// `app.js -> build/3f2a` is still JavaScript) and its `.gz` sibling is the one used.
+    pub requested: PathBuf,
 }
 
 pub(crate) enum Resolved {
@@ -89,7 +94,7 @@ fn contained(root: &Root, candidate: &Path, follow_outside: bool) -> Result<Path
 /// Open a canonical path as a regular file. O_NONBLOCK so that a FIFO swapped in after
 /// the checks cannot park a blocking thread forever (it has no effect on regular files);
 /// O_NOFOLLOW so a symlink swapped in is not followed.
-fn open_regular(path: PathBuf) -> Result<Opened, Miss> {
+fn open_regular(path: PathBuf, requested: PathBuf) -> Result<Opened, Miss> {
     let file = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
@@ -99,7 +104,7 @@ fn open_regular(path: PathBuf) -> Result<Opened, Miss> {
     if !meta.is_file() {
         return Err(Miss::NotFound);
     }
-    Ok(Opened { file, meta, path })
+    Ok(Opened { file, meta, path, requested })
 }
 
 /// Blocking: find and open what `rel` (already sanitised) names under `root`.
@@ -123,31 +128,33 @@ fn resolve_inner(
             return Err(Miss::NotFound);
         }
         let canonical = contained(root, &root.path, follow_outside)?;
-        return open_regular(canonical).map(Resolved::File);
+        return open_regular(canonical, root.given.clone()).map(Resolved::File);
     }
-    let canonical = contained(root, &root.path.join(rel), follow_outside)?;
+    let requested = root.path.join(rel);
+    let canonical = contained(root, &requested, follow_outside)?;
     let meta = std::fs::metadata(&canonical).map_err(classify)?;
     if meta.is_dir() {
         if !indexhtml {
             return Err(Miss::NotFound);
         }
-        let index = contained(root, &canonical.join("index.html"), follow_outside)?;
-        let opened = open_regular(index)?;
+        let requested = requested.join("index.html");
+        let index = contained(root, &requested, follow_outside)?;
+        let opened = open_regular(index, requested)?;
         if !trailing_slash {
             // Relative links in the index only work from the slash form.
             return Ok(Resolved::Redirect);
         }
         return Ok(Resolved::File(opened));
     }
-    open_regular(canonical).map(Resolved::File)
+    open_regular(canonical, requested).map(Resolved::File)
 }
 
 /// Blocking: a precompressed `name.gz` beside `orig`, if it is inside the root, a regular
 /// file, and not older than the original (a stale one is ignored).
 pub(crate) fn gz_sibling(root: &Root, orig: &Opened, follow_outside: bool) -> Option<Opened> {
-    let mut name = orig.path.file_name()?.to_os_string();
+    let mut name = orig.requested.file_name()?.to_os_string();
     name.push(".gz");
-    let candidate = orig.path.with_file_name(name);
+    let candidate = orig.requested.with_file_name(name);
     // A single-file root has no siblings inside it; only look when links out are allowed.
     let canonical = if root.is_file {
         if !follow_outside {
@@ -157,7 +164,7 @@ pub(crate) fn gz_sibling(root: &Root, orig: &Opened, follow_outside: bool) -> Op
     } else {
         contained(root, &candidate, follow_outside).ok()?
     };
-    let gz = open_regular(canonical).ok()?;
+    let gz = open_regular(canonical, candidate).ok()?;
     let fresh = match (gz.meta.modified(), orig.meta.modified()) {
         (Ok(g), Ok(o)) => g >= o,
         _ => false,
