@@ -1,0 +1,89 @@
+//! Path traversal over real sockets: raw request lines a browser would never send.
+mod statics_support;
+
+use rookd_engine::statics::{StaticOptions, StaticPathOptionsOverride, StaticPathSpec, StaticPaths};
+use statics_support::{get, raw, Host, TempDir};
+
+const SECRET: &str = "TOP-SECRET-CONTENT";
+
+fn setup(name: &str) -> (TempDir, Host) {
+    let t = TempDir::new(name);
+    t.write("secret.txt", SECRET);
+    t.write("root/public.txt", "public");
+    t.write("root/sub/inner.txt", "inner");
+    t.write("elsewhere/linked.txt", "linked from outside");
+    std::os::unix::fs::symlink(t.path().join("secret.txt"), t.path().join("root/escape.txt")).unwrap();
+    std::os::unix::fs::symlink(t.path(), t.path().join("root/up")).unwrap();
+    std::os::unix::fs::symlink(t.path().join("root/public.txt"), t.path().join("root/alias.txt")).unwrap();
+    std::os::unix::fs::symlink(t.path().join("elsewhere"), t.path().join("root/ext")).unwrap();
+    let paths = StaticPaths::new(
+        vec![
+            ("/s".into(), StaticPathSpec::new(t.path().join("root"))),
+            (
+                "/trusting".into(),
+                StaticPathSpec {
+                    path: t.path().join("root"),
+                    options: StaticPathOptionsOverride { follow_outside_symlinks: Some(true), ..Default::default() },
+                },
+            ),
+        ],
+        StaticOptions::default(),
+    )
+    .unwrap();
+    let host = Host::start(paths);
+    (t, host)
+}
+
+fn line(host: &Host, target: &[u8]) -> statics_support::Reply {
+    let mut req = b"GET ".to_vec();
+    req.extend_from_slice(target);
+    req.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    raw(host.addr, &req, false)
+}
+
+#[test]
+fn traversal_forms_are_refused() {
+    let (_t, host) = setup("trav");
+    assert_eq!(get(host.addr, "/s/public.txt").text(), "public");
+    let attempts: &[&[u8]] = &[
+        b"/s/../secret.txt",
+        b"/s/sub/../../secret.txt",
+        b"/s/..",
+        b"/s/%2e%2e/secret.txt",
+        b"/s/%2E%2E/secret.txt",
+        b"/s/.%2e/secret.txt",
+        b"/s/%2e%2e%2fsecret.txt",
+        b"/s/..%2fsecret.txt",
+        b"/s/sub%2f..%2f..%2fsecret.txt",
+        b"/s/..%5csecret.txt",
+        b"/s/..\\secret.txt",
+        b"/s/%00",
+        b"/s/public.txt%00.html",
+        b"/s/public.txt\0",
+        b"/s/%c0%ae%c0%ae/secret.txt",
+        b"/s/%252e%252e/secret.txt",
+        b"/s/./public.txt",
+    ];
+    for a in attempts {
+        let r = line(&host, a);
+        let shown = String::from_utf8_lossy(a);
+        eprintln!("{shown:?} -> {}", r.status);
+        assert!(r.status == 400 || r.status == 404, "{shown}: {}", r.status);
+        assert!(!r.text().contains(SECRET), "{shown} leaked the secret");
+    }
+    assert!(host.app_saw().is_empty(), "nothing under /s reaches the app");
+}
+
+#[test]
+fn symlinks_must_stay_inside_the_root() {
+    let (_t, host) = setup("links");
+    assert_eq!(get(host.addr, "/s/escape.txt").status, 404);
+    assert_eq!(get(host.addr, "/s/up/secret.txt").status, 404);
+    assert_eq!(get(host.addr, "/s/ext/linked.txt").status, 404);
+    // A link that stays inside is fine, and keeps its own name's media type.
+    let r = get(host.addr, "/s/alias.txt");
+    assert_eq!((r.status, r.text().as_str()), (200, "public"));
+    // The option opts in to links out of the root.
+    assert_eq!(get(host.addr, "/trusting/ext/linked.txt").text(), "linked from outside");
+    assert_eq!(get(host.addr, "/trusting/escape.txt").text(), SECRET);
+}
