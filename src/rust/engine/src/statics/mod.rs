@@ -50,7 +50,7 @@ pub use options::{StaticOptions, StaticPathOptionsOverride, StaticPathSpec};
 pub use path::normalize_prefix;
 
 use path::RequestPath;
-use resolve::Resolved;
+use resolve::Miss;
 use table::Inner;
 
 /// The server's table of static paths; cheap to clone (shared), replaced whole on change.
@@ -228,18 +228,17 @@ async fn serve_parts(
     let looked_up = tokio::task::spawn_blocking(move || lookup(&root2, &eff2, &rel, trailing, wants_gzip)).await;
     let found = match looked_up {
         Ok(Ok(found)) => found,
-        Ok(Err(Resolved::Redirect)) => return Some(redirect(&rp, uri)),
-        Ok(Err(Resolved::NotFound)) => {
+        Ok(Err(Miss::Redirect)) => return Some(redirect(&rp, uri)),
+        Ok(Err(Miss::NotFound)) => {
             return (!eff.fallthrough).then(|| plain(StatusCode::NOT_FOUND, "Not Found\n"));
         }
-        Ok(Err(Resolved::Forbidden)) => return Some(plain(StatusCode::FORBIDDEN, "Forbidden\n")),
-        Ok(Err(Resolved::Failed(e))) => {
+        Ok(Err(Miss::Forbidden)) => return Some(plain(StatusCode::FORBIDDEN, "Forbidden\n")),
+        Ok(Err(Miss::Failed(e))) => {
             eprintln!("rookd: static path {}: {e}", entry.prefix);
             return Some(plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n"));
         }
-        Ok(Err(Resolved::File(_))) | Err(_) => {
-            return Some(plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n"));
-        }
+        // The blocking task panicked or was cancelled (runtime shutting down).
+        Err(_) => return Some(plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")),
     };
     let req = respond::Request { head, headers, eff, compression, cache: &inner.cache };
     Some(respond::file(req, found).await)
@@ -253,11 +252,8 @@ fn lookup(
     rel: &std::path::Path,
     trailing: bool,
     wants_gzip: bool,
-) -> Result<respond::Found, Resolved> {
-    let opened = match resolve::resolve(root, rel, trailing, eff.indexhtml, eff.follow_outside_symlinks) {
-        Resolved::File(o) => o,
-        other => return Err(other),
-    };
+) -> Result<respond::Found, Miss> {
+    let opened = resolve::resolve(root, rel, trailing, eff.indexhtml, eff.follow_outside_symlinks)?;
     let content_type = eff.content_type.clone().unwrap_or_else(|| mime::content_type(&opened.requested, &eff.html_type));
     let gz_sibling = (wants_gzip && crate::compress::is_compressible(Some(&content_type)))
         .then(|| resolve::gz_sibling(root, &opened, eff.follow_outside_symlinks))

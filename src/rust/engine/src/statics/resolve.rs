@@ -44,29 +44,14 @@ pub(crate) struct Opened {
     pub requested: PathBuf,
 }
 
-pub(crate) enum Resolved {
-    File(Opened),
+/// Why there is no file to send.
+#[derive(Debug)]
+pub(crate) enum Miss {
     /// A directory asked for without its trailing slash, and it has an index to serve.
     Redirect,
     NotFound,
     Forbidden,
     Failed(io::Error),
-}
-
-enum Miss {
-    NotFound,
-    Forbidden,
-    Failed(io::Error),
-}
-
-impl From<Miss> for Resolved {
-    fn from(m: Miss) -> Self {
-        match m {
-            Miss::NotFound => Resolved::NotFound,
-            Miss::Forbidden => Resolved::Forbidden,
-            Miss::Failed(e) => Resolved::Failed(e),
-        }
-    }
 }
 
 fn classify(e: io::Error) -> Miss {
@@ -108,27 +93,20 @@ fn open_regular(path: PathBuf, requested: PathBuf) -> Result<Opened, Miss> {
 }
 
 /// Blocking: find and open what `rel` (already sanitised) names under `root`.
-pub(crate) fn resolve(root: &Root, rel: &Path, trailing_slash: bool, indexhtml: bool, follow_outside: bool) -> Resolved {
-    match resolve_inner(root, rel, trailing_slash, indexhtml, follow_outside) {
-        Ok(r) => r,
-        Err(m) => m.into(),
-    }
-}
-
-fn resolve_inner(
+pub(crate) fn resolve(
     root: &Root,
     rel: &Path,
     trailing_slash: bool,
     indexhtml: bool,
     follow_outside: bool,
-) -> Result<Resolved, Miss> {
+) -> Result<Opened, Miss> {
     if root.is_file {
         // A single-file static path has nothing below it.
         if !rel.as_os_str().is_empty() {
             return Err(Miss::NotFound);
         }
         let canonical = contained(root, &root.path, follow_outside)?;
-        return open_regular(canonical, root.given.clone()).map(Resolved::File);
+        return open_regular(canonical, root.given.clone());
     }
     let requested = root.path.join(rel);
     let canonical = contained(root, &requested, follow_outside)?;
@@ -142,11 +120,11 @@ fn resolve_inner(
         let opened = open_regular(index, requested)?;
         if !trailing_slash {
             // Relative links in the index only work from the slash form.
-            return Ok(Resolved::Redirect);
+            return Err(Miss::Redirect);
         }
-        return Ok(Resolved::File(opened));
+        return Ok(opened);
     }
-    open_regular(canonical, requested).map(Resolved::File)
+    open_regular(canonical, requested)
 }
 
 /// Blocking: a precompressed `name.gz` beside `orig`, if it is inside the root, a regular
@@ -193,13 +171,13 @@ mod tests {
         Tmp(p)
     }
 
-    fn kind(r: &Resolved) -> &'static str {
+    fn kind(r: &Result<Opened, Miss>) -> &'static str {
         match r {
-            Resolved::File(_) => "file",
-            Resolved::Redirect => "redirect",
-            Resolved::NotFound => "404",
-            Resolved::Forbidden => "403",
-            Resolved::Failed(_) => "500",
+            Ok(_) => "file",
+            Err(Miss::Redirect) => "redirect",
+            Err(Miss::NotFound) => "404",
+            Err(Miss::Forbidden) => "403",
+            Err(Miss::Failed(_)) => "500",
         }
     }
 
@@ -252,7 +230,7 @@ mod tests {
         let t = tmp("gz");
         let root = Root::new("/", &t.0.join("root")).unwrap();
         std::fs::write(t.0.join("root/a.txt.gz"), "gz").unwrap();
-        let Resolved::File(orig) = resolve(&root, Path::new("a.txt"), false, true, false) else { panic!() };
+        let orig = resolve(&root, Path::new("a.txt"), false, true, false).unwrap();
         assert!(gz_sibling(&root, &orig, false).is_some());
         let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1000);
         File::options().write(true).open(t.0.join("root/a.txt.gz")).unwrap().set_modified(old).unwrap();
