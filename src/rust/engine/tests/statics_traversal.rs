@@ -23,7 +23,10 @@ fn setup(name: &str) -> (TempDir, Host) {
                 "/trusting".into(),
                 StaticPathSpec {
                     path: t.path().join("root"),
-                    options: StaticPathOptionsOverride { follow_outside_symlinks: Some(true), ..Default::default() },
+                    options: StaticPathOptionsOverride {
+                        follow_outside_symlinks: Some(true),
+                        ..Default::default()
+                    },
                 },
             ),
         ],

@@ -13,12 +13,22 @@ use super::error::StaticError;
 /// (except for the root, "/").
 pub fn normalize_prefix(prefix: &str) -> Result<String, StaticError> {
     if prefix.is_empty() {
-        return Err(StaticError::InvalidPrefix { prefix: prefix.into(), reason: "it is empty" });
+        return Err(StaticError::InvalidPrefix {
+            prefix: prefix.into(),
+            reason: "it is empty",
+        });
     }
     if prefix.contains('\0') {
-        return Err(StaticError::InvalidPrefix { prefix: prefix.into(), reason: "it contains a NUL byte" });
+        return Err(StaticError::InvalidPrefix {
+            prefix: prefix.into(),
+            reason: "it contains a NUL byte",
+        });
     }
-    let mut p = if prefix.starts_with('/') { prefix.to_string() } else { format!("/{prefix}") };
+    let mut p = if prefix.starts_with('/') {
+        prefix.to_string()
+    } else {
+        format!("/{prefix}")
+    };
     while p.len() > 1 && p.ends_with('/') {
         p.pop();
     }
@@ -28,7 +38,11 @@ pub fn normalize_prefix(prefix: &str) -> Result<String, StaticError> {
 /// The segments of a normalised prefix, as bytes to compare with decoded request segments.
 /// Empty segments ("/a//b") are dropped, as they are for requests.
 pub(crate) fn prefix_segments(prefix: &str) -> Vec<Box<[u8]>> {
-    prefix.split('/').filter(|s| !s.is_empty()).map(|s| s.as_bytes().into()).collect()
+    prefix
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| s.as_bytes().into())
+        .collect()
 }
 
 /// A request path split for matching.
@@ -47,7 +61,11 @@ impl<'a> RequestPath<'a> {
         let rest = path.strip_prefix('/')?;
         let raw: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
         let decoded = raw.iter().map(|s| decode_lenient(s)).collect();
-        Some(RequestPath { raw, decoded, trailing_slash: path.ends_with('/') })
+        Some(RequestPath {
+            raw,
+            decoded,
+            trailing_slash: path.ends_with('/'),
+        })
     }
 
     /// Does the request fall under the prefix with these segments?
@@ -187,7 +205,9 @@ mod tests {
         assert!(r.trailing_slash);
         assert_eq!(r.raw, vec!["st%61tic", "a"]);
         // An encoded slash never matches a two-segment prefix.
-        assert!(!RequestPath::parse("/static%2fcss").unwrap().starts_with(&segs("/static/css")));
+        assert!(!RequestPath::parse("/static%2fcss")
+            .unwrap()
+            .starts_with(&segs("/static/css")));
         // Bad escapes are kept literally for matching.
         assert!(RequestPath::parse("/100%/x").unwrap().starts_with(&segs("/100%")));
         assert!(RequestPath::parse("*").is_none());
@@ -198,7 +218,10 @@ mod tests {
     #[test]
     fn sanitize_accepts_plain_names() {
         assert_eq!(sanitize(&["a", "b.txt"]).unwrap(), PathBuf::from("a/b.txt"));
-        assert_eq!(sanitize(&["with%20space", "%C3%A9t%C3%A9.txt"]).unwrap(), PathBuf::from("with space/été.txt"));
+        assert_eq!(
+            sanitize(&["with%20space", "%C3%A9t%C3%A9.txt"]).unwrap(),
+            PathBuf::from("with space/été.txt")
+        );
         assert_eq!(sanitize(&["..a", "b..", "..."]).unwrap(), PathBuf::from("..a/b../..."));
         assert_eq!(sanitize(&[]).unwrap(), PathBuf::new());
     }

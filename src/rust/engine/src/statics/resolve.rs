@@ -24,13 +24,24 @@ impl Root {
         if path.as_os_str().is_empty() {
             return Err(StaticError::EmptyPath { prefix: prefix.into() });
         }
-        let err = |source| StaticError::Path { prefix: prefix.into(), path: path.into(), source };
+        let err = |source| StaticError::Path {
+            prefix: prefix.into(),
+            path: path.into(),
+            source,
+        };
         let canonical = std::fs::canonicalize(path).map_err(err)?;
         let meta = std::fs::metadata(&canonical).map_err(err)?;
         if !meta.is_dir() && !meta.is_file() {
-            return Err(StaticError::NotServable { prefix: prefix.into(), path: path.into() });
+            return Err(StaticError::NotServable {
+                prefix: prefix.into(),
+                path: path.into(),
+            });
         }
-        Ok(Root { path: canonical, is_file: meta.is_file(), given: path.to_path_buf() })
+        Ok(Root {
+            path: canonical,
+            is_file: meta.is_file(),
+            given: path.to_path_buf(),
+        })
     }
 }
 
@@ -68,7 +79,11 @@ fn classify(e: io::Error) -> Miss {
 /// Resolve symlinks and refuse anything that ends up outside the root.
 fn contained(root: &Root, candidate: &Path, follow_outside: bool) -> Result<PathBuf, Miss> {
     let canonical = std::fs::canonicalize(candidate).map_err(classify)?;
-    let inside = if root.is_file { canonical == root.path } else { canonical.starts_with(&root.path) };
+    let inside = if root.is_file {
+        canonical == root.path
+    } else {
+        canonical.starts_with(&root.path)
+    };
     if inside || follow_outside {
         Ok(canonical)
     } else {
@@ -89,7 +104,12 @@ fn open_regular(path: PathBuf, requested: PathBuf) -> Result<Opened, Miss> {
     if !meta.is_file() {
         return Err(Miss::NotFound);
     }
-    Ok(Opened { file, meta, path, requested })
+    Ok(Opened {
+        file,
+        meta,
+        path,
+        requested,
+    })
 }
 
 /// Blocking: find and open what `rel` (already sanitised) names under `root`.
@@ -192,7 +212,11 @@ mod tests {
         assert_eq!(kind(&resolve(&root, Path::new("sub"), false, true, false)), "redirect");
         assert_eq!(kind(&resolve(&root, Path::new("sub"), true, true, false)), "file");
         assert_eq!(kind(&resolve(&root, Path::new("sub"), true, false, false)), "404");
-        assert_eq!(kind(&resolve(&root, Path::new(""), true, true, false)), "404", "root has no index");
+        assert_eq!(
+            kind(&resolve(&root, Path::new(""), true, true, false)),
+            "404",
+            "root has no index"
+        );
         let single = Root::new("/f", &t.0.join("root/a.txt")).unwrap();
         assert!(single.is_file);
         assert_eq!(kind(&resolve(&single, Path::new(""), false, true, false)), "file");
@@ -209,7 +233,10 @@ mod tests {
         std::os::unix::fs::symlink(t.0.join("root/a.txt"), t.0.join("root/in.txt")).unwrap();
         let root = Root::new("/", &t.0.join("root")).unwrap();
         assert_eq!(kind(&resolve(&root, Path::new("out.txt"), false, true, false)), "404");
-        assert_eq!(kind(&resolve(&root, Path::new("updir/secret.txt"), false, true, false)), "404");
+        assert_eq!(
+            kind(&resolve(&root, Path::new("updir/secret.txt"), false, true, false)),
+            "404"
+        );
         assert_eq!(kind(&resolve(&root, Path::new("in.txt"), false, true, false)), "file");
         assert_eq!(kind(&resolve(&root, Path::new("out.txt"), false, true, true)), "file");
     }
@@ -233,7 +260,12 @@ mod tests {
         let orig = resolve(&root, Path::new("a.txt"), false, true, false).unwrap();
         assert!(gz_sibling(&root, &orig, false).is_some());
         let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1000);
-        File::options().write(true).open(t.0.join("root/a.txt.gz")).unwrap().set_modified(old).unwrap();
+        File::options()
+            .write(true)
+            .open(t.0.join("root/a.txt.gz"))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
         assert!(gz_sibling(&root, &orig, false).is_none(), "stale");
     }
 }

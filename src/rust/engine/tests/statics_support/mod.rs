@@ -65,16 +65,29 @@ impl Host {
     pub fn start_with(statics: StaticPaths, config: ServerConfig) -> Host {
         let (wake_tx, wake_rx) = mpsc::channel::<()>();
         let wake_tx = Mutex::new(wake_tx);
-        let engine = Engine::new(2, Arc::new(move || {
-            if let Ok(tx) = wake_tx.lock() {
-                let _ = tx.send(());
-            }
-        }))
+        let engine = Engine::new(
+            2,
+            Arc::new(move || {
+                if let Ok(tx) = wake_tx.lock() {
+                    let _ = tx.send(());
+                }
+            }),
+        )
         .unwrap();
         let server = engine
-            .start_server(&BindTarget::Tcp { host: "127.0.0.1".into(), port: 0 }, config, AppCaps::default(), statics)
+            .start_server(
+                &BindTarget::Tcp {
+                    host: "127.0.0.1".into(),
+                    port: 0,
+                },
+                config,
+                AppCaps::default(),
+                statics,
+            )
             .unwrap();
-        let LocalAddr::Tcp(addr) = server.local_addr().clone() else { panic!("not TCP") };
+        let LocalAddr::Tcp(addr) = server.local_addr().clone() else {
+            panic!("not TCP")
+        };
         let door = Arc::clone(engine.door());
         let stop = Arc::new(AtomicBool::new(false));
         let app_paths = Arc::new(Mutex::new(Vec::new()));
@@ -94,7 +107,14 @@ impl Host {
                 }
             }
         });
-        Host { addr, app_paths, server: Some(server), engine: Some(engine), stop, thread: Some(thread) }
+        Host {
+            addr,
+            app_paths,
+            server: Some(server),
+            engine: Some(engine),
+            stop,
+            thread: Some(thread),
+        }
     }
 
     /// Swap the server's table, as the bridge does.
@@ -134,7 +154,10 @@ pub struct Reply {
 
 impl Reply {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).and_then(|v| v.first()).map(String::as_str)
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .and_then(|v| v.first())
+            .map(String::as_str)
     }
 
     pub fn text(&self) -> String {
@@ -152,7 +175,11 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
 pub fn read_head(r: &mut impl BufRead) -> (u16, HashMap<String, Vec<String>>) {
     let mut line = String::new();
     r.read_line(&mut line).unwrap();
-    let status = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("bad status line {line:?}"));
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {line:?}"));
     let mut headers: HashMap<String, Vec<String>> = HashMap::new();
     loop {
         line.clear();
@@ -162,7 +189,10 @@ pub fn read_head(r: &mut impl BufRead) -> (u16, HashMap<String, Vec<String>>) {
             break;
         }
         let (n, v) = l.split_once(':').unwrap();
-        headers.entry(n.trim().to_ascii_lowercase()).or_default().push(v.trim().to_string());
+        headers
+            .entry(n.trim().to_ascii_lowercase())
+            .or_default()
+            .push(v.trim().to_string());
     }
     (status, headers)
 }
@@ -177,7 +207,11 @@ pub fn raw(addr: SocketAddr, request: &[u8], head: bool) -> Reply {
     let mut body = Vec::new();
     let no_body = head || status == 304 || status == 204;
     if !no_body {
-        match headers.get("content-length").and_then(|v| v.first()).and_then(|v| v.parse::<usize>().ok()) {
+        match headers
+            .get("content-length")
+            .and_then(|v| v.first())
+            .and_then(|v| v.parse::<usize>().ok())
+        {
             Some(n) => {
                 body.resize(n, 0);
                 r.read_exact(&mut body).unwrap();
