@@ -47,6 +47,9 @@ pub struct WsConfig {
     pub subprotocols: Vec<String>,
     /// Messages delivered to R but not yet handled, per connection, before reading pauses.
     pub max_inflight_messages: usize,
+    /// How long a closing handshake may take (waiting for the peer's close frame, or for
+    /// our close frame to be written) before the TCP connection is dropped.
+    pub close_timeout: Duration,
 }
 
 impl Default for WsConfig {
@@ -60,6 +63,7 @@ impl Default for WsConfig {
             allowed_origins: Vec::new(),
             subprotocols: Vec::new(),
             max_inflight_messages: 64,
+            close_timeout: Duration::from_secs(5),
         }
     }
 }

@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 
 use crate::door::RequestSlot;
 use crate::response::Response;
-use crate::ws::WsConnection;
+use crate::ws::{WsConnection, WsCredit};
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServerId(pub u64);
@@ -84,9 +84,14 @@ pub enum Event {
     Abandoned { id: RequestId },
     /// A WebSocket opened (the app's onWSOpen runs).
     WsOpen { conn: Arc<WsConnection>, head: Arc<RequestHead> },
-    /// A complete WebSocket message.
-    WsMessage { conn: Arc<WsConnection>, binary: bool, data: Bytes },
-    /// A WebSocket closed (by either side, or the connection dropped).
+    /// A complete WebSocket message (text is valid UTF-8). `credit` is flow control: the
+    /// connection stops reading while `max_inflight_messages` credits are held, so drop
+    /// the event (or at least the credit) once the message is handled.
+    WsMessage { conn: Arc<WsConnection>, binary: bool, data: Bytes, credit: WsCredit },
+    /// A WebSocket closed (by either side, or the connection dropped); sent exactly once
+    /// per WsOpen, after its last WsMessage. `code`: that of the close frame that started
+    /// the closing handshake (the peer's, 1005 if it had none, or ours); 1006 if the
+    /// connection ended without one.
     WsClosed { conn: Arc<WsConnection>, code: u16, reason: String },
     /// A stopped server has closed its last connection: the host may drop its app.
     ServerClosed { server: ServerId },

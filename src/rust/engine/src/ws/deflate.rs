@@ -161,7 +161,9 @@ impl Deflater {
             return None;
         }
         // Fast level: messages are latency-sensitive and the I/O threads are few.
-        let comp = self.comp.get_or_insert_with(|| Compress::new(Compression::fast(), false));
+        let comp = self
+            .comp
+            .get_or_insert_with(|| Compress::new(Compression::fast(), false));
         let start_in = comp.total_in();
         let mut out = Vec::with_capacity(input.len() / 2 + 64);
         loop {
@@ -203,7 +205,11 @@ pub struct Inflater {
 
 impl Inflater {
     pub fn new(params: &DeflateParams) -> Inflater {
-        Inflater { d: Decompress::new(false), no_context_takeover: params.client_no_context_takeover, scratch: Vec::new() }
+        Inflater {
+            d: Decompress::new(false),
+            no_context_takeover: params.client_no_context_takeover,
+            scratch: Vec::new(),
+        }
     }
 
     /// Inflate a piece of a compressed message, appending to `out`; fails with 1009 as soon
@@ -221,14 +227,23 @@ impl Inflater {
         Ok(())
     }
 
-    fn run(&mut self, mut input: &[u8], out: &mut BytesMut, limit: usize, flush: FlushDecompress) -> Result<(), ProtocolError> {
+    fn run(
+        &mut self,
+        mut input: &[u8],
+        out: &mut BytesMut,
+        limit: usize,
+        flush: FlushDecompress,
+    ) -> Result<(), ProtocolError> {
         const SCRATCH: usize = 32 * 1024;
         if self.scratch.len() != SCRATCH {
             self.scratch.resize(SCRATCH, 0);
         }
         loop {
             let (in0, out0) = (self.d.total_in(), self.d.total_out());
-            let status = self.d.decompress(input, &mut self.scratch, flush).map_err(|_| ProtocolError::BadDeflate)?;
+            let status = self
+                .d
+                .decompress(input, &mut self.scratch, flush)
+                .map_err(|_| ProtocolError::BadDeflate)?;
             let used = usize::try_from(self.d.total_in() - in0).unwrap_or(usize::MAX);
             let made = usize::try_from(self.d.total_out() - out0).unwrap_or(usize::MAX);
             input = input.get(used..).unwrap_or(&[]);
@@ -291,7 +306,10 @@ mod tests {
             assert_eq!(params(bad), None, "{bad}");
         }
         // The first acceptable offer wins, across header lines and commas.
-        let p = negotiate(["foo; bar=\"a,b\", permessage-deflate; bogus", "permessage-deflate; server_no_context_takeover"]);
+        let p = negotiate([
+            "foo; bar=\"a,b\", permessage-deflate; bogus",
+            "permessage-deflate; server_no_context_takeover",
+        ]);
         assert_eq!(p.map(|p| p.server_no_context_takeover), Some(true));
     }
 
@@ -319,8 +337,21 @@ mod tests {
     }
 
     fn sample() -> Vec<Vec<u8>> {
-        let text = b"{\"the quick brown fox\": [1, 2, 3], \"jumps over\": \"the lazy dog\"} ".repeat(40);
-        vec![text.clone(), text.clone(), text, (0..100_000u32).map(|x| (x * 7919 % 251) as u8).collect(), vec![]]
+        // Text that compresses only moderately on its own, but very well against a copy of itself.
+        let mut x = 12345u32;
+        let text: Vec<u8> = (0..4000)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                b'a' + ((x >> 16) % 26) as u8
+            })
+            .collect();
+        vec![
+            text.clone(),
+            text.clone(),
+            text,
+            (0..100_000u32).map(|x| (x * 7919 % 251) as u8).collect(),
+            vec![],
+        ]
     }
 
     #[test]
@@ -332,16 +363,26 @@ mod tests {
 
     #[test]
     fn round_trip_without_context_takeover() {
-        let p = DeflateParams { server_no_context_takeover: true, client_no_context_takeover: true, ..Default::default() };
+        let p = DeflateParams {
+            server_no_context_takeover: true,
+            client_no_context_takeover: true,
+            ..Default::default()
+        };
         let sizes = round_trip(&p, &sample());
         assert_eq!(sizes[0], sizes[1], "each message compresses on its own");
     }
 
     #[test]
     fn small_window_means_uncompressed() {
-        let p = DeflateParams { server_max_window_bits: Some(9), ..Default::default() };
+        let p = DeflateParams {
+            server_max_window_bits: Some(9),
+            ..Default::default()
+        };
         assert!(Deflater::new(&p).compress(&[b'a'; 1000]).is_none());
-        let p = DeflateParams { server_max_window_bits: Some(15), ..Default::default() };
+        let p = DeflateParams {
+            server_max_window_bits: Some(15),
+            ..Default::default()
+        };
         assert!(Deflater::new(&p).compress(&[b'a'; 1000]).is_some());
     }
 
@@ -358,7 +399,9 @@ mod tests {
 
         let mut i = Inflater::new(&DeflateParams::default());
         let mut out = BytesMut::new();
-        let r = i.inflate(&[0xff, 0xff, 0xff, 0xff], &mut out, 1000).and_then(|_| i.finish(&mut out, 1000));
+        let r = i
+            .inflate(&[0xff, 0xff, 0xff, 0xff], &mut out, 1000)
+            .and_then(|_| i.finish(&mut out, 1000));
         assert_eq!(r, Err(ProtocolError::BadDeflate));
     }
 
@@ -367,7 +410,8 @@ mod tests {
         // RFC 7692 §7.2.3.1: "Hello" compressed with no context takeover.
         let mut i = Inflater::new(&DeflateParams::default());
         let mut out = BytesMut::new();
-        i.inflate(&[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], &mut out, 100).unwrap();
+        i.inflate(&[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], &mut out, 100)
+            .unwrap();
         i.finish(&mut out, 100).unwrap();
         assert_eq!(&out[..], b"Hello");
         // Same message again, referring back into the window (§7.2.3.2).

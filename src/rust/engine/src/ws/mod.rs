@@ -1,14 +1,39 @@
-//! WebSockets: handshake, framing, permessage-deflate and the per-connection task.
-//! (Contract used by the rest of the engine; the full implementation lives in this folder.)
+//! WebSockets (RFC 6455, with permessage-deflate from RFC 7692) on top of hyper's upgrade.
+//!
+//! * [`accept`] checks the handshake and answers 101, then a task per connection runs it.
+//! * The host sees [`Event::WsOpen`](crate::event::Event::WsOpen), one
+//!   [`Event::WsMessage`](crate::event::Event::WsMessage) per complete message, and
+//!   exactly one [`Event::WsClosed`](crate::event::Event::WsClosed); it answers through
+//!   [`WsConnection`]'s non-blocking methods.
+//!
+//! Modules, one job each: `handshake` (opening handshake), `frame` (wire format),
+//! `parser` (frames → messages), `utf8`, `close` (close codes), `deflate`
+//! (permessage-deflate), `conn` (the host's handle, outgoing queue and bound), `reader`,
+//! `writer` and `session` (the connection task), `stop` (server shutdown → 1001).
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http::{HeaderMap, Method, StatusCode};
+use http::{HeaderMap, Method};
 use hyper::upgrade::OnUpgrade;
 
-use crate::event::{RequestHead, ServerId};
+use crate::event::RequestHead;
 use crate::server::ServerShared;
-use crate::service::{plain, HttpResponse};
+use crate::service::HttpResponse;
+
+mod close;
+mod conn;
+mod deflate;
+mod error;
+mod frame;
+mod handshake;
+mod parser;
+mod reader;
+mod session;
+mod stop;
+mod utf8;
+mod writer;
+
+pub use conn::{WsConnection, WsCredit};
+pub use error::ProtocolError;
 
 /// Is this a WebSocket upgrade request (GET with `Upgrade: websocket`)?
 pub fn is_upgrade_request(method: &Method, headers: &HeaderMap) -> bool {
@@ -19,25 +44,15 @@ pub fn is_upgrade_request(method: &Method, headers: &HeaderMap) -> bool {
             .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("websocket")))
 }
 
-/// One WebSocket connection as the host sees it.
-pub struct WsConnection {
-    pub id: u64,
-    pub server: ServerId,
-}
-
-impl WsConnection {
-    pub fn send_text(&self, _text: String) -> bool {
-        false
+/// Answer an upgrade request: 101 and a connection task if the handshake is acceptable,
+/// else 400/403/405/426 (426 carries `Sec-WebSocket-Version: 13`).
+pub fn accept(shared: Arc<ServerShared>, head: Arc<RequestHead>, on_upgrade: OnUpgrade) -> HttpResponse {
+    match handshake::check(&head, &shared.config.ws) {
+        Ok(agreed) => {
+            let response = handshake::switching_protocols(&agreed);
+            session::spawn(shared, head, on_upgrade, agreed);
+            response
+        }
+        Err(refusal) => handshake::refusal_response(&refusal),
     }
-    pub fn send_binary(&self, _data: Bytes) -> bool {
-        false
-    }
-    pub fn close(&self, _code: u16, _reason: &str) {}
-    pub fn is_closed(&self) -> bool {
-        true
-    }
-}
-
-pub fn accept(_shared: Arc<ServerShared>, _head: Arc<RequestHead>, _on_upgrade: OnUpgrade) -> HttpResponse {
-    plain(StatusCode::NOT_IMPLEMENTED, "WebSocket support is not built yet\n")
 }
