@@ -14,7 +14,7 @@ use crate::rapi::r::{self, Protect};
 use crate::rapi::*;
 use crate::state::{self, AppFns};
 use crate::slab::SexpSlab;
-use crate::{env, reply, wake, ws};
+use crate::{async_reply, env, reply, wake, ws};
 
 thread_local! {
     static DRAINING: Cell<bool> = const { Cell::new(false) };
@@ -65,6 +65,11 @@ unsafe fn handle(ctx: &Ctx, event: Event) {
             let env = p.add(take_pending(head.id.0).unwrap_or_else(|| env::build(ctx, &head, opts)));
             env::attach_body(ctx, env, body);
             let resp = match call_app(app, Fn::Call, env) {
+                Some(x) if async_reply::is_promise(x) => {
+                    p.add(x);
+                    async_reply::wait_for(ctx, x, reply, slot);
+                    return;
+                }
                 Some(x) => {
                     p.add(x);
                     reply::read(x).unwrap_or_else(|e| bad_response(&e))

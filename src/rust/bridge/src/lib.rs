@@ -10,6 +10,7 @@ use extendr_api::prelude::{extendr, extendr_module, list, Robj};
 use extendr_api::{Error, GetSexp, Result};
 use rookd_engine::{AppCaps, BindTarget, Engine, ServerConfig, StaticPaths};
 
+mod async_reply;
 mod ctx;
 mod dispatch;
 mod env;
@@ -18,6 +19,7 @@ mod rapi;
 mod reply;
 mod slab;
 mod state;
+mod utils;
 mod wake;
 mod ws;
 
@@ -288,6 +290,7 @@ fn rookd_stats() -> Robj {
         requests_in_flight = waiting,
         pending_envs = dispatch::pending_count() as i32,
         websockets = ws::open_count() as i32,
+        promises_waiting = async_reply::waiting_count() as i32,
         servers = servers
     )
     .into()
@@ -327,6 +330,44 @@ fn rookd_ip_family(ip: &str) -> i32 {
     }
 }
 
+/// encodeURI() and friends: `op` 1 encodeURI, 2 encodeURIComponent, 3 decodeURI,
+/// 4 decodeURIComponent. Returns list(value, malformed count).
+#[extendr]
+fn rookd_uri(x: Robj, op: i32) -> Result<Robj> {
+    let x = sexp(&x);
+    let op = match op {
+        1 => utils::UriOp::Encode,
+        2 => utils::UriOp::EncodeComponent,
+        3 => utils::UriOp::Decode,
+        _ => utils::UriOp::DecodeComponent,
+    };
+    // SAFETY: main thread; R checked that x is a character vector.
+    unsafe {
+        if type_of(x) != STRSXP {
+            return Err(Error::Other("`value` must be a character vector".into()));
+        }
+        let (out, malformed) = utils::map_uri(x, op);
+        let out = Robj::from_sexp(out);
+        Ok(list!(value = out, malformed = malformed as i32).into())
+    }
+}
+
+#[extendr]
+fn rookd_base64(x: &[u8]) -> String {
+    rookd_engine::uri::base64(x)
+}
+
+/// Settle a request whose app returned a promise (R/async.R).
+#[extendr]
+fn rookd_async_settle(token: f64, value: Robj) {
+    let v = sexp(&value);
+    // SAFETY: main thread; `value` stays alive (it is an argument) while it is read.
+    unsafe {
+        let settled = if r::is_null(v) { None } else { Some(v) };
+        async_reply::settle(token as u64, settled);
+    }
+}
+
 extendr_module! {
     mod rookd;
     fn rookd_init;
@@ -344,4 +385,7 @@ extendr_module! {
     fn rookd_shutdown;
     fn rookd_port_available;
     fn rookd_ip_family;
+    fn rookd_uri;
+    fn rookd_base64;
+    fn rookd_async_settle;
 }

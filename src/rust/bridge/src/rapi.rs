@@ -65,6 +65,7 @@ extern "C" {
     pub fn INTEGER(x: SEXP) -> *mut c_int;
     pub fn REAL(x: SEXP) -> *mut c_double;
     pub fn RAW(x: SEXP) -> *mut u8;
+    pub fn Rf_inherits(x: SEXP, class: *const c_char) -> c_int;
     pub fn Rf_getAttrib(x: SEXP, name: SEXP) -> SEXP;
     pub fn Rf_setAttrib(x: SEXP, name: SEXP, v: SEXP) -> SEXP;
 

@@ -15,6 +15,7 @@ mod runtime;
 pub mod server;
 pub mod service;
 pub mod statics;
+pub mod uri;
 pub mod ws;
 
 use std::sync::Arc;
