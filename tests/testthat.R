@@ -1,0 +1,4 @@
+library(testthat)
+library(rookd)
+
+test_check("rookd")
