@@ -89,12 +89,11 @@ startPipeServer <- function(name, mask, app, options = rookdOptions()) {
 start_web_server <- function(kind, host, port, mask, app, options, quiet) {
   app_env <- as_rookd_app(app)
   options <- as_rookd_options(options)
-  id <- tryCatch(
-    rookd_start(kind, host, as.integer(port), as.integer(mask), app_env, options),
-    error = function(e) {
-      stop("Failed to create server: ", conditionMessage(e), call. = FALSE)
-    }
-  )
+  res <- rookd_start(kind, host, as.integer(port), as.integer(mask), app_env, options)
+  if (!is.null(res$error)) {
+    stop("Failed to create server: ", res$error, call. = FALSE)
+  }
+  id <- res$id
   server <- new_server(id, kind, host, mask)
   .globals$servers[[as.character(id)]] <- server
   server

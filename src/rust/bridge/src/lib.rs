@@ -149,10 +149,21 @@ unsafe fn is_function_in(env: SEXP, name: &str) -> bool {
 
 /// Start a server. `app_env` holds the app's `call` and, optionally, `onHeaders` and
 /// `onWSOpen`; it is also where they are evaluated. Returns the server's id.
+///
+/// Returns `list(id = <number>)` or `list(error = <message>)`: expected failures (a busy
+/// port) are reported as values, raised by R, so they never go through extendr's panic path.
 #[extendr]
-fn rookd_start(kind: &str, host: &str, port: i32, mask: i32, app_env: Robj, options: Robj) -> Result<f64> {
-    let env = sexp(&app_env);
-    let opts = sexp(&options);
+fn rookd_start(kind: &str, host: &str, port: i32, mask: i32, app_env: Robj, options: Robj) -> Robj {
+    match start_server(kind, host, port, mask, &app_env, &options) {
+        Ok(id) => list!(id = id).into(),
+        Err(Error::Other(msg)) => list!(error = msg).into(),
+        Err(e) => list!(error = e.to_string()).into(),
+    }
+}
+
+fn start_server(kind: &str, host: &str, port: i32, mask: i32, app_env: &Robj, options: &Robj) -> Result<f64> {
+    let env = sexp(app_env);
+    let opts = sexp(options);
     // SAFETY: main thread, live objects.
     let (config, threads, has_on_headers, has_on_ws_open) = unsafe {
         if type_of(env) != ENVSXP || !is_function_in(env, "call") {
