@@ -14,7 +14,7 @@ use crate::rapi::r::{self, Protect};
 use crate::rapi::*;
 use crate::state::{self, AppFns};
 use crate::slab::SexpSlab;
-use crate::{async_reply, env, reply, wake, ws};
+use crate::{async_reply, env, reply, stream, wake, ws};
 
 thread_local! {
     static DRAINING: Cell<bool> = const { Cell::new(false) };
@@ -107,6 +107,8 @@ unsafe fn handle(ctx: &Ctx, event: Event) {
         }
         Event::Abandoned { id } => forget_pending(id.0),
         Event::ServerClosed { server } => state::remove_server(server.0),
+        Event::StreamPull { stream, reply } => stream::pull(ctx, stream, reply),
+        Event::StreamEnd { stream } => stream::end(stream),
         Event::WsOpen { conn, head } => {
             let Some((app, opts)) = state::app_of(head.server.0) else {
                 conn.close(1001, "server stopped");

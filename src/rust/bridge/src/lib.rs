@@ -19,6 +19,7 @@ mod rapi;
 mod reply;
 mod slab;
 mod state;
+mod stream;
 mod utils;
 mod wake;
 mod ws;
@@ -302,6 +303,7 @@ fn rookd_stats() -> Robj {
         pending_envs = dispatch::pending_count() as i32,
         websockets = ws::open_count() as i32,
         promises_waiting = async_reply::waiting_count() as i32,
+        streams = stream::open_count() as i32,
         servers = servers
     )
     .into()
@@ -379,6 +381,14 @@ fn rookd_async_settle(token: f64, value: Robj) {
     }
 }
 
+/// Settle a streamed body's pending chunk (R/streaming.R).
+#[extendr]
+fn rookd_stream_settle(token: f64, value: Robj, ok: bool) {
+    let v = sexp(&value);
+    // SAFETY: main thread; `value` is alive for the call.
+    unsafe { stream::settle(token as u64, ok.then_some(v)) };
+}
+
 extendr_module! {
     mod rookd;
     fn rookd_init;
@@ -399,4 +409,5 @@ extendr_module! {
     fn rookd_uri;
     fn rookd_base64;
     fn rookd_async_settle;
+    fn rookd_stream_settle;
 }

@@ -51,6 +51,7 @@ extern "C" {
     pub fn Rf_ScalarReal(x: c_double) -> SEXP;
     pub fn Rf_install(s: *const c_char) -> SEXP;
     pub fn Rf_installChar(s: SEXP) -> SEXP;
+    pub fn Rf_lang1(f: SEXP) -> SEXP;
     pub fn Rf_lang2(f: SEXP, a: SEXP) -> SEXP;
     pub fn Rf_lang3(f: SEXP, a: SEXP, b: SEXP) -> SEXP;
     pub fn Rf_lang4(f: SEXP, a: SEXP, b: SEXP, c: SEXP) -> SEXP;

@@ -18,7 +18,7 @@ pub enum ReplyError {
     Status,
     #[error("the response headers must be a named list of strings: {0}")]
     Headers(String),
-    #[error("the response body must be a character vector, a raw vector, c(file = path) or list(file = path, owned = TRUE): {0}")]
+    #[error("the response body must be a character vector, a raw vector, c(file = path), list(file = path, owned = TRUE) or a function (a stream): {0}")]
     Body(String),
     #[error(transparent)]
     Invalid(#[from] rookd_engine::ResponseError),
@@ -191,6 +191,7 @@ unsafe fn body(x: SEXP) -> Result<Body, ReplyError> {
             };
             Ok(Body::File { path, owned })
         }
+        CLOSXP => Ok(Body::Stream(crate::stream::register(x))),
         t => Err(ReplyError::Body(format!("got {}", type_name(t)))),
     }
 }

@@ -2,17 +2,78 @@
 use std::io;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::future::Future;
 
 use bytes::{Bytes, BytesMut};
 use http_body::{Frame, SizeHint};
 use tokio::io::{AsyncRead, ReadBuf};
+use tokio::sync::oneshot;
+
+use crate::door::Door;
+use crate::event::{Event, StreamChunk, StreamId};
 
 const FILE_CHUNK: usize = 64 * 1024;
 
 pub enum ResponseBody {
     Full(Option<Bytes>),
     File(FileBody),
+    Stream(HostStream),
+}
+
+/// A body the host writes chunk by chunk: one `StreamPull` in flight at a time.
+pub struct HostStream {
+    door: Arc<Door>,
+    id: StreamId,
+    waiting: Option<oneshot::Receiver<StreamChunk>>,
+    done: bool,
+}
+
+impl HostStream {
+    pub fn new(door: Arc<Door>, id: StreamId) -> Self {
+        HostStream { door, id, waiting: None, done: false }
+    }
+
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        loop {
+            if self.done {
+                return Poll::Ready(None);
+            }
+            let rx = match self.waiting.as_mut() {
+                Some(rx) => rx,
+                None => {
+                    let (tx, rx) = oneshot::channel();
+                    self.door.send(Event::StreamPull { stream: self.id, reply: tx });
+                    self.waiting.insert(rx)
+                }
+            };
+            let chunk = match Pin::new(rx).poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(c) => c,
+            };
+            self.waiting = None;
+            match chunk {
+                // An empty chunk would end chunked encoding early: ask again instead.
+                Ok(StreamChunk::Data(b)) if b.is_empty() => continue,
+                Ok(StreamChunk::Data(b)) => return Poll::Ready(Some(Ok(Frame::data(b)))),
+                Ok(StreamChunk::End) => {
+                    self.done = true;
+                    return Poll::Ready(None);
+                }
+                Ok(StreamChunk::Fail) | Err(_) => {
+                    self.done = true;
+                    return Poll::Ready(Some(Err(io::Error::other("the response stream failed"))));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for HostStream {
+    fn drop(&mut self) {
+        self.door.send(Event::StreamEnd { stream: self.id });
+    }
 }
 
 impl ResponseBody {
@@ -61,6 +122,7 @@ impl http_body::Body for ResponseBody {
         match self.get_mut() {
             ResponseBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             ResponseBody::File(f) => f.poll_chunk(cx),
+            ResponseBody::Stream(s) => s.poll_chunk(cx),
         }
     }
 
@@ -68,6 +130,7 @@ impl http_body::Body for ResponseBody {
         match self {
             ResponseBody::Full(b) => b.is_none(),
             ResponseBody::File(f) => f.remaining == 0,
+            ResponseBody::Stream(s) => s.done,
         }
     }
 
@@ -75,6 +138,7 @@ impl http_body::Body for ResponseBody {
         match self {
             ResponseBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             ResponseBody::File(f) => SizeHint::with_exact(f.remaining),
+            ResponseBody::Stream(_) => SizeHint::default(),
         }
     }
 }

@@ -60,6 +60,18 @@ impl RequestHead {
     }
 }
 
+/// Names a response body the host produces piece by piece.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct StreamId(pub u64);
+
+/// The host's answer to a [`Event::StreamPull`].
+pub enum StreamChunk {
+    Data(Bytes),
+    End,
+    /// The generator failed: the response is cut short (the client sees an incomplete body).
+    Fail,
+}
+
 /// The host's answer to onHeaders: go on and read the body, or send this response now.
 pub enum HeadersVerdict {
     Continue,
@@ -93,6 +105,10 @@ pub enum Event {
     /// the closing handshake (the peer's, 1005 if it had none, or ours); 1006 if the
     /// connection ended without one.
     WsClosed { conn: Arc<WsConnection>, code: u16, reason: String },
+    /// A streamed response body wants its next chunk (see [`Body::Stream`](crate::response::Body)).
+    StreamPull { stream: StreamId, reply: oneshot::Sender<StreamChunk> },
+    /// A streamed body is finished or its client left: the host may drop its generator.
+    StreamEnd { stream: StreamId },
     /// A stopped server has closed its last connection: the host may drop its app.
     ServerClosed { server: ServerId },
 }

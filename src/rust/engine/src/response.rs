@@ -23,6 +23,10 @@ pub enum Body {
     Bytes(Bytes),
     /// Streamed from disk by the engine; `owned` files are deleted once sent.
     File { path: PathBuf, owned: bool },
+    /// Produced by the host chunk by chunk, as the client takes them (chunked encoding):
+    /// each chunk is asked for with [`Event::StreamPull`](crate::event::Event) only when
+    /// the previous one has been written, so memory stays flat however long the stream.
+    Stream(crate::event::StreamId),
 }
 
 #[derive(Debug)]

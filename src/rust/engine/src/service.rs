@@ -10,7 +10,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::sync::oneshot;
 
-use crate::body::{FileBody, ResponseBody};
+use crate::body::{FileBody, HostStream, ResponseBody};
 use crate::door::Door;
 use crate::event::{Endpoint, Event, HeadersVerdict, RequestHead, RequestId};
 use crate::response::{Body, Response};
@@ -92,7 +92,7 @@ async fn handle_request(ctx: Arc<ConnCtx>, mut req: Request<Incoming>) -> HttpRe
         match rx.await {
             Ok(HeadersVerdict::Continue) => {}
             Ok(HeadersVerdict::Respond(resp)) => {
-                return into_http(resp, is_head, accept_encoding.as_ref(), shared.config.compression).await;
+                return into_http(resp, is_head, accept_encoding.as_ref(), shared.config.compression, &shared.door).await;
             }
             Err(_) => return plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n"),
         }
@@ -130,7 +130,7 @@ async fn handle_request(ctx: Arc<ConnCtx>, mut req: Request<Incoming>) -> HttpRe
         g.armed = false;
     }
     match rx.await {
-        Ok(resp) => into_http(resp, is_head, accept_encoding.as_ref(), shared.config.compression).await,
+        Ok(resp) => into_http(resp, is_head, accept_encoding.as_ref(), shared.config.compression, &shared.door).await,
         // The host dropped the request without answering (server stopped): never hang.
         Err(_) => plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n"),
     }
@@ -179,6 +179,7 @@ pub(crate) async fn into_http(
     is_head: bool,
     accept_encoding: Option<&HeaderValue>,
     compression: bool,
+    door: &Arc<Door>,
 ) -> HttpResponse {
     let Response { status, mut headers, body } = resp;
     let body = match body {
@@ -193,6 +194,10 @@ pub(crate) async fn into_http(
                 b
             };
             ResponseBody::bytes(b)
+        }
+        Body::Stream(id) => {
+            headers.retain(|(n, _)| n != CONTENT_LENGTH);
+            ResponseBody::Stream(HostStream::new(Arc::clone(door), id))
         }
         Body::File { path, owned } => match open_file(&path).await {
             Ok((file, len)) => {

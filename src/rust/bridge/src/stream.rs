@@ -1,0 +1,114 @@
+//! Streamed response bodies: the app's body is a function, called for each next chunk
+//! only when the engine has written the previous one (pull = backpressure, flat memory).
+//! It returns a raw vector or string (a chunk), NULL (the end), or a promise of either.
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use rookd_engine::event::{StreamChunk, StreamId};
+use tokio::sync::oneshot;
+
+use crate::ctx::Ctx;
+use crate::rapi::r::{self, Protect};
+use crate::rapi::*;
+use crate::slab::SexpSlab;
+
+thread_local! {
+    static GENERATORS: RefCell<SexpSlab> = RefCell::new(SexpSlab::new());
+    static NEXT: Cell<u64> = const { Cell::new(1) };
+    /// Pulls waiting for a promise, by promise token.
+    static WAITING: RefCell<HashMap<u64, oneshot::Sender<StreamChunk>>> = RefCell::new(HashMap::new());
+}
+
+/// Keep `generator` for a new stream. Main thread.
+pub unsafe fn register(generator: SEXP) -> StreamId {
+    let id = NEXT.with(|n| {
+        let v = n.get();
+        n.set(v + 1);
+        v
+    });
+    GENERATORS.with(|g| g.borrow_mut().insert(id, generator));
+    StreamId(id)
+}
+
+pub unsafe fn end(stream: StreamId) {
+    GENERATORS.with(|g| g.borrow_mut().take(stream.0));
+}
+
+/// A chunk from what the generator returned, or None if it is not one.
+unsafe fn chunk_of(x: SEXP) -> Option<StreamChunk> {
+    match type_of(x) {
+        NILSXP => Some(StreamChunk::End),
+        RAWSXP => {
+            let n = Rf_xlength(x) as usize;
+            let data = if n == 0 { Bytes::new() } else { Bytes::copy_from_slice(std::slice::from_raw_parts(RAW(x), n)) };
+            Some(StreamChunk::Data(data))
+        }
+        STRSXP => {
+            let mut out = String::new();
+            for i in 0..Rf_xlength(x) {
+                let c = STRING_ELT(x, i);
+                if c != R_NaString {
+                    out.push_str(&r::char_utf8(c));
+                }
+            }
+            Some(StreamChunk::Data(Bytes::from(out)))
+        }
+        _ => None,
+    }
+}
+
+pub unsafe fn pull(ctx: &Ctx, stream: StreamId, reply: oneshot::Sender<StreamChunk>) {
+    if reply.is_closed() {
+        return;
+    }
+    let Some(generator) = GENERATORS.with(|g| g.borrow().get(stream.0)) else {
+        let _ = reply.send(StreamChunk::End);
+        return;
+    };
+    let mut p = Protect::new();
+    let call = p.add(Rf_lang1(generator));
+    let mut err = 0;
+    let x = R_tryEval(call, R_GlobalEnv, &mut err);
+    if err != 0 {
+        r::eprint("rookd: error in a streamed body's generator; the response is cut short\n");
+        let _ = reply.send(StreamChunk::Fail);
+        return;
+    }
+    p.add(x);
+    if crate::async_reply::is_promise(x) {
+        let token = NEXT.with(|n| {
+            let v = n.get();
+            n.set(v + 1);
+            v
+        });
+        WAITING.with(|w| w.borrow_mut().insert(token, reply));
+        let then = Rf_findVarInFrame(ctx.namespace, r::sym("stream_promise_then"));
+        let tok = p.add(Rf_ScalarReal(token as f64));
+        let call = p.add(Rf_lang3(then, x, tok));
+        let mut err = 0;
+        R_tryEval(call, R_GlobalEnv, &mut err);
+        if err != 0 {
+            settle(token, None);
+        }
+        return;
+    }
+    let _ = reply.send(chunk_of(x).unwrap_or_else(|| {
+        r::eprint("rookd: a streamed body's generator must return a raw vector, a string, NULL or a promise\n");
+        StreamChunk::Fail
+    }));
+}
+
+/// A generator's promise settled: `None` if it was rejected.
+pub unsafe fn settle(token: u64, value: Option<SEXP>) {
+    let Some(reply) = WAITING.with(|w| w.borrow_mut().remove(&token)) else { return };
+    let chunk = match value {
+        Some(x) => chunk_of(x).unwrap_or(StreamChunk::Fail),
+        None => StreamChunk::Fail,
+    };
+    let _ = reply.send(chunk);
+}
+
+pub fn open_count() -> usize {
+    GENERATORS.with(|g| g.borrow().len())
+}
