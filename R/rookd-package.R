@@ -14,6 +14,7 @@
 #' @keywords internal
 #' @useDynLib rookd, .registration = TRUE
 #' @importFrom later run_now later
+#' @importFrom utils globalVariables
 "_PACKAGE"
 
 .globals <- new.env(parent = emptyenv())
