@@ -120,7 +120,26 @@ pub unsafe fn attach_body(ctx: &Ctx, env: SEXP, body: Bytes) {
     if Rf_findVarInFrame(env, s.content_length) == R_UnboundValue && !body.is_empty() {
         set(env, s.content_length, &body.len().to_string());
     }
+    if body.is_empty() {
+        // Most requests have no body: they share one empty, stateless stream.
+        Rf_defineVar(s.rook_input, empty_input(ctx), env);
+        return;
+    }
     let mut p = Protect::new();
     let input = p.add(input::new_input(ctx, body));
     Rf_defineVar(s.rook_input, input, env);
+}
+
+thread_local! {
+    static EMPTY_INPUT: std::cell::OnceCell<SEXP> = const { std::cell::OnceCell::new() };
+}
+
+unsafe fn empty_input(ctx: &Ctx) -> SEXP {
+    EMPTY_INPUT.with(|c| {
+        *c.get_or_init(|| {
+            let x = input::new_input(ctx, Bytes::new());
+            R_PreserveObject(x);
+            x
+        })
+    })
 }
