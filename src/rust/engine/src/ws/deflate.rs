@@ -160,10 +160,11 @@ impl Deflater {
         if !self.enabled || input.len() < MIN_COMPRESS_LEN {
             return None;
         }
-        // Fast level: messages are latency-sensitive and the I/O threads are few.
+        // The default level: the fast one searches too little to find the previous
+        // message in the window, which is most of what context takeover is worth.
         let comp = self
             .comp
-            .get_or_insert_with(|| Compress::new(Compression::fast(), false));
+            .get_or_insert_with(|| Compress::new(Compression::default(), false));
         let start_in = comp.total_in();
         let mut out = Vec::with_capacity(input.len() / 2 + 64);
         loop {

@@ -40,6 +40,7 @@ pub async fn run<R: AsyncRead + Unpin>(
     credits: Arc<Semaphore>,
     mut stop: watch::Receiver<bool>,
 ) -> ReadEnd {
+    let max_credits = credits.available_permits();
     let mut closing = conn.closing_rx();
     // Set once a close is under way: from then on we only wait for the peer's close.
     let mut close_deadline: Option<Instant> = None;
@@ -51,7 +52,12 @@ pub async fn run<R: AsyncRead + Unpin>(
         }
         match parser.next_item() {
             Err(e) => {
-                conn.close_locally(e.close_code(), &e.to_string(), true);
+                // Messages that arrived before the fault get their answers first: wait (a
+                // bounded time) until the host has handled every delivered message, then
+                // queue the close behind whatever it sent in reply.
+                let all = u32::try_from(max_credits).unwrap_or(u32::MAX);
+                let _ = tokio::time::timeout(settings.close_timeout, credits.acquire_many(all)).await;
+                conn.close_locally(e.close_code(), &e.to_string(), false);
                 // Keep reading (and discarding) until the peer answers our close or hangs
                 // up: closing a socket with unread data would reset the connection and
                 // could destroy the close frame we just sent.
