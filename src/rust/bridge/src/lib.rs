@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use extendr_api::prelude::{extendr, extendr_module, list, Robj};
 use extendr_api::{Error, GetSexp, Result};
-use rookd_engine::{AppCaps, BindTarget, Engine, ServerConfig, StaticPaths};
+use rookd_engine::{AppCaps, BindTarget, Engine, ServerConfig};
 
 mod async_reply;
 mod ctx;
@@ -19,6 +19,7 @@ mod rapi;
 mod reply;
 mod slab;
 mod state;
+mod statics;
 mod stream;
 mod utils;
 mod wake;
@@ -185,6 +186,9 @@ fn start_server(kind: &str, host: &str, port: i32, mask: i32, app_env: &Robj, op
         "unix" => BindTarget::Unix { path: PathBuf::from(host), mask: u32::try_from(mask).ok() },
         other => return Err(Error::Other(format!("unknown server kind {other:?}"))),
     };
+    // Built before binding, so a bad static path fails the start with nothing to undo.
+    // SAFETY: main thread; `env` is alive for the call.
+    let static_paths = unsafe { statics::table_from_app(env)? };
     let caps = AppCaps { on_headers: has_on_headers, websocket: has_on_ws_open };
     let env_opts = env::EnvOptions { query_with_question_mark: config.query_string_with_question_mark };
     STATE.with(|s| {
@@ -195,7 +199,7 @@ fn start_server(kind: &str, host: &str, port: i32, mask: i32, app_env: &Robj, op
         }
         let engine = s.engine.as_ref().ok_or_else(|| Error::Other("no engine".into()))?;
         let handle = engine
-            .start_server(&target, config, caps, StaticPaths::default())
+            .start_server(&target, config, caps, static_paths)
             .map_err(|e| Error::Other(e.to_string()))?;
         let id = handle.id().0;
         // SAFETY: main thread; released when the server has closed (state::remove_server).
@@ -410,4 +414,5 @@ extendr_module! {
     fn rookd_base64;
     fn rookd_async_settle;
     fn rookd_stream_settle;
+    use statics;
 }

@@ -1,0 +1,429 @@
+//! httpuv's static-path API over the engine's tables: R's `staticPath` and
+//! `staticPathOptions` objects to engine types and back, and the `.Call` entry points
+//! behind `getStaticPaths()` and friends (R/static-paths.R).
+//!
+//! Main thread only. The R side has already normalised values and reported mistakes with
+//! httpuv's messages; the checks here are for hand-built objects, so that nothing a user
+//! passes can panic, and every error says which path and which field is wrong.
+use std::path::PathBuf;
+use std::sync::{Arc, PoisonError};
+
+use extendr_api::prelude::{extendr, extendr_module, Robj};
+use extendr_api::{Error, Result};
+use rookd_engine::server::ServerShared;
+use rookd_engine::statics::{StaticOptions, StaticPathOptionsOverride, StaticPathSpec};
+use rookd_engine::StaticPaths;
+
+use crate::rapi::r::{self, Protect};
+use crate::rapi::*;
+use crate::state::STATE;
+
+/// Where a value came from, for error messages.
+#[derive(Clone, Copy)]
+enum Ctx<'a> {
+    Path(&'a str),
+    Options,
+}
+
+fn bad(ctx: Ctx<'_>, what: &str) -> Error {
+    match ctx {
+        Ctx::Path(p) => Error::Other(format!("static path \"{p}\": {what}")),
+        Ctx::Options => Error::Other(format!("static path options: {what}")),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// R -> engine
+
+/// A logical (or number) of length one, not NA. httpuv's C++ reads NA as TRUE; rookd
+/// refuses it, as "NA" is no answer to "serve index.html?".
+unsafe fn flag(v: SEXP, ctx: Ctx<'_>, name: &str) -> Result<bool> {
+    let err = || bad(ctx, &format!("`{name}` must be TRUE or FALSE"));
+    if Rf_xlength(v) != 1 {
+        return Err(err());
+    }
+    match type_of(v) {
+        LGLSXP | INTSXP => {
+            let x = if type_of(v) == LGLSXP { *LOGICAL(v) } else { *INTEGER(v) };
+            if x == NA_INTEGER {
+                Err(err())
+            } else {
+                Ok(x != 0)
+            }
+        }
+        REALSXP => {
+            let x = *REAL(v);
+            if x.is_nan() {
+                Err(err())
+            } else {
+                Ok(x != 0.0)
+            }
+        }
+        _ => Err(err()),
+    }
+}
+
+/// The elements of a character vector, none NA.
+unsafe fn strings(v: SEXP, ctx: Ctx<'_>, name: &str) -> Result<Vec<String>> {
+    if type_of(v) != STRSXP {
+        return Err(bad(ctx, &format!("`{name}` must be a character vector")));
+    }
+    (0..Rf_xlength(v))
+        .map(|i| {
+            let c = STRING_ELT(v, i);
+            if c == R_NaString {
+                Err(bad(ctx, &format!("`{name}` must not contain NA")))
+            } else {
+                Ok(r::char_utf8(c).into_owned())
+            }
+        })
+        .collect()
+}
+
+/// `html_charset`: one string; `character(0)` means none, as in httpuv.
+unsafe fn charset(v: SEXP, ctx: Ctx<'_>) -> Result<String> {
+    let mut s = strings(v, ctx, "html_charset")?;
+    match s.len() {
+        0 => Ok(String::new()),
+        1 => Ok(s.remove(0)),
+        _ => Err(bad(ctx, "`html_charset` must be a single string")),
+    }
+}
+
+/// `headers`: a named character vector (the R side has already unlisted a named list).
+unsafe fn headers(v: SEXP, ctx: Ctx<'_>) -> Result<Vec<(String, String)>> {
+    let values = strings(v, ctx, "headers")?;
+    if values.is_empty() {
+        return Ok(Vec::new());
+    }
+    let names = Rf_getAttrib(v, R_NamesSymbol);
+    if type_of(names) != STRSXP || Rf_xlength(names) != Rf_xlength(v) {
+        return Err(bad(ctx, "`headers` must be a named list or character vector"));
+    }
+    let names = strings(names, ctx, "headers")?;
+    if names.iter().any(|n| n.is_empty()) {
+        return Err(bad(ctx, "`headers` must be a named list or character vector"));
+    }
+    Ok(names.into_iter().zip(values).collect())
+}
+
+/// A `staticPathOptions` list; absent and NULL fields are `None` (inherit, or keep).
+unsafe fn override_from_r(opts: SEXP, ctx: Ctx<'_>) -> Result<StaticPathOptionsOverride> {
+    if r::is_null(opts) {
+        return Ok(StaticPathOptionsOverride::default());
+    }
+    if type_of(opts) != VECSXP {
+        return Err(bad(ctx, "the options must be a list (see staticPathOptions())"));
+    }
+    let field = |name: &str| r::list_get(opts, name).filter(|v| !r::is_null(*v));
+    let flag_field = |name: &str| field(name).map(|v| flag(v, ctx, name)).transpose();
+    Ok(StaticPathOptionsOverride {
+        indexhtml: flag_field("indexhtml")?,
+        fallthrough: flag_field("fallthrough")?,
+        html_charset: field("html_charset").map(|v| charset(v, ctx)).transpose()?,
+        headers: field("headers").map(|v| headers(v, ctx)).transpose()?,
+        validation: field("validation")
+            .map(|v| strings(v, ctx, "validation"))
+            .transpose()?,
+        exclude: flag_field("exclude")?,
+        follow_outside_symlinks: flag_field("follow_outside_symlinks")?,
+    })
+}
+
+/// A `staticPath` object: `list(path, options)`.
+unsafe fn spec_from_r(prefix: &str, x: SEXP) -> Result<StaticPathSpec> {
+    let ctx = Ctx::Path(prefix);
+    if type_of(x) != VECSXP {
+        return Err(bad(ctx, "must be a staticPath object (see staticPath())"));
+    }
+    let path = match r::list_get(x, "path") {
+        Some(p) if type_of(p) == STRSXP && Rf_xlength(p) == 1 && STRING_ELT(p, 0) != R_NaString => {
+            PathBuf::from(r::char_utf8(STRING_ELT(p, 0)).into_owned())
+        }
+        _ => return Err(bad(ctx, "`path` must be a single string")),
+    };
+    let options = override_from_r(r::list_get(x, "options").unwrap_or(R_NilValue), ctx)?;
+    Ok(StaticPathSpec { path, options })
+}
+
+/// A named list of `staticPath` objects (names are the URL prefixes).
+unsafe fn entries_from_r(paths: SEXP) -> Result<Vec<(String, StaticPathSpec)>> {
+    if r::is_null(paths) {
+        return Ok(Vec::new());
+    }
+    let n = Rf_xlength(paths);
+    let names = Rf_getAttrib(paths, R_NamesSymbol);
+    if type_of(paths) != VECSXP || (n > 0 && (type_of(names) != STRSXP || Rf_xlength(names) != n)) {
+        return Err(Error::Other("static paths must be a named list of staticPath objects".into()));
+    }
+    (0..n)
+        .map(|i| {
+            let nm = STRING_ELT(names, i);
+            let prefix = if nm == R_NaString { String::new() } else { r::char_utf8(nm).into_owned() };
+            let spec = spec_from_r(&prefix, VECTOR_ELT(paths, i))?;
+            Ok((prefix, spec))
+        })
+        .collect()
+}
+
+fn table_error(e: rookd_engine::statics::StaticError) -> Error {
+    Error::Other(e.to_string())
+}
+
+/// The table a new server starts with: the app environment's `.staticPaths` and
+/// `.staticPathOptions` (set by `as_rookd_app()`; absent means none and httpuv's defaults).
+pub unsafe fn table_from_app(env: SEXP) -> Result<StaticPaths> {
+    let get = |name: &str| {
+        let v = Rf_findVarInFrame(env, r::sym(name));
+        if v == R_UnboundValue {
+            R_NilValue
+        } else {
+            v
+        }
+    };
+    let entries = entries_from_r(get(".staticPaths"))?;
+    let options = override_from_r(get(".staticPathOptions"), Ctx::Options)?.apply_to(&StaticOptions::default());
+    StaticPaths::new(entries, options).map_err(table_error)
+}
+
+// ---------------------------------------------------------------------------------------
+// engine -> R
+
+/// A named list filled in order; every value goes into the protected list as soon as it
+/// is made, so no unprotected object lives across an allocation.
+struct ListBuilder {
+    list: SEXP,
+    names: SEXP,
+    next: isize,
+    _protect: Protect,
+}
+
+impl ListBuilder {
+    unsafe fn new(len: usize) -> Self {
+        let mut p = Protect::new();
+        let n = isize::try_from(len).unwrap_or(isize::MAX);
+        let list = p.add(Rf_allocVector(VECSXP, n));
+        let names = p.add(Rf_allocVector(STRSXP, n));
+        ListBuilder { list, names, next: 0, _protect: p }
+    }
+
+    unsafe fn push(&mut self, name: &str, value: SEXP) {
+        SET_VECTOR_ELT(self.list, self.next, value);
+        SET_STRING_ELT(self.names, self.next, r::mkchar(name));
+        self.next += 1;
+    }
+
+    /// The list, unprotected: the caller stores or returns it at once. An empty list gets
+    /// no names (httpuv returns a plain `list()` when there are no paths).
+    unsafe fn finish(self, class: Option<&str>) -> SEXP {
+        if self.next > 0 {
+            Rf_setAttrib(self.list, R_NamesSymbol, self.names);
+        }
+        if let Some(c) = class {
+            Rf_setAttrib(self.list, R_ClassSymbol, r::string(c));
+        }
+        self.list
+    }
+}
+
+unsafe fn lgl(b: bool) -> SEXP {
+    Rf_ScalarLogical(i32::from(b))
+}
+
+unsafe fn chr(v: &[String]) -> SEXP {
+    let mut p = Protect::new();
+    let out = p.add(Rf_allocVector(STRSXP, v.len() as isize));
+    for (i, s) in v.iter().enumerate() {
+        SET_STRING_ELT(out, i as isize, r::mkchar(s));
+    }
+    out
+}
+
+/// Headers as httpuv returns them: a named character vector (named even when empty).
+unsafe fn named_chr(kv: &[(String, String)]) -> SEXP {
+    let mut p = Protect::new();
+    let values = p.add(Rf_allocVector(STRSXP, kv.len() as isize));
+    let names = p.add(Rf_allocVector(STRSXP, kv.len() as isize));
+    for (i, (k, v)) in kv.iter().enumerate() {
+        SET_STRING_ELT(values, i as isize, r::mkchar(v));
+        SET_STRING_ELT(names, i as isize, r::mkchar(k));
+    }
+    Rf_setAttrib(values, R_NamesSymbol, names);
+    values
+}
+
+fn or_null<T>(v: &Option<T>, f: impl FnOnce(&T) -> SEXP) -> SEXP {
+    match v {
+        Some(x) => f(x),
+        // SAFETY: reading R's NULL on the main thread.
+        None => unsafe { R_NilValue },
+    }
+}
+
+/// A path's options as httpuv's `getStaticPaths()` shows them: the six fields in order,
+/// NULL where inherited. rookd's extra field appears only when set, so the objects of
+/// httpuv code look the same.
+unsafe fn override_to_r(o: &StaticPathOptionsOverride) -> SEXP {
+    let extra = o.follow_outside_symlinks.is_some();
+    let mut b = ListBuilder::new(if extra { 7 } else { 6 });
+    b.push("indexhtml", or_null(&o.indexhtml, |x| lgl(*x)));
+    b.push("fallthrough", or_null(&o.fallthrough, |x| lgl(*x)));
+    b.push("html_charset", or_null(&o.html_charset, |x| r::string(x)));
+    b.push("headers", or_null(&o.headers, |x| named_chr(x)));
+    b.push("validation", or_null(&o.validation, |x| chr(x)));
+    b.push("exclude", or_null(&o.exclude, |x| lgl(*x)));
+    if let Some(f) = o.follow_outside_symlinks {
+        b.push("follow_outside_symlinks", lgl(f));
+    }
+    b.finish(Some("staticPathOptions"))
+}
+
+unsafe fn paths_to_r(entries: &[(String, StaticPathSpec)]) -> SEXP {
+    let mut b = ListBuilder::new(entries.len());
+    for (prefix, spec) in entries {
+        let mut one = ListBuilder::new(2);
+        one.push("path", r::string(&spec.path.to_string_lossy()));
+        one.push("options", override_to_r(&spec.options));
+        b.push(prefix, one.finish(Some("staticPath")));
+    }
+    b.finish(None)
+}
+
+/// Server-wide options as `getStaticPathOptions()` returns them (every field set).
+unsafe fn options_to_r(o: &StaticOptions) -> SEXP {
+    let mut b = ListBuilder::new(7);
+    b.push("indexhtml", lgl(o.indexhtml));
+    b.push("fallthrough", lgl(o.fallthrough));
+    b.push("html_charset", r::string(&o.html_charset));
+    b.push("headers", named_chr(&o.headers));
+    b.push("validation", chr(&o.validation));
+    b.push("exclude", lgl(o.exclude));
+    b.push("follow_outside_symlinks", lgl(o.follow_outside_symlinks));
+    b.finish(Some("staticPathOptions"))
+}
+
+// ---------------------------------------------------------------------------------------
+// The running server's table
+
+/// The server's shared part, if it is running (httpuv's methods give NULL once stopped).
+/// Copied out of STATE so no borrow is held afterwards.
+fn running_server(id: f64) -> Option<Arc<ServerShared>> {
+    STATE.with(|s| {
+        s.borrow()
+            .servers
+            .get(&(id as u64))
+            .filter(|e| e.handle.is_running())
+            .map(|e| Arc::clone(e.handle.shared()))
+    })
+}
+
+/// The current table. A poisoned lock only means a panic elsewhere while it was held;
+/// the table inside is still a whole value (it is replaced, never edited), so use it.
+fn current(shared: &ServerShared) -> StaticPaths {
+    shared
+        .statics
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+}
+
+/// Swap in a new table. Only this thread writes, so reading, deriving and storing cannot
+/// lose a concurrent update; I/O threads keep the table they cloned for in-flight requests.
+fn store(shared: &ServerShared, table: StaticPaths) {
+    *shared.statics.write().unwrap_or_else(PoisonError::into_inner) = table;
+}
+
+fn null() -> Robj {
+    // SAFETY: main thread; R's NULL needs no protection.
+    unsafe { Robj::from_sexp(R_NilValue) }
+}
+
+fn paths_robj(table: &StaticPaths) -> Robj {
+    // SAFETY: main thread; the new object is handed to Robj (which protects it) at once.
+    unsafe { Robj::from_sexp(paths_to_r(&table.entries())) }
+}
+
+fn options_robj(table: &StaticPaths) -> Robj {
+    // SAFETY: as above.
+    unsafe { Robj::from_sexp(options_to_r(table.options())) }
+}
+
+fn sexp(x: &Robj) -> SEXP {
+    use extendr_api::GetSexp;
+    // SAFETY: reading the pointer of a live Robj.
+    unsafe { x.get() }
+}
+
+// ---------------------------------------------------------------------------------------
+// Entry points. Registered through lib.rs's module (`use statics;` there): extendr keeps
+// each function's registration data private to the module that defines it.
+
+/// `server$getStaticPaths()`: NULL when the server is not running.
+#[extendr]
+fn rookd_static_paths(id: f64) -> Robj {
+    match running_server(id) {
+        Some(shared) => paths_robj(&current(&shared)),
+        None => null(),
+    }
+}
+
+/// `server$setStaticPath()`: add or replace, all or nothing; returns the new paths.
+#[extendr]
+fn rookd_static_set_paths(id: f64, paths: Robj) -> Result<Robj> {
+    // Read the R objects before touching the server (no borrow is held while R is read).
+    // SAFETY: main thread; `paths` is alive for the call.
+    let entries = unsafe { entries_from_r(sexp(&paths))? };
+    let Some(shared) = running_server(id) else { return Ok(null()) };
+    let table = current(&shared).with_paths(entries).map_err(table_error)?;
+    store(&shared, table.clone());
+    Ok(paths_robj(&table))
+}
+
+/// `server$removeStaticPath()`: absent prefixes are ignored; returns the new paths.
+#[extendr]
+fn rookd_static_remove_paths(id: f64, prefixes: Robj) -> Result<Robj> {
+    // SAFETY: main thread; `prefixes` is alive for the call.
+    let prefixes = unsafe {
+        let p = sexp(&prefixes);
+        if r::is_null(p) {
+            Vec::new()
+        } else {
+            strings(p, Ctx::Options, "path")
+                .map_err(|_| Error::Other("`path` must be a character vector of URL prefixes".into()))?
+        }
+    };
+    let Some(shared) = running_server(id) else { return Ok(null()) };
+    let table = current(&shared).without_paths(&prefixes);
+    store(&shared, table.clone());
+    Ok(paths_robj(&table))
+}
+
+/// `server$getStaticPathOptions()`: NULL when the server is not running.
+#[extendr]
+fn rookd_static_options(id: f64) -> Robj {
+    match running_server(id) {
+        Some(shared) => options_robj(&current(&shared)),
+        None => null(),
+    }
+}
+
+/// `server$setStaticPathOption()`: the given fields replace, the others stay; returns
+/// the new options.
+#[extendr]
+fn rookd_static_set_options(id: f64, update: Robj) -> Result<Robj> {
+    // SAFETY: main thread; `update` is alive for the call.
+    let update = unsafe { override_from_r(sexp(&update), Ctx::Options)? };
+    let Some(shared) = running_server(id) else { return Ok(null()) };
+    let table = current(&shared).with_options(&update).map_err(table_error)?;
+    store(&shared, table.clone());
+    Ok(options_robj(&table))
+}
+
+extendr_module! {
+    mod statics;
+    fn rookd_static_paths;
+    fn rookd_static_set_paths;
+    fn rookd_static_remove_paths;
+    fn rookd_static_options;
+    fn rookd_static_set_options;
+}
