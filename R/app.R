@@ -37,5 +37,6 @@ as_rookd_app <- function(app) {
     if (!is.function(on_ws_open)) stop("`app$onWSOpen` must be a function.", call. = FALSE)
     env$onWSOpen <- on_ws_open
   }
+  app_static_paths(app, env)
   env
 }

@@ -118,6 +118,7 @@ new_server <- function(id, kind, host, mask) {
     self$getMask <- function() if (mask < 0) NULL else mask
     class(self) <- c("PipeServer", "Server")
   }
+  add_static_path_methods(self, id)
   lockEnvironment(self)
   self
 }
