@@ -128,7 +128,8 @@ http_many <- function(specs, timeout = 10) {
         spec$url, handle = h, pool = pool,
         done = function(r) { results[[j]] <<- parse_curl_result(r); finished[j] <<- TRUE },
         fail = function(e) {
-          results[[j]] <<- simpleError(paste("curl failed:", conditionMessage(e) %||% e))
+          msg <- if (inherits(e, "condition")) conditionMessage(e) else paste(as.character(e), collapse = " ")
+          results[[j]] <<- simpleError(paste0("curl failed for ", spec$url, ": ", msg))
           finished[j] <<- TRUE
         }
       )

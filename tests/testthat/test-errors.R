@@ -60,7 +60,6 @@ test_that("NULL and malformed responses give 500, and the server keeps serving",
     "/header-fun" = function() list(status = 200L, headers = list("X-A" = identity), body = "x"),
     "/header-badname" = function() list(status = 200L, headers = list("Bad Name" = "v"), body = "x"),
     "/body-number" = function() list(status = 200L, headers = list(), body = 3.14),
-    "/body-fun" = function() list(status = 200L, headers = list(), body = identity),
     "/body-list" = function() list(status = 200L, headers = list(), body = list(a = 1)),
     "/body-file-missing" = function() list(status = 200L, headers = list(),
                                            body = list(file = tempfile(), owned = FALSE))

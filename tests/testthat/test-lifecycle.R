@@ -305,3 +305,63 @@ test_that("quitting R with servers running exits promptly (child process)", {
   expect_false(srv$process$is_alive())
   expect_lt(as.numeric(Sys.time() - t0, units = "secs"), 10)
 })
+
+test_that("an app may stop its own server; the answer in progress is still delivered", {
+  holder <- new.env()
+  holder$s <- startServer("127.0.0.1", 0, function(req) {
+    if (req$PATH_INFO == "/shutdown") holder$s$stop()
+    list(status = 200L, headers = list(), body = paste("bye from", req$PATH_INFO))
+  })
+  on.exit(holder$s$stop(), add = TRUE)
+  port <- holder$s$getPort()
+  r <- http_req(server_url(holder$s, "/shutdown"))
+  expect_identical(r$status, 200L)
+  expect_identical(r$text, "bye from /shutdown")
+  expect_false(holder$s$isRunning())
+  expect_false(port_accepts(port))
+})
+
+test_that("stop with an idle keep-alive connection open: re-bind at once, old connection closed", {
+  skip_if_no_python()
+  s <- startServer("127.0.0.1", 0, text_app("old"))
+  on.exit(s$stop(), add = TRUE)
+  port <- s$getPort()
+  code <- sprintf(paste(
+    "import socket, sys, time",
+    "s = socket.create_connection(('127.0.0.1', %d), timeout=10)",
+    "s.sendall(b'GET /1 HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')",
+    "data = b''",
+    "while not data.endswith(b'old'):",
+    "    data += s.recv(4096)",
+    "print('got1', flush=True)",
+    "time.sleep(1.5)",
+    "try:",
+    "    s.sendall(b'GET /2 HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')",
+    "    rest = s.recv(4096)",
+    "    print('closed' if not rest else 'answered ' + rest.decode('latin1').split('\\r\\n')[0])",
+    "except Exception as e:",
+    "    print('closed', type(e).__name__)",
+    sep = "\n"), port)
+  p <- processx::process$new("python3", c("-c", code), stdout = "|", stderr = "|", cleanup = TRUE)
+  on.exit(if (p$is_alive()) p$kill(), add = TRUE)
+  out <- ""
+  wait_until(function() {
+    out <<- paste0(out, p$read_output())
+    grepl("got1", out)
+  }, timeout = 10, what = "the first answer")
+  s$stop()
+  s2 <- local_server(text_app("new"), port = port)
+  expect_identical(http_req(server_url(s2))$text, "new")
+  wait_until(function() !p$is_alive(), timeout = 10, what = "the old connection's client")
+  out <- paste0(out, p$read_all_output())
+  expect_match(out, "closed")
+  expect_false(grepl("answered", out))
+})
+
+test_that("host 'localhost' and '0.0.0.0' are accepted", {
+  s <- local_server(text_app("lh"), host = "localhost")
+  expect_identical(s$getHost(), "localhost")
+  expect_identical(http_req(sprintf("http://localhost:%d/", s$getPort()))$text, "lh")
+  s2 <- local_server(text_app("any"), host = "0.0.0.0")
+  expect_identical(http_req(sprintf("http://127.0.0.1:%d/", s2$getPort()))$text, "any")
+})

@@ -234,3 +234,34 @@ test_that("204 and 304 carry no body even if the app gives one", {
   expect_false(grepl("should not be sent\r?\nHTTP/1.1 200", txt))
   expect_identical(lengths(regmatches(txt, gregexpr("should not be sent", txt, fixed = TRUE))), 1L)
 })
+
+test_that("framing is the server's: an app's wrong Content-Length or Transfer-Encoding is ignored", {
+  s <- local_server(respond_with(headers = list("Content-Type" = "text/plain", "Content-Length" = 999,
+                                                "Transfer-Encoding" = "chunked"),
+                                 body = "five!"))
+  out <- raw_http(s$getPort(), list(send(get_request("/")), response(),
+                                    send(get_request("/")), response()))
+  expect_null(out$error)
+  for (resp in out$responses) {
+    expect_identical(resp$text, "five!")
+    expect_identical(resp$headers[["content-length"]], "5")
+    expect_false("transfer-encoding" %in% names(resp$headers))
+  }
+})
+
+test_that("HEAD announces the same Content-Length as GET", {
+  s <- local_server(respond_with(body = strrep("z", 321)))
+  out <- raw_http(s$getPort(), list(send(get_request("/", method = "HEAD")), response("HEAD"),
+                                    send(get_request("/")), response()))
+  expect_null(out$error)
+  expect_identical(out$responses[[2]]$headers[["content-length"]], "321")
+  expect_identical(out$responses[[1]]$headers[["content-length"]], "321")
+})
+
+test_that("a header given as a vector becomes one header line per element", {
+  s <- local_server(respond_with(headers = list("X-Multi" = c("1", "2"), "Vary" = "Accept"),
+                                 body = "v"))
+  r <- http_req(server_url(s))
+  expect_identical(hdr_all(r, "x-multi"), c("1", "2"))
+  expect_identical(hdr(r, "vary"), "Accept")
+})

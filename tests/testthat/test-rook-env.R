@@ -255,3 +255,59 @@ test_that("rook.errors goes to the process's stderr (child process)", {
   err <- srv$process$read_all_error()
   expect_match(err, "to-stderr from-app", fixed = TRUE)
 })
+
+test_that("an IPv4 client of a server on '::' shows as a.b.c.d, not ::ffff:a.b.c.d", {
+  skip_if_no_ipv6()
+  store <- new.env()
+  s <- tryCatch(startServer("::", 0, capture_app(store)), error = function(e) NULL)
+  if (is.null(s)) skip("cannot listen on '::' here")
+  on.exit(s$stop(), add = TRUE)
+  out <- tryCatch(raw_http(s$getPort(), list(send(get_request("/v4")), response())),
+                  error = function(e) NULL)
+  if (is.null(out) || !is.null(out$error)) skip("the '::' socket does not accept IPv4 here (v6only)")
+  expect_identical(out$responses[[1]]$status, 200L)
+  expect_identical(store$env$REMOTE_ADDR, "127.0.0.1")
+  expect_identical(store$env$REMOTE_PORT, as.character(out$local_port))
+  expect_identical(store$env$SERVER_PORT, as.character(s$getPort()))
+})
+
+# SERVER_NAME must be usable to rebuild the URL (Rook spec; httpuv gives the address the
+# connection arrived on), so a server bound to all interfaces must not report "0.0.0.0"/"::".
+test_that("a server bound to all interfaces reports the address the request came to as SERVER_NAME", {
+  store <- new.env()
+  s <- local_server(capture_app(store), host = "0.0.0.0")
+  r <- http_req(sprintf("http://127.0.0.1:%d/", s$getPort()))
+  expect_identical(r$status, 200L)
+  expect_identical(store$env$SERVER_PORT, as.character(s$getPort()))
+  expect_identical(store$env$SERVER_NAME, "127.0.0.1")
+  skip_if_no_ipv6()
+  s6 <- tryCatch(startServer("::", 0, capture_app(store)), error = function(e) NULL)
+  if (is.null(s6)) skip("cannot listen on '::' here")
+  on.exit(s6$stop(), add = TRUE)
+  r6 <- http_req(sprintf("http://[::1]:%d/", s6$getPort()))
+  expect_identical(r6$status, 200L)
+  expect_identical(store$env$REMOTE_ADDR, "::1")
+  expect_identical(store$env$SERVER_NAME, "::1")
+})
+
+test_that("rook.input: read(0), read_lines(0), reading past the end, an empty body", {
+  store <- new.env()
+  s <- local_server(function(req) {
+    inp <- req[["rook.input"]]
+    store$r0 <- inp$read(0L)
+    store$l0 <- inp$read_lines(0L)
+    store$all <- inp$read(1e9)
+    store$past <- inp$read(10L)
+    store$lines_past <- inp$read_lines()
+    list(status = 200L, headers = list(), body = "ok")
+  })
+  http_req(server_url(s), body = "abc\ndef")
+  expect_identical(store$r0, raw(0))
+  expect_identical(store$l0, character(0))
+  expect_identical(rawToChar(store$all), "abc\ndef")
+  expect_identical(store$past, raw(0))
+  expect_identical(store$lines_past, character(0))
+  http_req(server_url(s))
+  expect_identical(store$all, raw(0))
+  expect_identical(store$lines_past, character(0))
+})
