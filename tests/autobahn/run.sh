@@ -16,6 +16,7 @@
 #   AUTOBAHN_PYTHON    a Python 2.7 interpreter (default: pyenv's 2.7.18)
 #   AUTOBAHN_REPORT    report directory (default: a temporary one)
 #   AUTOBAHN_TIMEOUT   seconds the whole fuzzing run may take (default 2400)
+#   AUTOBAHN_JOBS      fuzzing clients run side by side, each on a share of the cases (default 2)
 #   CARGO_TARGET_DIR   honoured when building ws_echo
 set -euo pipefail
 
@@ -96,23 +97,53 @@ for _ in $(seq 1 100); do
 done
 
 # --- The run ----------------------------------------------------------------------------
-case_list="$(printf '"%s",' $cases)"
-cat >"$work/fuzzingclient.json" <<JSON
+# The fuzzing client is single-threaded Python and is the bottleneck (the compression
+# cases alone are ~200 cases of 1000 round trips each), so the cases are spread over
+# $AUTOBAHN_JOBS clients running side by side against the same server; their reports are
+# merged. 12.* and 13.* are split into their subsections so the shards are balanced.
+jobs="${AUTOBAHN_JOBS:-2}"
+patterns=()
+set -f # the patterns are Autobahn's, not file globs
+for p in $cases; do
+  case "$p" in
+    "12.*") patterns+=(12.1.\* 12.2.\* 12.3.\* 12.4.\* 12.5.\*) ;;
+    "13.*") patterns+=(13.1.\* 13.2.\* 13.3.\* 13.4.\* 13.5.\* 13.6.\* 13.7.\*) ;;
+    *) patterns+=("$p") ;;
+  esac
+done
+set +f
+echo "autobahn: running cases: $cases (in $jobs shards)"
+start=$(date +%s)
+pids=()
+indexes=()
+for ((j = 0; j < jobs; j++)); do
+  shard=()
+  for ((k = j; k < ${#patterns[@]}; k += jobs)); do shard+=("\"${patterns[k]}\""); done
+  [[ ${#shard[@]} -eq 0 ]] && continue
+  mkdir -p "$work/shard$j"
+  cat >"$work/shard$j/fuzzingclient.json" <<JSON
 {
-  "outdir": "$report",
+  "outdir": "$report/shard$j",
   "servers": [{"agent": "rookd", "url": "ws://127.0.0.1:$port"}],
-  "cases": [${case_list%,}],
+  "cases": [$(IFS=,; echo "${shard[*]}")],
   "exclude-cases": [],
   "exclude-agent-cases": {}
 }
 JSON
-echo "autobahn: running cases: $cases"
-start=$(date +%s)
-(cd "$work" && timeout "$timeout_s" "${wstest[@]}" -m fuzzingclient -s fuzzingclient.json >"$work/wstest.log" 2>&1) || {
-  echo "autobahn: wstest failed or timed out:" >&2; tail -20 "$work/wstest.log" >&2; exit 1; }
+  (cd "$work/shard$j" && exec timeout "$timeout_s" "${wstest[@]}" -m fuzzingclient -s fuzzingclient.json >wstest.log 2>&1) &
+  pids+=($!)
+  indexes+=("$report/shard$j/index.json")
+done
+failed=0
+for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
 elapsed=$(( $(date +%s) - start ))
+if [[ $failed -ne 0 ]]; then
+  echo "autobahn: a fuzzing client failed or timed out:" >&2
+  tail -n 20 "$work"/shard*/wstest.log >&2
+  exit 1
+fi
 if ! kill -0 "$server_pid" 2>/dev/null; then
   echo "autobahn: the server died during the run:" >&2; tail -20 "$work/server.log" >&2; exit 1
 fi
 
-python3 "$here/summarize.py" "$report/index.json" --elapsed "$elapsed" --cases "$cases" ${summary_file:+--markdown "$summary_file"}
+python3 "$here/summarize.py" "${indexes[@]}" --elapsed "$elapsed" --cases "$cases" ${summary_file:+--markdown "$summary_file"}

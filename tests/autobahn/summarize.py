@@ -17,17 +17,20 @@ def key(case_id):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("index")
+    ap.add_argument("index", nargs="+", help="index.json of each shard; merged")
     ap.add_argument("--elapsed", type=int)
     ap.add_argument("--cases", default="")
     ap.add_argument("--markdown")
     args = ap.parse_args()
-    with open(args.index) as f:
-        index = json.load(f)
-    if len(index) != 1:
-        print("expected one agent in %s" % args.index, file=sys.stderr)
-        return 1
-    agent, results = next(iter(index.items()))
+    agent, results = None, {}
+    for path in args.index:
+        with open(path) as f:
+            index = json.load(f)
+        if len(index) != 1:
+            print("expected one agent in %s" % path, file=sys.stderr)
+            return 1
+        agent, part = next(iter(index.items()))
+        results.update(part)
     total = collections.Counter()
     close_total = collections.Counter()
     sections = collections.defaultdict(collections.Counter)

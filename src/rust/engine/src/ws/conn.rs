@@ -19,6 +19,9 @@ use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
 use super::close;
 use crate::event::ServerId;
 
+/// Pongs that may wait to be written at once; further pings go unanswered meanwhile.
+const MAX_PENDING_PONGS: usize = 32;
+
 /// Host → writer, in order.
 pub(crate) enum Outgoing {
     Text(Bytes),
@@ -70,6 +73,9 @@ pub struct WsConnection {
     ctrl_tx: mpsc::UnboundedSender<Control>,
     queued: AtomicUsize,
     max_outgoing: usize,
+    /// Pongs queued and not yet written: bounded so a peer that pings without reading
+    /// cannot grow the control queue (RFC 6455 §5.5.3 lets us answer only some pings).
+    pending_pongs: AtomicUsize,
     /// Set once a close is under way (either side) or the connection is gone: sends are
     /// refused from then on.
     closing: AtomicBool,
@@ -98,6 +104,7 @@ impl WsConnection {
             ctrl_tx,
             queued: AtomicUsize::new(0),
             max_outgoing,
+            pending_pongs: AtomicUsize::new(0),
             closing: AtomicBool::new(false),
             record: Mutex::new(None),
             closing_tx,
@@ -221,8 +228,20 @@ impl WsConnection {
         self.closing_tx.send_replace(true);
     }
 
+    /// Answer a ping, unless `MAX_PENDING_PONGS` answers are still waiting to be written.
     pub(crate) fn pong(&self, payload: Bytes) {
-        let _ = self.ctrl_tx.send(Control::Pong(payload));
+        if self.pending_pongs.fetch_add(1, Ordering::SeqCst) >= MAX_PENDING_PONGS {
+            self.pending_pongs.fetch_sub(1, Ordering::SeqCst);
+            return;
+        }
+        if self.ctrl_tx.send(Control::Pong(payload)).is_err() {
+            self.pending_pongs.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A pong left the queue (written, or dropped with the connection).
+    pub(crate) fn pong_done(&self) {
+        self.pending_pongs.fetch_sub(1, Ordering::SeqCst);
     }
 
     pub(crate) fn abort_writer(&self) {
@@ -307,6 +326,22 @@ mod tests {
         assert!(rx.out.try_recv().is_err());
         assert!(matches!(rx.ctrl.try_recv(), Ok(Control::Close(1001, _))));
         assert_eq!(c.finish(), (1000, "bad code from the host".to_owned()));
+    }
+
+    #[test]
+    fn pongs_waiting_to_be_written_are_bounded() {
+        let (c, mut rx) = conn(100);
+        for _ in 0..100 {
+            c.pong(Bytes::from_static(b"p"));
+        }
+        let mut n = 0;
+        while let Ok(Control::Pong(_)) = rx.ctrl.try_recv() {
+            n += 1;
+            c.pong_done();
+        }
+        assert_eq!(n, MAX_PENDING_PONGS);
+        c.pong(Bytes::new());
+        assert!(matches!(rx.ctrl.try_recv(), Ok(Control::Pong(_))));
     }
 
     #[test]

@@ -89,7 +89,7 @@ pub async fn run<W: AsyncWrite + Unpin>(
             o = out.recv() => Next::Out(o),
             _ = tick(&mut ticker) => Next::Ping,
         };
-        let mut end = add(&mut batch, first, &mut deflater).await;
+        let mut end = add(conn, &mut batch, first, &mut deflater).await;
         // Gather whatever else is ready into the same write.
         while end.is_none() && batch.size < BATCH_BYTES {
             let next = match ctrl.try_recv() {
@@ -99,7 +99,7 @@ pub async fn run<W: AsyncWrite + Unpin>(
                     Err(_) => break,
                 },
             };
-            end = add(&mut batch, next, &mut deflater).await;
+            end = add(conn, &mut batch, next, &mut deflater).await;
         }
         if end == Some(WriteEnd::Aborted) {
             return WriteEnd::Aborted;
@@ -127,10 +127,15 @@ async fn tick(t: &mut Option<Interval>) {
 }
 
 /// Add one item to the batch; `Some(end)` when nothing may follow it.
-async fn add(batch: &mut Batch, next: Next, deflater: &mut Option<Deflater>) -> Option<WriteEnd> {
+async fn add(conn: &WsConnection, batch: &mut Batch, next: Next, deflater: &mut Option<Deflater>) -> Option<WriteEnd> {
     match next {
         Next::Ping => batch.frame(OpCode::Ping, false, Bytes::new()),
-        Next::Ctrl(Some(Control::Pong(p))) => batch.frame(OpCode::Pong, false, p),
+        Next::Ctrl(Some(Control::Pong(p))) => {
+            // Counted as done once in the batch: the batch is written before the next read
+            // of the queue, and the bound only needs to stop unbounded growth.
+            conn.pong_done();
+            batch.frame(OpCode::Pong, false, p);
+        }
         Next::Ctrl(Some(Control::Close(code, reason))) | Next::Out(Some(Outgoing::Close(code, reason))) => {
             batch.frame(OpCode::Close, false, close::encode_payload(code, &reason));
             return Some(WriteEnd::Closed);
