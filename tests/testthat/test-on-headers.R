@@ -148,3 +148,33 @@ test_that("a client that leaves after onHeaders leaves nothing pending", {
              what = "the abandoned request to be forgotten")
   expect_identical(store$calls, 0L)
 })
+
+test_that("the unread body of a rejected request is never parsed as a new request", {
+  store <- new.env()
+  store$seen <- character()
+  s <- local_server(list(
+    onHeaders = function(req) {
+      store$seen <- c(store$seen, paste("onHeaders", req$PATH_INFO))
+      if (req$PATH_INFO == "/reject") list(status = 413L, headers = list(), body = "no") else NULL
+    },
+    call = function(req) {
+      store$seen <- c(store$seen, paste("call", req$PATH_INFO))
+      list(status = 200L, headers = list(), body = "ok")
+    }
+  ))
+  smuggled <- "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+  out <- raw_http(s$getPort(), list(
+    send("POST /reject HTTP/1.1\r\nHost: x\r\nContent-Length: ", nchar(smuggled), "\r\n\r\n"),
+    response(),
+    send(smuggled),
+    client_sleep(0.3),
+    read_all()
+  ))
+  expect_identical(out$responses[[1]]$status, 413L)
+  pump_for(0.2)
+  expect_identical(store$seen, "onHeaders /reject")
+  # The server may close the connection (then the client's send can fail): either way,
+  # no answer to the smuggled request.
+  after <- if (length(out$steps) >= 5) out$steps[[5]]$text %||% "" else ""
+  expect_false(grepl("200 OK", after))
+})
