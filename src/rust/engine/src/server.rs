@@ -245,6 +245,9 @@ async fn serve_connection<IO>(
         // Header names as apps and most servers write them (Content-Type), not lower-case.
         .title_case_headers(true)
         .max_headers(cfg.max_headers)
+        // The head's exact limit; the read buffer cannot be smaller than hyper's 8 KiB
+        // minimum, so without max_header_size a limit below 8 KiB would not hold.
+        .max_header_size(cfg.max_header_bytes)
         .max_buf_size(cfg.max_header_bytes.max(8192));
     let conn_ctx = Arc::new(service::ConnCtx { shared: Arc::clone(&shared), local, remote });
     let svc = hyper::service::service_fn(move |req| service::handle(Arc::clone(&conn_ctx), req));
