@@ -48,6 +48,7 @@ fn rookd_init(
     ws_closed: Robj,
 ) -> Result<()> {
     wake::init().map_err(Error::Other)?;
+    quiet_main_thread_panics();
     // SAFETY: main thread; all are live R objects, preserved by `init`.
     unsafe {
         ctx::init(ctx::InitArgs {
@@ -62,6 +63,23 @@ fn rookd_init(
         })
     };
     Ok(())
+}
+
+/// extendr turns an `Err` returned to R into an R error by way of a panic; the default
+/// hook would also print "thread panicked at ..." (and a backtrace) for each. On R's main
+/// thread every panic becomes an R error carrying the message, so printing it again is
+/// noise; panics on any other thread still go to the previous hook.
+fn quiet_main_thread_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let main = std::thread::current().id();
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if std::thread::current().id() != main {
+                previous(info);
+            }
+        }));
+    });
 }
 
 unsafe fn opt_num(opts: SEXP, name: &str) -> Result<f64> {

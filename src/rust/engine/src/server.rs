@@ -175,7 +175,17 @@ async fn accept_loop(
                 conns.spawn(async move {
                     let _permit = permit;
                     match io {
-                        Stream::Tcp(s) => serve_connection(s, shared, local, remote, shutdown).await,
+                        Stream::Tcp(s) => {
+                            // On a wildcard bind, SERVER_NAME is the address this client
+                            // actually reached, not 0.0.0.0 / ::.
+                            let local = match local {
+                                Endpoint::Tcp(a) if a.ip().is_unspecified() => {
+                                    s.local_addr().map(Endpoint::Tcp).unwrap_or(Endpoint::Tcp(a))
+                                }
+                                other => other,
+                            };
+                            serve_connection(s, shared, local, remote, shutdown).await
+                        }
                         Stream::Unix(s) => serve_connection(s, shared, local, remote, shutdown).await,
                     }
                 });
