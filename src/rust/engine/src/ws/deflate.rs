@@ -26,8 +26,9 @@ const MIN_COMPRESS_LEN: usize = 64;
 pub struct DeflateParams {
     /// We reset our compressor after every message (the client asked for it).
     pub server_no_context_takeover: bool,
-    /// The client resets its compressor after every message (it offered to and our
-    /// response holds it to that), so our inflater may forget its window between messages.
+    /// The client offered to reset its compressor after every message. We never hold it
+    /// to that (the parameter is not echoed): our inflater keeps its window anyway, which
+    /// costs nothing more, and the client compresses better with its context.
     pub client_no_context_takeover: bool,
     /// The largest window the client lets our compressor use, if it set one.
     pub server_max_window_bits: Option<u8>,
@@ -39,9 +40,6 @@ impl DeflateParams {
         let mut s = String::from(EXTENSION);
         if self.server_no_context_takeover {
             s.push_str("; server_no_context_takeover");
-        }
-        if self.client_no_context_takeover {
-            s.push_str("; client_no_context_takeover");
         }
         if let Some(bits) = self.server_max_window_bits {
             s.push_str(&format!("; server_max_window_bits={bits}"));
@@ -62,7 +60,7 @@ pub fn negotiate<'a>(header_values: impl IntoIterator<Item = &'a str>) -> Option
     header_values
         .into_iter()
         .flat_map(|v| split_outside_quotes(v, ','))
-        .find_map(|offer| accept_offer(offer))
+        .find_map(accept_offer)
 }
 
 fn accept_offer(offer: &str) -> Option<DeflateParams> {
@@ -200,15 +198,22 @@ impl Deflater {
 /// Our side's decompressor for incoming messages, fed frame payloads as they arrive.
 pub struct Inflater {
     d: Decompress,
-    no_context_takeover: bool,
     scratch: Vec<u8>,
 }
 
+impl Default for Inflater {
+    fn default() -> Self {
+        Inflater::new()
+    }
+}
+
 impl Inflater {
-    pub fn new(params: &DeflateParams) -> Inflater {
+    /// The window is always 2^15, enough for whatever `client_max_window_bits` the
+    /// client uses, and it is kept across messages (valid with or without the client's
+    /// context takeover).
+    pub fn new() -> Inflater {
         Inflater {
             d: Decompress::new(false),
-            no_context_takeover: params.client_no_context_takeover,
             scratch: Vec::new(),
         }
     }
@@ -221,11 +226,7 @@ impl Inflater {
 
     /// End of the message: inflate the implied sync tail.
     pub fn finish(&mut self, out: &mut BytesMut, limit: usize) -> Result<(), ProtocolError> {
-        self.run(&SYNC_TAIL, out, limit, FlushDecompress::Sync)?;
-        if self.no_context_takeover {
-            self.d.reset(false);
-        }
-        Ok(())
+        self.run(&SYNC_TAIL, out, limit, FlushDecompress::Sync)
     }
 
     fn run(
@@ -285,10 +286,7 @@ mod tests {
         );
         let p = params("permessage-deflate; server_no_context_takeover; client_no_context_takeover").unwrap();
         assert!(p.server_no_context_takeover && p.client_no_context_takeover);
-        assert_eq!(
-            p.response_value(),
-            "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
-        );
+        assert_eq!(p.response_value(), "permessage-deflate; server_no_context_takeover");
         let p = params("permessage-deflate; server_max_window_bits=\"10\"").unwrap();
         assert_eq!(p.server_max_window_bits, Some(10));
         assert_eq!(p.response_value(), "permessage-deflate; server_max_window_bits=10");
@@ -316,7 +314,7 @@ mod tests {
 
     fn round_trip(params: &DeflateParams, messages: &[Vec<u8>]) -> Vec<usize> {
         let mut d = Deflater::new(params);
-        let mut i = Inflater::new(params);
+        let mut i = Inflater::new();
         let mut sizes = vec![];
         for m in messages {
             let wire = d.compress(m);
@@ -392,13 +390,13 @@ mod tests {
         let mut d = Deflater::new(&DeflateParams::default());
         let bomb = d.compress(&vec![0u8; 1 << 20]).unwrap();
         assert!(bomb.len() < 10_000);
-        let mut i = Inflater::new(&DeflateParams::default());
+        let mut i = Inflater::new();
         let mut out = BytesMut::new();
         let r = i.inflate(&bomb, &mut out, 1000).and_then(|_| i.finish(&mut out, 1000));
         assert_eq!(r, Err(ProtocolError::TooBig(1000)));
         assert!(out.len() <= 1000);
 
-        let mut i = Inflater::new(&DeflateParams::default());
+        let mut i = Inflater::new();
         let mut out = BytesMut::new();
         let r = i
             .inflate(&[0xff, 0xff, 0xff, 0xff], &mut out, 1000)
@@ -409,7 +407,7 @@ mod tests {
     #[test]
     fn rfc7692_hello_example() {
         // RFC 7692 §7.2.3.1: "Hello" compressed with no context takeover.
-        let mut i = Inflater::new(&DeflateParams::default());
+        let mut i = Inflater::new();
         let mut out = BytesMut::new();
         i.inflate(&[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], &mut out, 100)
             .unwrap();

@@ -383,17 +383,17 @@ mod tests {
         let mut wire = frame(false, true, OpCode::Text, a);
         wire.extend(frame(true, false, OpCode::Ping, b""));
         wire.extend(frame(true, false, OpCode::Continuation, b));
-        let mut p = MessageParser::new(1 << 20, Some(Inflater::new(&params)));
+        let mut p = MessageParser::new(1 << 20, Some(Inflater::new()));
         let items = parse(&mut p, &wire, 5).unwrap();
         assert_eq!(items, vec![Item::Ping(Bytes::new()), text(&msg)]);
         // RSV1 on a continuation frame is a violation.
         let mut wire = frame(false, true, OpCode::Text, a);
         wire.extend(frame(true, true, OpCode::Continuation, b));
-        let mut p = MessageParser::new(1 << 20, Some(Inflater::new(&params)));
+        let mut p = MessageParser::new(1 << 20, Some(Inflater::new()));
         assert_eq!(parse(&mut p, &wire, 100), Err(ProtocolError::ReservedBits));
         // The limit applies to the inflated size.
         let wire = frame(true, true, OpCode::Text, &z);
-        let mut p = MessageParser::new(100, Some(Inflater::new(&params)));
+        let mut p = MessageParser::new(100, Some(Inflater::new()));
         assert_eq!(parse(&mut p, &wire, 100), Err(ProtocolError::TooBig(100)));
     }
 }

@@ -64,7 +64,7 @@ async fn run(shared: Arc<ServerShared>, head: Arc<RequestHead>, on_upgrade: OnUp
     });
 
     let (rd, wr) = tokio::io::split(TokioIo::new(upgraded));
-    let parser = MessageParser::new(cfg.max_message_bytes, agreed.deflate.as_ref().map(Inflater::new));
+    let parser = MessageParser::new(cfg.max_message_bytes, agreed.deflate.as_ref().map(|_| Inflater::new()));
     let credits = Arc::new(Semaphore::new(cfg.max_inflight_messages.max(1)));
     let settings = ReaderSettings {
         idle_timeout: cfg.idle_timeout,
