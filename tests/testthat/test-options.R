@@ -60,7 +60,7 @@ test_that("max_body_bytes: 413 for a declared or a chunked body that is too larg
   expect_identical(out$responses[[1]]$status, 413L)
   # Chunked: refused while reading.
   f <- tempfile()
-  on.exit(unlink(f))
+  on.exit(unlink(f), add = TRUE)
   writeBin(as.raw(rep(65L, 5000)), f)
   out2 <- raw_http(s$getPort(), list(
     send("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"),

@@ -46,7 +46,7 @@ test_that("an empty or NULL body gives an empty 200", {
 
 test_that("c(file = path) streams a file and leaves it in place", {
   path <- tempfile(fileext = ".bin")
-  on.exit(unlink(path))
+  on.exit(unlink(path), add = TRUE)
   set.seed(3)
   bytes <- as.raw(sample(0:255, 3e6, replace = TRUE))
   writeBin(bytes, path)
@@ -78,7 +78,7 @@ test_that("list(file = path, owned = TRUE) streams the file, then deletes it", {
   expect_false(file.exists(made[1]))
   # owned = FALSE keeps it.
   keep <- tempfile()
-  on.exit(unlink(keep))
+  on.exit(unlink(keep), add = TRUE)
   writeLines("kept", keep)
   s2 <- local_server(respond_with(body = list(file = keep, owned = FALSE)))
   expect_identical(http_req(server_url(s2))$text, "kept\n")
@@ -193,7 +193,7 @@ test_that("HEAD gets the headers but no body (the connection stays usable)", {
 
 test_that("HEAD of a file body has headers and no body", {
   path <- tempfile()
-  on.exit(unlink(path))
+  on.exit(unlink(path), add = TRUE)
   writeBin(as.raw(1:100), path)
   s <- local_server(respond_with(headers = list("Content-Type" = "application/octet-stream"),
                                  body = c(file = path)))

@@ -171,7 +171,7 @@ check_input <- function(store, f) {
 
 test_that("rook.input reads a several-MB Content-Length body: read, read_lines, rewind", {
   f <- big_text_file()
-  on.exit(unlink(f$path))
+  on.exit(unlink(f$path), add = TRUE)
   expect_gt(file.size(f$path), 3e6)
   store <- new.env()
   s <- local_server(input_app(store))
@@ -191,7 +191,7 @@ test_that("rook.input reads a several-MB Content-Length body: read, read_lines, 
 
 test_that("rook.input and CONTENT_LENGTH for a several-MB chunked upload", {
   f <- big_text_file()
-  on.exit(unlink(f$path))
+  on.exit(unlink(f$path), add = TRUE)
   store <- new.env()
   s <- local_server(input_app(store))
   out <- raw_http(s$getPort(), list(

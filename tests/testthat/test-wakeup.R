@@ -44,6 +44,35 @@ json.dump({"count": n, "seconds": time.monotonic() - start, "p50_ms": q(0.5), "p
            "errors": errors[:10], "connections": len(ports)}, sys.stdout)
 '
 
+# A control run alongside: two plain processes ping-ponging a byte over pipes with the same
+# rhythm. Its worst round trip shows how much of any slowness is the machine (CPU
+# contention), not rookd.
+pingpong_py <- '
+import json, os, random, sys, time
+secs = float(sys.argv[1])
+r1, w1 = os.pipe(); r2, w2 = os.pipe()
+if os.fork() == 0:
+    while True:
+        b = os.read(r1, 1)
+        if not b or b == b"q":
+            os._exit(0)
+        os.write(w2, b)
+lat = []
+end = time.monotonic() + secs
+i = 0
+while time.monotonic() < end:
+    i += 1
+    if i % 2 == 0:
+        time.sleep(random.uniform(0, 0.005))
+    t = time.perf_counter()
+    os.write(w1, b"x")
+    os.read(r2, 1)
+    lat.append(time.perf_counter() - t)
+os.write(w1, b"q")
+lat.sort()
+json.dump({"count": len(lat), "max_ms": lat[-1] * 1000, "n_slow": sum(1 for x in lat if x > 0.1)}, sys.stdout)
+'
+
 readLines_safe <- function(path) tryCatch(readLines(path, warn = FALSE), error = function(e) "?")
 
 test_that("no lost wake-ups: every reply within 100 ms while R idles at the prompt", {
@@ -59,8 +88,16 @@ test_that("no lost wake-ups: every reply within 100 ms while R idles at the prom
   script <- tempfile(fileext = ".py")
   writeLines(wakeup_client_py, script)
   on.exit(unlink(script), add = TRUE)
+  control_script <- tempfile(fileext = ".py")
+  writeLines(pingpong_py, control_script)
+  on.exit(unlink(control_script), add = TRUE)
+  control <- processx::process$new("python3", c(control_script, secs), stdout = "|", stderr = "|",
+                                   cleanup = TRUE)
+  on.exit(if (control$is_alive()) control$kill(), add = TRUE)
   run <- processx::run("python3", c(script, "127.0.0.1", sess$port, secs),
                        timeout = secs + 60, error_on_status = FALSE)
+  control$wait(10000)
+  ctl <- tryCatch(jsonlite::fromJSON(control$read_all_output()), error = function(e) NULL)
   expect_identical(run$status, 0L)
   res <- jsonlite::fromJSON(run$stdout, simplifyVector = TRUE)
   message(sprintf(
@@ -70,8 +107,10 @@ test_that("no lost wake-ups: every reply within 100 ms while R idles at the prom
     message("slow replies [s into the run: total ms / ms until the app ran]: ",
             paste(apply(as.matrix(res$slow), 1, function(x) sprintf("%.3f: %.1f / %.1f", x[1], x[2], x[3])),
                   collapse = "; "))
-    message("load average during the run: ", paste(readLines_safe("/proc/loadavg"), collapse = " "))
   }
+  message("load average: ", paste(readLines_safe("/proc/loadavg"), collapse = " "),
+          if (!is.null(ctl)) sprintf("; control (pipe ping-pong between two plain processes, same rhythm): %d round trips, max %.2f ms, %d over 100 ms",
+                                     ctl$count, ctl$max_ms, ctl$n_slow) else "")
   expect_length(res$errors, 0)
   expect_gt(res$count, 100)
   expect_identical(res$connections, 1L)
