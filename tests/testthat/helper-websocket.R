@@ -180,6 +180,8 @@ _run()
 # A Python 3 that can import websockets: $ROOKD_PYTHON, else python3 on the PATH, else
 # /usr/bin/python3 (R's LD_LIBRARY_PATH can break a pyenv python3; Debian's is what CI
 # has, with python3-websockets). NA if there is none.
+ws_py_probe <- paste("import asyncio, json, socket, ssl, zlib, websockets, websockets.client;",
+                     "from websockets.exceptions import ConnectionClosed")
 ws_python <- local({
   found <- NULL
   function() {
@@ -187,7 +189,7 @@ ws_python <- local({
       candidates <- unique(c(Sys.getenv("ROOKD_PYTHON"), Sys.which("python3"), "/usr/bin/python3"))
       candidates <- candidates[nzchar(candidates) & file.exists(candidates)]
       ok <- vapply(candidates, function(py) {
-        identical(suppressWarnings(system2(py, c("-c", shQuote("import websockets")),
+        identical(suppressWarnings(system2(py, c("-c", shQuote(ws_py_probe)),
                                            stdout = FALSE, stderr = FALSE)), 0L)
       }, TRUE)
       found <<- if (any(ok)) candidates[ok][[1]] else NA_character_
