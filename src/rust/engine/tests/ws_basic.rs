@@ -109,6 +109,49 @@ fn sixteen_megabyte_messages() {
 }
 
 #[test]
+fn fragmented_message_with_a_ping_between() {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    let host = Host::start(ServerConfig::default());
+    run_client(LIMIT, async {
+        let mut ws = connect(&host).await;
+        let part = |data: &'static str, opcode, fin| Message::Frame(Frame::message(data, OpCode::Data(opcode), fin));
+        ws.send(part("frag", Data::Text, false)).await.unwrap();
+        ws.send(Message::Ping(Bytes::from_static(b"still there?")))
+            .await
+            .unwrap();
+        ws.send(part("men", Data::Continue, false)).await.unwrap();
+        ws.send(part("ted ✓", Data::Continue, true)).await.unwrap();
+        let mut pong = None;
+        let echo = loop {
+            match ws.next().await.unwrap().unwrap() {
+                Message::Pong(p) => pong = Some(p),
+                Message::Ping(_) => continue,
+                m => break m,
+            }
+        };
+        assert_eq!(
+            pong.as_deref(),
+            Some(&b"still there?"[..]),
+            "the pong comes before the echo"
+        );
+        assert_eq!(echo, Message::text("fragmented ✓"));
+        ws.close(None).await.unwrap();
+    });
+    let log = host.wait_for("one message", LIMIT, |l| {
+        l.iter().any(|s| matches!(s, Seen::Message { .. }))
+    });
+    assert!(log.iter().any(|s| matches!(
+        s,
+        Seen::Message {
+            binary: false,
+            len: 14,
+            ..
+        }
+    )));
+}
+
+#[test]
 fn close_codes_reach_the_host() {
     let host = Host::start(ServerConfig::default());
     run_client(LIMIT, async {
