@@ -40,18 +40,17 @@ ws_new <- function(handle, request) {
   self$.message_callbacks <- list()
   self$.close_callbacks <- list()
   self$.backlog <- list()
+  self$.flushing <- FALSE
   self$.closed <- NULL
   self$onMessage <- function(func) {
     if (!is.function(func)) stop("`func` must be a function(binary, message).", call. = FALSE)
     key <- ws_callback_key()
     self$.message_callbacks[[key]] <- func
-    if (length(self$.backlog)) {
-      backlog <- self$.backlog
-      self$.backlog <- list()
-      # Delivered from the event loop, after the caller has finished registering.
-      later::later(function() {
-        for (m in backlog) ws_dispatch_message(self, m$binary, m$message)
-      })
+    if (length(self$.backlog) && !self$.flushing) {
+      # Delivered from the event loop, after the caller has finished registering; messages
+      # arriving meanwhile queue behind the backlog (ws_dispatch_message).
+      self$.flushing <- TRUE
+      later::later(function() ws_flush_backlog(self))
     }
     invisible(function() self$.message_callbacks[[key]] <- NULL)
   }
@@ -61,7 +60,11 @@ ws_new <- function(handle, request) {
     self$.close_callbacks[[key]] <- func
     if (!is.null(self$.closed)) {
       closed <- self$.closed
-      later::later(function() ws_call_close(func, closed$code, closed$reason))
+      later::later(function() {
+        tryCatch(ws_call_close(func, closed$code, closed$reason), error = function(e) {
+          message("rookd: error in a WebSocket onClose callback: ", conditionMessage(e))
+        })
+      })
     }
     invisible(function() self$.close_callbacks[[key]] <- NULL)
   }
@@ -96,9 +99,30 @@ ws_callback_key <- local({
   }
 })
 
+ws_flush_backlog <- function(ws) {
+  on.exit(ws$.flushing <- FALSE)
+  while (length(ws$.backlog) && length(ws$.message_callbacks)) {
+    m <- ws$.backlog[[1]]
+    ws$.backlog[[1]] <- NULL
+    ok <- tryCatch({
+      for (f in ws$.message_callbacks) f(m$binary, m$message)
+      TRUE
+    }, error = function(e) {
+      message("rookd: error in a WebSocket onMessage callback: ", conditionMessage(e),
+              "; closing it (1011)")
+      FALSE
+    })
+    if (!ok) {
+      ws$.backlog <- list()
+      try(ws$close(1011L, ""), silent = TRUE)
+      return(invisible())
+    }
+  }
+}
+
 ws_dispatch_message <- function(ws, binary, message) {
   callbacks <- ws$.message_callbacks
-  if (!length(callbacks)) {
+  if (!length(callbacks) || isTRUE(ws$.flushing)) {
     ws$.backlog[[length(ws$.backlog) + 1L]] <- list(binary = binary, message = message)
     return(invisible())
   }

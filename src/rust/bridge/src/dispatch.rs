@@ -140,12 +140,14 @@ pub unsafe fn call_app(app: AppFns, which: Fn, arg: SEXP) -> Option<SEXP> {
         Fn::OnHeaders => (r::sym("onHeaders"), r::sym("req")),
         Fn::OnWsOpen => (r::sym("onWSOpen"), r::sym("ws")),
     };
-    Rf_defineVar(asym, arg, app.eval_env);
+    // A fresh env per call: the argument is a lazy promise of `asym` in it, which the app
+    // may force after the call returned (in a later callback or a promise).
     let mut p = Protect::new();
+    let env = p.add(R_NewEnv(app.eval_env, 0, 0));
+    Rf_defineVar(asym, arg, env);
     let call = p.add(Rf_lang2(fsym, asym));
     let mut err = 0;
-    let res = R_tryEval(call, app.eval_env, &mut err);
-    Rf_defineVar(asym, R_NilValue, app.eval_env);
+    let res = R_tryEval(call, env, &mut err);
     (err == 0).then_some(res)
 }
 
