@@ -809,6 +809,42 @@ def max_connections_wait_in_backlog():
     healthy()
 
 
+def short_connections(port, n, nthreads=4):
+    def run(k):
+        for i in range(k):
+            s = connect(port)
+            try:
+                s.sendall(b"GET /echo?tag=short HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                while s.recv(65536):
+                    pass
+            finally:
+                s.close()
+    ts = [threading.Thread(target=run, args=(n // nthreads,)) for _ in range(nthreads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+
+
+@case
+def short_connections_leave_nothing_behind():
+    # One request per connection (Connection: close), 16,000 times: the server must not
+    # keep anything per finished connection (it once kept ~1.1 KB each).
+    port, pid = INFO["selfish"], INFO["pid"]
+    short_connections(port, 4000)  # warm-up
+    time.sleep(0.5)
+    rss0, fds0 = proc(pid, "rss"), proc(pid, "fds")
+    t0 = time.time()
+    short_connections(port, 16000)
+    took = time.time() - t0
+    time.sleep(0.5)
+    rss1, fds1 = proc(pid, "rss"), proc(pid, "fds")
+    note("16,000 connections in %.1f s: RSS %+.1f MB, fds %d -> %d" % (took, (rss1 - rss0) / 2**20, fds0, fds1))
+    check(fds1 <= fds0, "fds grew: %d -> %d" % (fds0, fds1))
+    check(rss1 - rss0 < 6 << 20, "RSS grew by %.1f MB over 16,000 short connections" % ((rss1 - rss0) / 2**20))
+    healthy()
+
+
 @case
 def failing_and_garbage_apps_survived():
     for i in range(20):
