@@ -135,6 +135,19 @@ for mode, title in MODES:
         cc, c = cell("script", "ceiling", wl, metric, scale)
         p(f"| {label} | {ch} | {cr} | {fmt_ratio(ratio(r, h))} | {cc} | {fmt_ratio(ratio(r, c))} |")
     p("")
+    # Was the load generator the bottleneck? (wrk -t1 / ws_load use at most one core.)
+    seen, parts = set(), []
+    for _label, wl, *_ in ROWS:
+        if wl in seen:
+            continue
+        seen.add(wl)
+        cells = [med(m, i, wl, "client_cpu_pct") for m, i in ((mode, "httpuv"), (mode, "rookd"), ("script", "ceiling"))]
+        if any(x is not None for x in cells):
+            parts.append(f"{wl} {'/'.join('–' if x is None else f'{x:.0f}' for x in cells)}")
+    if parts:
+        p("Load-client CPU, % of one core (httpuv/rookd/ceiling; near 100 means the client, "
+          "not the server, was the limit): " + "; ".join(parts))
+        p("")
 
 if any(k[2].startswith("idle_") for k in vals):
     p("## Memory (RSS of the server process; fresh server per row, script mode)")
