@@ -141,6 +141,8 @@ for mode, title in MODES:
         if wl in seen:
             continue
         seen.add(wl)
+        if not any(k[0] == mode and k[2] == wl for k in vals):
+            continue
         cells = [med(m, i, wl, "client_cpu_pct") for m, i in ((mode, "httpuv"), (mode, "rookd"), ("script", "ceiling"))]
         if any(x is not None for x in cells):
             parts.append(f"{wl} {'/'.join('–' if x is None else f'{x:.0f}' for x in cells)}")
