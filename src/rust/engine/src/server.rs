@@ -265,7 +265,8 @@ async fn serve_connection<IO>(
         .max_header_size(cfg.max_header_bytes)
         .max_buf_size(cfg.max_header_bytes.max(8192));
     let conn_ctx = Arc::new(service::ConnCtx { shared: Arc::clone(&shared), local, remote });
-    let svc = hyper::service::service_fn(move |req| service::handle(Arc::clone(&conn_ctx), req));
+    // Boxed: hyper keeps a slot the size of this future in every connection, idle or not.
+    let svc = hyper::service::service_fn(move |req| Box::pin(service::handle(Arc::clone(&conn_ctx), req)));
     let conn = builder.serve_connection(TokioIo::new(io), svc).with_upgrades();
     tokio::pin!(conn);
     tokio::select! {
