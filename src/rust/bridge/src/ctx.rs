@@ -26,6 +26,12 @@ pub struct Syms {
     pub read: SEXP,
     pub read_lines: SEXP,
     pub rewind: SEXP,
+    /// Names used to call the app in its eval env (dispatch::call_app).
+    pub call: SEXP,
+    pub on_headers: SEXP,
+    pub on_ws_open: SEXP,
+    pub req: SEXP,
+    pub ws: SEXP,
 }
 
 pub struct Ctx {
@@ -100,6 +106,11 @@ pub unsafe fn init(a: InitArgs) {
             read: sym("read"),
             read_lines: sym("read_lines"),
             rewind: sym("rewind"),
+            call: sym("call"),
+            on_headers: sym("onHeaders"),
+            on_ws_open: sym("onWSOpen"),
+            req: sym("req"),
+            ws: sym("ws"),
         },
         namespace: keep(a.namespace),
         errors: keep(a.errors),

@@ -64,7 +64,7 @@ unsafe fn handle(ctx: &Ctx, event: Event) {
             let mut p = Protect::new();
             let env = p.add(take_pending(head.id.0).unwrap_or_else(|| env::build(ctx, &head, opts)));
             env::attach_body(ctx, env, body);
-            let resp = match call_app(app, Fn::Call, env) {
+            let resp = match call_app(ctx, app, Fn::Call, env) {
                 Some(x) if async_reply::is_promise(x) => {
                     p.add(x);
                     async_reply::wait_for(ctx, x, reply, slot);
@@ -92,7 +92,7 @@ unsafe fn handle(ctx: &Ctx, event: Event) {
             };
             let mut p = Protect::new();
             let env = p.add(env::build(ctx, &head, opts));
-            let verdict = match call_app(app, Fn::OnHeaders, env) {
+            let verdict = match call_app(ctx, app, Fn::OnHeaders, env) {
                 Some(x) if r::is_null(x) => {
                     keep_pending(head.id.0, env);
                     HeadersVerdict::Continue
@@ -134,11 +134,12 @@ pub enum Fn {
 
 /// Evaluate `call(req)` (or `onHeaders(req)`, `onWSOpen(ws)`) in the app's eval env.
 /// R errors and interrupts are caught (R prints the message to stderr) and give `None`.
-pub unsafe fn call_app(app: AppFns, which: Fn, arg: SEXP) -> Option<SEXP> {
+pub unsafe fn call_app(ctx: &Ctx, app: AppFns, which: Fn, arg: SEXP) -> Option<SEXP> {
+    let s = &ctx.syms;
     let (fsym, asym) = match which {
-        Fn::Call => (r::sym("call"), r::sym("req")),
-        Fn::OnHeaders => (r::sym("onHeaders"), r::sym("req")),
-        Fn::OnWsOpen => (r::sym("onWSOpen"), r::sym("ws")),
+        Fn::Call => (s.call, s.req),
+        Fn::OnHeaders => (s.on_headers, s.req),
+        Fn::OnWsOpen => (s.on_ws_open, s.ws),
     };
     // A fresh env per call: the argument is a lazy promise of `asym` in it, which the app
     // may force after the call returned (in a later callback or a promise).

@@ -64,7 +64,7 @@ pub unsafe fn open(ctx: &Ctx, app: AppFns, conn: Arc<WsConnection>, request: SEX
     }
     p.add(ws);
     SOCKETS.with(|s| s.borrow_mut().insert(conn.id, ws));
-    if app.has_on_ws_open && call_app(app, Fn::OnWsOpen, ws).is_none() {
+    if app.has_on_ws_open && call_app(ctx, app, Fn::OnWsOpen, ws).is_none() {
         r::eprint("rookd: error in onWSOpen; closing the WebSocket (1011)\n");
         conn.close(INTERNAL_ERROR, "");
     }
