@@ -9,8 +9,12 @@
 #' @param max_headers Number of request headers; more gets 431.
 #' @param max_body_bytes Request body, in bytes. More gets `413 Payload Too Large`,
 #'   decided before reading when Content-Length is known, else while reading.
-#' @param header_timeout Seconds for a request's head to arrive (also bounds how long
-#'   an idle keep-alive connection is kept); then the connection is closed.
+#' @param header_timeout Seconds for a request's head to arrive, counted from its
+#'   first byte; a head still incomplete then gets `408 Request Timeout` and the
+#'   connection is closed (slowloris). A new connection that sends nothing for this
+#'   long is closed without an answer.
+#' @param keepalive_timeout Seconds an idle keep-alive connection is kept open between
+#'   requests; then it is closed without an answer.
 #' @param body_timeout Seconds for a request's body to arrive; then `408`.
 #' @param max_connections Connections served at once; more wait in the kernel's backlog.
 #' @param max_queued_requests Requests waiting for R at once; more get
@@ -40,6 +44,7 @@ rookdOptions <- function(max_header_bytes = 64 * 1024,
                          max_headers = 100,
                          max_body_bytes = 100 * 1024^2,
                          header_timeout = 30,
+                         keepalive_timeout = 60,
                          body_timeout = 60,
                          max_connections = 10000,
                          max_queued_requests = 10000,
@@ -57,7 +62,7 @@ rookdOptions <- function(max_header_bytes = 64 * 1024,
   opts <- as.list(environment())
   counts <- c("max_header_bytes", "max_headers", "max_body_bytes", "max_connections",
               "max_queued_requests", "threads", "ws_max_message_bytes", "ws_max_outgoing_bytes")
-  secs <- c("header_timeout", "body_timeout", "shutdown_grace", "ws_ping_interval", "ws_idle_timeout")
+  secs <- c("header_timeout", "keepalive_timeout", "body_timeout", "shutdown_grace", "ws_ping_interval", "ws_idle_timeout")
   flags <- c("query_string_question_mark", "compression", "ws_permessage_deflate")
   for (nm in counts) {
     v <- opts[[nm]]

@@ -152,13 +152,14 @@ app <- list(
 other_app <- function(req) text(paste0("alive ", req$PATH_INFO, "\n"))
 servers$main <- startServer("127.0.0.1", 0, app, options = rookdOptions(
   max_header_bytes = 4096, max_headers = 20, max_body_bytes = 65536,
-  header_timeout = 2, body_timeout = 2, max_queued_requests = 4,
+  header_timeout = 2, keepalive_timeout = 2, body_timeout = 2, max_queued_requests = 4,
   ws_allowed_origins = "http://good.example", ws_max_message_bytes = 65536,
   ws_ping_interval = 0, ws_idle_timeout = 0, shutdown_grace = 1))
 servers$victim <- startServer("127.0.0.1", 0, other_app)
 servers$selfish <- startServer("127.0.0.1", 0, app)
 servers$narrow <- startServer("127.0.0.1", 0, app,
-                              options = rookdOptions(max_connections = 2, header_timeout = 20))
+                              options = rookdOptions(max_connections = 2, header_timeout = 20,
+                                                     keepalive_timeout = 20))
 
 ports <- vapply(servers, function(s) s$getPort(), 0L)
 info <- sprintf('{"pid": %d, %s}', Sys.getpid(),

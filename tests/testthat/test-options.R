@@ -97,14 +97,26 @@ test_that("body_timeout: a body that stops arriving gets 408", {
   expect_identical(calls, 0L)
 })
 
-test_that("header_timeout: a head that never completes is dropped", {
+test_that("header_timeout: a head that never completes gets 408 and a close", {
   s <- local_server(text_app(), options = rookdOptions(header_timeout = 1))
   t0 <- Sys.time()
   out <- raw_http(s$getPort(), list(send("GET / HTTP/1.1\r\nHost: x\r\n"), read_all()), timeout = 10)
   elapsed <- as.numeric(Sys.time() - t0, units = "secs")
   expect_null(out$steps[[2]]$timeout)
   expect_lt(elapsed, 6)
-  expect_false(grepl("200 OK", out$steps[[2]]$text %||% ""))
+  expect_match(out$steps[[2]]$text %||% "", "^HTTP/1.1 408 Request Timeout\r\n")
+})
+
+test_that("keepalive_timeout: an idle keep-alive connection is closed without a word", {
+  s <- local_server(text_app(), options = rookdOptions(keepalive_timeout = 1))
+  t0 <- Sys.time()
+  out <- raw_http(s$getPort(), list(send(get_request("/")), response(), read_all()), timeout = 10)
+  elapsed <- as.numeric(Sys.time() - t0, units = "secs")
+  expect_identical(out$responses[[1]]$status, 200L)
+  expect_null(out$steps[[3]]$timeout)
+  expect_identical(out$steps[[3]]$text %||% "", "")
+  expect_gt(elapsed, 0.8)
+  expect_lt(elapsed, 6)
 })
 
 test_that("compression: gzip for large text when accepted, never when turned off", {

@@ -144,6 +144,7 @@ unsafe fn server_config(opts: SEXP) -> Result<ServerConfig> {
         max_headers: opt_count(opts, "max_headers")?,
         max_body_bytes: opt_count(opts, "max_body_bytes")? as u64,
         header_timeout: opt_secs(opts, "header_timeout")?.unwrap_or(FAR),
+        keepalive_timeout: opt_secs(opts, "keepalive_timeout")?.unwrap_or(FAR),
         body_timeout: opt_secs(opts, "body_timeout")?.unwrap_or(FAR),
         max_connections: opt_count(opts, "max_connections")?.max(1),
         max_queued_requests: opt_count(opts, "max_queued_requests")?.max(1),

@@ -10,9 +10,11 @@ pub struct ServerConfig {
     pub max_headers: usize,
     /// Request body, in bytes (beyond: 413).
     pub max_body_bytes: u64,
-    /// Whole request head must arrive within this (beyond: 408 and close). The clock also
-    /// runs while a keep-alive connection waits idle for its next request.
+    /// A request head must arrive within this of its first byte (beyond: 408 and close);
+    /// a new connection that sends nothing for this long is closed.
     pub header_timeout: Duration,
+    /// A keep-alive connection idle this long between requests is closed.
+    pub keepalive_timeout: Duration,
     /// Whole request body must arrive within this (beyond: 408 and close).
     pub body_timeout: Duration,
     /// Connections served at once; more wait in the listen backlog.
@@ -75,6 +77,7 @@ impl Default for ServerConfig {
             max_headers: 100,
             max_body_bytes: 100 * 1024 * 1024,
             header_timeout: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(60),
             body_timeout: Duration::from_secs(60),
             max_connections: 10_000,
             max_queued_requests: 10_000,

@@ -6,6 +6,7 @@
 pub mod body;
 pub mod compress;
 pub mod config;
+pub mod conn_clock;
 pub mod door;
 pub mod error;
 pub mod event;

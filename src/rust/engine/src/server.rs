@@ -1,16 +1,20 @@
 //! A running server: its accept loop, its connections, and how it stops.
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::future::Future;
+use std::task::Poll;
 use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::runtime::Handle;
-use tokio::sync::{oneshot, watch, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+use tokio::time::Instant;
 use tokio::task::JoinSet;
 
 use crate::config::ServerConfig;
+use crate::conn_clock::{self, ClockedBody, ClockedIo, ConnClock, Expired};
 use crate::door::Door;
 use crate::error::EngineError;
 use crate::event::{Endpoint, Event, ServerId};
@@ -34,6 +38,12 @@ pub struct ServerShared {
     pub statics: RwLock<StaticPaths>,
     next_request: AtomicU64,
     stopping: AtomicBool,
+    /// Tells this server's open WebSockets that it is stopping (they close with 1001).
+    ws_stop: watch::Sender<bool>,
+    /// Each WebSocket session holds a clone until it has reported `WsClosed`; the accept
+    /// loop takes the original at stop and waits for the channel to close, so
+    /// `ServerClosed` is always the server's last event.
+    ws_sessions: Mutex<Option<mpsc::Sender<()>>>,
 }
 
 impl ServerShared {
@@ -45,7 +55,22 @@ impl ServerShared {
     pub fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
     }
+
+    /// A WebSocket session's subscription to this server's stop.
+    pub(crate) fn ws_stop(&self) -> watch::Receiver<bool> {
+        self.ws_stop.subscribe()
+    }
+
+    /// A token a WebSocket session holds for its whole life; `None` once the server
+    /// has finished stopping.
+    pub(crate) fn ws_session_token(&self) -> Option<SessionToken> {
+        let guard = self.ws_sessions.lock().unwrap_or_else(|e| e.into_inner());
+        guard.as_ref().map(|tx| SessionToken(tx.clone()))
+    }
 }
+
+/// Held by a WebSocket session task until it ends (see `ServerShared::ws_sessions`).
+pub(crate) struct SessionToken(#[allow(dead_code)] mpsc::Sender<()>);
 
 enum Listener {
     Tcp(tokio::net::TcpListener),
@@ -118,6 +143,7 @@ pub(crate) fn start(
             Some(p),
         ),
     };
+    let (ws_tx, ws_rx) = mpsc::channel(1);
     let shared = Arc::new(ServerShared {
         id: ServerId(NEXT_SERVER.fetch_add(1, Ordering::Relaxed)),
         config,
@@ -126,6 +152,8 @@ pub(crate) fn start(
         statics: RwLock::new(statics),
         next_request: AtomicU64::new(1),
         stopping: AtomicBool::new(false),
+        ws_stop: watch::Sender::new(false),
+        ws_sessions: Mutex::new(Some(ws_tx)),
     });
     let (stop_tx, stop_rx) = oneshot::channel();
     let (closed_tx, closed_rx) = std::sync::mpsc::channel();
@@ -133,7 +161,7 @@ pub(crate) fn start(
         LocalAddr::Tcp(a) => Endpoint::Tcp(*a),
         LocalAddr::Unix(_) => Endpoint::Unix,
     };
-    rt.spawn(accept_loop(Arc::clone(&shared), listener, local_endpoint, unix_path, stop_rx, closed_tx));
+    rt.spawn(accept_loop(Arc::clone(&shared), listener, local_endpoint, unix_path, stop_rx, closed_tx, ws_rx));
     Ok(ServerHandle { shared, local, stop_tx: Some(stop_tx), listener_closed: Some(closed_rx) })
 }
 
@@ -152,6 +180,7 @@ async fn accept_loop(
     unix_path: Option<std::path::PathBuf>,
     mut stop_rx: oneshot::Receiver<()>,
     closed_tx: std::sync::mpsc::Sender<()>,
+    mut ws_sessions: mpsc::Receiver<()>,
 ) {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let permits = Arc::new(Semaphore::new(shared.config.max_connections.max(1)));
@@ -210,9 +239,15 @@ async fn accept_loop(
     }
     let _ = closed_tx.send(());
     let _ = shutdown_tx.send(true);
+    shared.ws_stop.send_replace(true);
+    drop(shared.ws_sessions.lock().unwrap_or_else(|e| e.into_inner()).take());
     let grace = shared.config.shutdown_grace;
     let _ = tokio::time::timeout(grace, async { while conns.join_next().await.is_some() {} }).await;
     conns.shutdown().await;
+    // WebSockets close with 1001 and are bounded by their close timeout; wait for them
+    // (bounded too) so the host hears every WsClosed before ServerClosed.
+    let ws_bound = grace.max(shared.config.ws.close_timeout) + Duration::from_secs(1);
+    let _ = tokio::time::timeout(ws_bound, ws_sessions.recv()).await;
     shared.door.send(Event::ServerClosed { server: shared.id });
 }
 
@@ -254,7 +289,8 @@ async fn serve_connection<IO>(
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(cfg.header_timeout)
+        // The header and keep-alive timeouts are this connection's ConnClock, below.
+        .header_read_timeout(None)
         .keep_alive(true)
         .half_close(false)
         // Header names as apps and most servers write them (Content-Type), not lower-case.
@@ -264,16 +300,80 @@ async fn serve_connection<IO>(
         // minimum, so without max_header_size a limit below 8 KiB would not hold.
         .max_header_size(cfg.max_header_bytes)
         .max_buf_size(cfg.max_header_bytes.max(8192));
+    let clock = Arc::new(ConnClock::new(cfg.header_timeout, cfg.keepalive_timeout));
     let conn_ctx = Arc::new(service::ConnCtx { shared: Arc::clone(&shared), local, remote });
+    let svc_clock = Arc::clone(&clock);
     // Boxed: hyper keeps a slot the size of this future in every connection, idle or not.
-    let svc = hyper::service::service_fn(move |req| Box::pin(service::handle(Arc::clone(&conn_ctx), req)));
-    let conn = builder.serve_connection(TokioIo::new(io), svc).with_upgrades();
-    tokio::pin!(conn);
-    tokio::select! {
-        _ = conn.as_mut() => {}
-        _ = async { let _ = shutdown.wait_for(|s| *s).await; } => {
-            conn.as_mut().graceful_shutdown();
+    let svc = hyper::service::service_fn(move |req| {
+        svc_clock.on_request();
+        let clock = Arc::clone(&svc_clock);
+        let fut = service::handle(Arc::clone(&conn_ctx), req);
+        Box::pin(async move {
+            let resp = fut.await?;
+            Ok::<_, std::convert::Infallible>(resp.map(|b| ClockedBody::new(b, clock)))
+        }) as service::BoxedResponseFuture<ClockedBody<crate::body::ResponseBody>>
+    });
+    let mut conn =
+        builder.serve_connection(TokioIo::new(ClockedIo::new(io, Arc::clone(&clock))), svc).with_upgrades();
+    // One timer per connection, moved only when the clock's deadline comes earlier than
+    // it; when it fires early (the deadline moved later) it is re-armed. So a busy
+    // keep-alive connection touches the timer wheel about once per timeout, not per request.
+    let timer = tokio::time::sleep_until(clock.deadline().unwrap_or_else(|| Instant::now() + cfg.header_timeout));
+    tokio::pin!(timer);
+    let stop = async { let _ = shutdown.wait_for(|s| *s).await; };
+    tokio::pin!(stop);
+    let outcome = std::future::poll_fn(|cx| {
+        if std::pin::Pin::new(&mut conn).poll(cx).is_ready() {
+            return Poll::Ready(Outcome::Done);
+        }
+        if stop.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Outcome::Stop);
+        }
+        // While a request is handled the clock does not run.
+        while let Some(deadline) = clock.deadline() {
+            if deadline < timer.deadline() {
+                timer.as_mut().reset(deadline);
+            }
+            if timer.as_mut().poll(cx).is_pending() {
+                break;
+            }
+            match clock.expired(Instant::now()) {
+                Some(e) => return Poll::Ready(Outcome::Expired(e)),
+                None => timer.as_mut().reset(deadline),
+            }
+        }
+        Poll::Pending
+    })
+    .await;
+    match outcome {
+        Outcome::Done => {}
+        Outcome::Stop => {
+            std::pin::Pin::new(&mut conn).graceful_shutdown();
             let _ = conn.await;
         }
+        // Nothing of a request arrived in time: close without a word.
+        Outcome::Expired(Expired::Waiting) => {}
+        Outcome::Expired(Expired::Head) => {
+            if let Some(parts) = conn.into_parts() {
+                answer_request_timeout(parts.io.into_inner().into_inner()).await;
+            }
+        }
     }
+}
+
+enum Outcome {
+    Done,
+    Stop,
+    Expired(Expired),
+}
+
+/// A stalled request head (slowloris) gets 408, then the connection is closed. Bounded:
+/// a peer that does not take the answer is dropped after a second.
+async fn answer_request_timeout<IO: AsyncWrite + Unpin>(mut io: IO) {
+    use tokio::io::AsyncWriteExt;
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        io.write_all(conn_clock::REQUEST_TIMEOUT_RESPONSE).await?;
+        io.shutdown().await
+    })
+    .await;
 }

@@ -24,6 +24,8 @@ pub struct ConnCtx {
 }
 
 pub type HttpResponse = hyper::Response<ResponseBody>;
+pub type BoxedResponseFuture<B> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<hyper::Response<B>, Infallible>> + Send>>;
 
 pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<HttpResponse, Infallible> {
     Ok(handle_request(ctx, req).await)
@@ -50,6 +52,13 @@ async fn handle_request(ctx: Arc<ConnCtx>, mut req: Request<Incoming>) -> HttpRe
     let shared = &ctx.shared;
     if shared.is_stopping() {
         return plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n");
+    }
+    if req.method() == Method::CONNECT {
+        // An origin server is no proxy; answered here so a 2xx from an app can never turn
+        // the connection into a tunnel.
+        let mut r = plain(StatusCode::NOT_IMPLEMENTED, "Not Implemented: CONNECT\n");
+        r.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        return r;
     }
     // Static paths: answered entirely here, never by R. Clone the table's Arc so no lock
     // is held across an await.

@@ -177,3 +177,25 @@ fn stopping_the_server_closes_sockets_with_1001() {
     });
     assert_eq!(host.closed(host.opened(0)).0, 1001);
 }
+
+#[test]
+fn server_closed_comes_after_the_last_ws_closed() {
+    // The client never answers the server's close: the session ends only at its close
+    // timeout, well after shutdown_grace; the host must still hear WsClosed first.
+    let mut cfg = ServerConfig { shutdown_grace: Duration::ZERO, ..ServerConfig::default() };
+    cfg.ws.close_timeout = Duration::from_millis(800);
+    let mut host = Host::start(cfg);
+    run_client(LIMIT, async {
+        let (mut c, _) = RawClient::connect(host.addr, &[]).await;
+        c.send_frame(true, false, 0x1, b"hi").await;
+        assert_eq!(c.read_non_ping().await.unwrap().payload, b"hi");
+        host.stop_server();
+        assert_eq!(c.expect_close().await, Some(1001));
+        // Hold the socket, say nothing.
+        let log = host.wait_for("ServerClosed", Duration::from_secs(10), |l| l.contains(&Seen::ServerClosed));
+        let closed = log.iter().position(|s| matches!(s, Seen::Closed { .. }));
+        let server = log.iter().position(|s| *s == Seen::ServerClosed);
+        assert!(closed.is_some() && closed < server, "{log:?}");
+        drop(c);
+    });
+}

@@ -9,7 +9,7 @@
 //! Modules, one job each: `handshake` (opening handshake), `frame` (wire format),
 //! `parser` (frames → messages), `utf8`, `close` (close codes), `deflate`
 //! (permessage-deflate), `conn` (the host's handle, outgoing queue and bound), `reader`,
-//! `writer` and `session` (the connection task), `stop` (server shutdown → 1001).
+//! `writer` and `session` (the connection task; a server's stop closes it with 1001).
 use std::sync::Arc;
 
 use http::{HeaderMap, Method};
@@ -28,7 +28,6 @@ mod handshake;
 mod parser;
 mod reader;
 mod session;
-mod stop;
 mod utf8;
 mod writer;
 

@@ -14,11 +14,10 @@ use super::deflate::{Deflater, Inflater};
 use super::handshake::Agreed;
 use super::parser::MessageParser;
 use super::reader::{self, ReadEnd, ReaderSettings};
-use super::stop;
 use super::writer;
 use crate::door::Door;
 use crate::event::{Event, RequestHead};
-use crate::server::ServerShared;
+use crate::server::{ServerShared, SessionToken};
 
 /// Sends [`Event::WsClosed`] when dropped: at the normal end of the task, and also if
 /// the runtime drops the task (engine shutdown), so the host always hears of the end.
@@ -39,10 +38,19 @@ impl Drop for ClosedNotice {
 }
 
 pub fn spawn(shared: Arc<ServerShared>, head: Arc<RequestHead>, on_upgrade: OnUpgrade, agreed: Agreed) {
-    tokio::spawn(run(shared, head, on_upgrade, agreed));
+    let token = shared.ws_session_token();
+    tokio::spawn(run(token, shared, head, on_upgrade, agreed));
 }
 
-async fn run(shared: Arc<ServerShared>, head: Arc<RequestHead>, on_upgrade: OnUpgrade, agreed: Agreed) {
+/// `_token` is the first parameter so it is dropped last, after `ClosedNotice` has sent
+/// `WsClosed`, also when the task is dropped mid-way.
+async fn run(
+    _token: Option<SessionToken>,
+    shared: Arc<ServerShared>,
+    head: Arc<RequestHead>,
+    on_upgrade: OnUpgrade,
+    agreed: Agreed,
+) {
     // The client may vanish before the 101 is written: then the socket never opened.
     let Ok(upgraded) = on_upgrade.await else { return };
     let cfg = &shared.config.ws;
@@ -57,7 +65,7 @@ async fn run(shared: Arc<ServerShared>, head: Arc<RequestHead>, on_upgrade: OnUp
         door: Arc::clone(&shared.door),
         conn: Arc::clone(&conn),
     };
-    let stop = stop::subscribe(&shared);
+    let stop = shared.ws_stop();
     shared.door.send(Event::WsOpen {
         conn: Arc::clone(&conn),
         head,
@@ -70,7 +78,7 @@ async fn run(shared: Arc<ServerShared>, head: Arc<RequestHead>, on_upgrade: OnUp
         idle_timeout: cfg.idle_timeout,
         close_timeout: cfg.close_timeout,
     };
-    let reader = reader::run(&conn, rd, parser, &shared.door, settings, credits, stop.rx.clone());
+    let reader = reader::run(&conn, rd, parser, &shared.door, settings, credits, stop);
     let writer = writer::run(
         &conn,
         wr,

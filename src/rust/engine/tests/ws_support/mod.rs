@@ -40,6 +40,7 @@ pub enum Seen {
         code: u16,
         reason: String,
     },
+    ServerClosed,
 }
 
 /// An engine serving one WebSocket-capable server on 127.0.0.1, port 0.
@@ -256,6 +257,7 @@ fn handle(event: Event, log: &(Mutex<Vec<Seen>>, Condvar)) {
         Event::Headers { reply, .. } => {
             let _ = reply.send(HeadersVerdict::Continue);
         }
+        Event::ServerClosed { .. } => record(log, Seen::ServerClosed),
         _ => {}
     }
 }
