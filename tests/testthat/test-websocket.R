@@ -69,6 +69,9 @@ async def main():
   expect_identical(res$binary_len, as.integer(n))
   expect_identical(res$text_type, "str")
   expect_true(res$text_ok)
+  # Both 16 MB sends were lent to the engine without a copy, and let go once written.
+  wait_until(function() rookd:::rookd_stats()$lent_vectors == 0L, timeout = 10,
+             what = "lent messages to be released")
 })
 
 test_that("a fragmented message (raw client, pings in between) reaches R whole", {

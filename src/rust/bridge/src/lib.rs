@@ -14,6 +14,7 @@ mod async_reply;
 mod ctx;
 mod dispatch;
 mod env;
+mod held;
 mod input;
 mod rapi;
 mod reply;
@@ -287,13 +288,9 @@ fn rookd_ws_send(handle: Robj, message: Robj) -> Result<bool> {
     unsafe {
         let Some(conn) = ws::connection(sexp(&handle)) else { return Ok(false) };
         match type_of(m) {
-            RAWSXP => {
-                let n = Rf_xlength(m) as usize;
-                let data = if n == 0 { bytes::Bytes::new() } else { bytes::Bytes::copy_from_slice(std::slice::from_raw_parts(RAW(m), n)) };
-                Ok(conn.send_binary(data))
-            }
+            RAWSXP => Ok(conn.send_binary(held::raw_bytes(m))),
             STRSXP if Rf_xlength(m) == 1 && STRING_ELT(m, 0) != R_NaString => {
-                Ok(conn.send_text(r::char_utf8(STRING_ELT(m, 0)).into_owned()))
+                Ok(conn.send_text_bytes(held::char_bytes(STRING_ELT(m, 0))))
             }
             _ => Err(Error::Other("a WebSocket message must be a single string or a raw vector".into())),
         }
@@ -327,6 +324,7 @@ fn rookd_stats() -> Robj {
         websockets = ws::open_count() as i32,
         promises_waiting = async_reply::waiting_count() as i32,
         streams = stream::open_count() as i32,
+        lent_vectors = held::lent_count() as i32,
         servers = servers
     )
     .into()

@@ -62,6 +62,7 @@ extern "C" {
     pub fn SET_VECTOR_ELT(x: SEXP, i: isize, v: SEXP) -> SEXP;
     pub fn R_CHAR(x: SEXP) -> *const c_char;
     pub fn Rf_translateCharUTF8(x: SEXP) -> *const c_char;
+    pub fn Rf_getCharCE(x: SEXP) -> c_int;
     pub fn LOGICAL(x: SEXP) -> *mut c_int;
     pub fn INTEGER(x: SEXP) -> *mut c_int;
     pub fn REAL(x: SEXP) -> *mut c_double;
@@ -147,7 +148,10 @@ pub mod r {
 
     /// The bytes of a CHARSXP, converted to UTF-8 (R strings may be latin1 or native).
     pub unsafe fn char_utf8<'a>(c: SEXP) -> std::borrow::Cow<'a, str> {
-        let p = Rf_translateCharUTF8(c);
+        // "bytes" strings cannot be translated (R would raise an error, a longjmp through
+        // Rust frames): take their bytes as they are.
+        const CE_BYTES: std::ffi::c_int = 3;
+        let p = if Rf_getCharCE(c) == CE_BYTES { R_CHAR(c) } else { Rf_translateCharUTF8(c) };
         std::ffi::CStr::from_ptr(p).to_string_lossy()
     }
 

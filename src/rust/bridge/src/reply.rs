@@ -152,18 +152,21 @@ unsafe fn body(x: SEXP) -> Result<Body, ReplyError> {
     match type_of(x) {
         NILSXP => Ok(Body::Empty),
         RAWSXP => {
-            let n = Rf_xlength(x) as usize;
-            if n == 0 {
+            if Rf_xlength(x) == 0 {
                 return Ok(Body::Empty);
             }
-            Ok(Body::Bytes(Bytes::copy_from_slice(std::slice::from_raw_parts(RAW(x), n))))
+            Ok(Body::Bytes(crate::held::raw_bytes(x)))
         }
         STRSXP => {
             if let Some(f) = r::list_get_names_first(x, "file") {
                 return Ok(Body::File { path: PathBuf::from(f), owned: false });
             }
-            // httpuv joins a multi-element character body with "\n".
             let n = Rf_xlength(x);
+            if n == 1 && STRING_ELT(x, 0) != R_NaString {
+                let b = crate::held::char_bytes(STRING_ELT(x, 0));
+                return Ok(if b.is_empty() { Body::Empty } else { Body::Bytes(b) });
+            }
+            // httpuv joins a multi-element character body with "\n".
             let mut out = Vec::new();
             for i in 0..n {
                 if i > 0 {

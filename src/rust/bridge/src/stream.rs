@@ -39,11 +39,7 @@ pub unsafe fn end(stream: StreamId) {
 unsafe fn chunk_of(x: SEXP) -> Option<StreamChunk> {
     match type_of(x) {
         NILSXP => Some(StreamChunk::End),
-        RAWSXP => {
-            let n = Rf_xlength(x) as usize;
-            let data = if n == 0 { Bytes::new() } else { Bytes::copy_from_slice(std::slice::from_raw_parts(RAW(x), n)) };
-            Some(StreamChunk::Data(data))
-        }
+        RAWSXP => Some(StreamChunk::Data(crate::held::raw_bytes(x))),
         STRSXP => {
             let mut out = String::new();
             for i in 0..Rf_xlength(x) {
