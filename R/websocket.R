@@ -69,6 +69,10 @@ ws_new <- function(handle, request) {
     invisible(function() self$.close_callbacks[[key]] <- NULL)
   }
   self$send <- function(message) {
+    # Fast path: the bridge converts a single string to UTF-8 itself.
+    if (is.raw(message) || (is.character(message) && length(message) == 1L && !is.na(message))) {
+      return(invisible(.Call(wrap__rookd_ws_send, handle, message)))
+    }
     if (is.character(message)) {
       message <- paste(enc2utf8(message), collapse = "\n")
     } else if (!is.raw(message)) {

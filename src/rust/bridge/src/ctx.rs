@@ -32,6 +32,9 @@ pub struct Syms {
     pub on_ws_open: SEXP,
     pub req: SEXP,
     pub ws: SEXP,
+    /// Fields of an R WebSocket object read by the message fast path (ws::message).
+    pub message_callbacks: SEXP,
+    pub flushing: SEXP,
 }
 
 pub struct Ctx {
@@ -111,6 +114,8 @@ pub unsafe fn init(a: InitArgs) {
             on_ws_open: sym("onWSOpen"),
             req: sym("req"),
             ws: sym("ws"),
+            message_callbacks: sym(".message_callbacks"),
+            flushing: sym(".flushing"),
         },
         namespace: keep(a.namespace),
         errors: keep(a.errors),

@@ -88,11 +88,32 @@ pub unsafe fn message(ctx: &Ctx, conn: &Arc<WsConnection>, binary: bool, data: B
         p.add(Rf_ScalarString(Rf_mkCharLenCE(data.as_ptr().cast(), len, CE_UTF8)))
     };
     let bin = p.add(Rf_ScalarLogical(i32::from(binary)));
-    let call = p.add(Rf_lang4(ctx.ws_message, ws, bin, value));
+    let call = match sole_callback(ctx, ws) {
+        // The common case, one onMessage callback and nothing queued: call it directly.
+        Some(f) => p.add(Rf_lang3(f, bin, value)),
+        // Several callbacks, none yet (backlog), or a backlog being flushed: the R
+        // dispatcher keeps the order.
+        None => p.add(Rf_lang4(ctx.ws_message, ws, bin, value)),
+    };
     if !try_call(call) {
         r::eprint("rookd: error in a WebSocket onMessage callback; closing it (1011)\n");
         conn.close(INTERNAL_ERROR, "");
     }
+}
+
+/// The WebSocket's only message callback, if it has exactly one and no backlog is being
+/// flushed (then nothing is queued either: see ws_dispatch_message in R/websocket.R).
+unsafe fn sole_callback(ctx: &Ctx, ws: SEXP) -> Option<SEXP> {
+    let callbacks = Rf_findVarInFrame(ws, ctx.syms.message_callbacks);
+    if type_of(callbacks) != VECSXP || Rf_xlength(callbacks) != 1 {
+        return None;
+    }
+    let flushing = Rf_findVarInFrame(ws, ctx.syms.flushing);
+    if type_of(flushing) != LGLSXP || Rf_xlength(flushing) != 1 || *LOGICAL(flushing) != 0 {
+        return None;
+    }
+    let f = VECTOR_ELT(callbacks, 0);
+    (type_of(f) == CLOSXP).then_some(f)
 }
 
 pub unsafe fn closed(ctx: &Ctx, conn: &Arc<WsConnection>, code: u16, reason: &str) {
