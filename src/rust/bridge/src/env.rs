@@ -32,6 +32,41 @@ fn host_and_port(e: &Endpoint) -> (String, String) {
     }
 }
 
+/// Distinct header names that get an `HTTP_*` variable. R never frees a symbol, so
+/// without a bound a client sending made-up header names would grow R's symbol table
+/// for ever; past it, new names are still in `HEADERS`, just not `HTTP_*` variables.
+const MAX_HEADER_SYMBOLS: usize = 10_000;
+
+thread_local! {
+    /// Header name -> its `HTTP_*` symbol. Symbols are never collected, so caching them
+    /// is safe; it saves building the name and hashing it into R's symbol table.
+    static HEADER_SYMBOLS: std::cell::RefCell<std::collections::HashMap<http::HeaderName, SEXP>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+    static WARNED_FULL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The `HTTP_*` symbol for a header name, or None once the bound is reached for new names.
+unsafe fn header_symbol(name: &http::HeaderName) -> Option<SEXP> {
+    HEADER_SYMBOLS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(&sym) = cache.get(name) {
+            return Some(sym);
+        }
+        if cache.len() >= MAX_HEADER_SYMBOLS {
+            if !WARNED_FULL.with(|w| w.replace(true)) {
+                r::eprint(&format!(
+                    "rookd: more than {MAX_HEADER_SYMBOLS} distinct request header names seen; \
+                     new ones are only in req$HEADERS, not HTTP_* variables\n"
+                ));
+            }
+            return None;
+        }
+        let sym = r::sym(&cgi_name(name.as_str()));
+        cache.insert(name.clone(), sym);
+        Some(sym)
+    })
+}
+
 /// "content-type" -> "HTTP_CONTENT_TYPE"
 fn cgi_name(name: &str) -> String {
     let mut s = String::with_capacity(5 + name.len());
@@ -100,8 +135,9 @@ pub unsafe fn build(ctx: &Ctx, head: &RequestHead, opts: EnvOptions) -> SEXP {
         let value = r::mkchar(&joined);
         SET_STRING_ELT(values, i as isize, value);
         SET_STRING_ELT(names, i as isize, r::mkchar(name.as_str()));
-        let var = r::sym(&cgi_name(name.as_str()));
-        Rf_defineVar(var, Rf_ScalarString(value), env);
+        if let Some(var) = header_symbol(name) {
+            Rf_defineVar(var, Rf_ScalarString(value), env);
+        }
     }
     Rf_setAttrib(values, R_NamesSymbol, names);
     Rf_defineVar(s.headers, values, env);
