@@ -4,7 +4,8 @@
 #' `WebSocket` object (compatible with httpuv's):
 #' \describe{
 #'   \item{`ws$onMessage(func)`}{`func(binary, message)` runs for each message:
-#'     `binary` is `TRUE` with a raw vector, or `FALSE` with a UTF-8 string. Several
+#'     `binary` is `TRUE` with a raw vector, or `FALSE` with a UTF-8 string (cut at
+#'     the first NUL character, if any: R strings cannot hold NUL). Several
 #'     callbacks may be registered; messages that arrive before the first one are kept
 #'     and delivered to it. Returns a function that unregisters `func`.}
 #'   \item{`ws$onClose(func)`}{runs once when the connection closes, by either side.

@@ -87,6 +87,11 @@ impl ConnClock {
         Phase::from_bits(self.state.load(Ordering::Relaxed))
     }
 
+    /// When the current phase began.
+    pub fn phase_started(&self) -> Instant {
+        self.since()
+    }
+
     fn since(&self) -> Instant {
         self.origin + Duration::from_millis(self.state.load(Ordering::Relaxed) >> 2)
     }

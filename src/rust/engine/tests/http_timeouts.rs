@@ -108,3 +108,49 @@ fn connect_is_not_implemented() {
     assert!(h.app_saw().is_empty());
     assert!(hello(&h).starts_with("HTTP/1.1 200"));
 }
+
+#[test]
+fn a_parked_keep_alive_connection_serves_its_next_requests() {
+    // Idle past the park delay, the connection's hyper state is dropped and rebuilt when
+    // the client sends again; nothing of the requests may be lost on the way.
+    let h = host(5_000, 5_000);
+    let mut s = TcpStream::connect(h.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let read_reply = |s: &mut TcpStream, want: &str| {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&got).contains(want) {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "closed before {want:?}: {:?}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+    };
+    // A stray empty line after the request (allowed before a request line).
+    s.write_all(b"GET /one HTTP/1.1\r\nHost: x\r\n\r\n\r\n").unwrap();
+    read_reply(&mut s, "app: /one");
+    std::thread::sleep(Duration::from_millis(600));
+    s.write_all(b"POST /two HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc").unwrap();
+    read_reply(&mut s, "app: /two");
+    std::thread::sleep(Duration::from_millis(600));
+    // Two pipelined requests, the second split in the middle of its head.
+    s.write_all(b"GET /three HTTP/1.1\r\nHost: x\r\n\r\nGET /fo").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    s.write_all(b"ur HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    read_reply(&mut s, "app: /four");
+    std::thread::sleep(Duration::from_millis(600));
+    s.write_all(b"GET /five HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let (text, _) = read_to_close(&mut s);
+    assert!(text.contains("app: /five"), "{text:?}");
+    assert_eq!(h.app_saw(), ["/one", "/two", "/three", "/four", "/five"]);
+}
+
+#[test]
+fn a_stray_empty_line_does_not_restart_the_head_clock() {
+    let h = host(5_000, 500);
+    let mut s = TcpStream::connect(h.addr).unwrap();
+    s.write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n\r\n").unwrap();
+    let (text, took) = read_to_close(&mut s);
+    assert!(text.contains("app: /a"), "{text:?}");
+    assert!(took < Duration::from_secs(3), "closed after {took:?}: the keep-alive limit is 500 ms");
+    assert!(!text.contains("408"), "{text:?}");
+}
