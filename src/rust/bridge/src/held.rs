@@ -96,7 +96,6 @@ pub unsafe fn raw_bytes(x: SEXP) -> Bytes {
 /// # Safety
 /// Main thread; `c` is a live CHARSXP.
 pub unsafe fn char_bytes(c: SEXP) -> Bytes {
-    const CE_BYTES: std::ffi::c_int = 3;
     let n = Rf_xlength(c) as usize;
     let stored = R_CHAR(c);
     // translateCharUTF8 returns the stored bytes themselves when they need no translation.
@@ -107,7 +106,7 @@ pub unsafe fn char_bytes(c: SEXP) -> Bytes {
 }
 
 /// Let go of every object the engine has finished with. Main thread.
-pub fn release_now() {
+fn release_now() {
     RELEASE_SCHEDULED.store(false, Ordering::Release);
     let keys = std::mem::take(&mut *TO_RELEASE.lock().unwrap_or_else(|e| e.into_inner()));
     if keys.is_empty() {

@@ -24,6 +24,7 @@ pub const EXTPTRSXP: c_int = 22;
 pub const RAWSXP: c_int = 24;
 
 pub const CE_UTF8: c_int = 1;
+pub const CE_BYTES: c_int = 3;
 pub const NA_INTEGER: c_int = i32::MIN;
 
 extern "C" {
@@ -150,7 +151,6 @@ pub mod r {
     pub unsafe fn char_utf8<'a>(c: SEXP) -> std::borrow::Cow<'a, str> {
         // "bytes" strings cannot be translated (R would raise an error, a longjmp through
         // Rust frames): take their bytes as they are.
-        const CE_BYTES: std::ffi::c_int = 3;
         let p = if Rf_getCharCE(c) == CE_BYTES { R_CHAR(c) } else { Rf_translateCharUTF8(c) };
         std::ffi::CStr::from_ptr(p).to_string_lossy()
     }

@@ -89,10 +89,6 @@ impl ConnClock {
 
     /// When the current phase began.
     pub fn phase_started(&self) -> Instant {
-        self.since()
-    }
-
-    fn since(&self) -> Instant {
         self.origin + Duration::from_millis(self.state.load(Ordering::Relaxed) >> 2)
     }
 
@@ -127,7 +123,7 @@ impl ConnClock {
             Phase::Idle => self.keepalive_timeout,
             Phase::Busy => return None,
         };
-        Some(self.since() + limit)
+        Some(self.phase_started() + limit)
     }
 
     /// Has the current wait run out at `now`?
