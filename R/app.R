@@ -21,8 +21,12 @@ as_rookd_app <- function(app) {
   } else {
     app_field(app, "call")
   }
-  if (!is.function(call)) {
-    stop("`app` has no `call` function: a Rook app needs `call = function(req) ...` ",
+  if (is.null(call)) {
+    # As httpuv: an app without `call` (only `staticPaths`, say) is valid; whatever its
+    # static paths do not serve gets httpuv's 404.
+    call <- not_found_app
+  } else if (!is.function(call)) {
+    stop("`app$call` must be a function: a Rook app needs `call = function(req) ...` ",
          "returning list(status, headers, body).", call. = FALSE)
   }
   env <- new.env(parent = globalenv())
@@ -39,4 +43,9 @@ as_rookd_app <- function(app) {
   }
   app_static_paths(app, env)
   env
+}
+
+# httpuv's answer for a request that an app without `call` does not serve statically.
+not_found_app <- function(req) {
+  list(status = 404L, headers = list("Content-Type" = "text/plain"), body = "404 Not Found\n")
 }

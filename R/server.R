@@ -68,13 +68,14 @@ startDaemonizedServer <- startServer
 #' @param name Path of the socket file to create (it must not exist).
 #' @param mask The umask applied while creating it (e.g. `strtoi("077", 8)`), or `NULL`.
 #' @inheritParams startServer
+#' @param quiet Accepted for compatibility with httpuv; errors are always raised.
 #' @return A `PipeServer` object (`stop()`, `isRunning()`, `getName()`, `getMask()`).
 #' @examples
 #' path <- tempfile(fileext = ".sock")
 #' s <- startPipeServer(path, NULL, function(req) list(status = 200L, headers = list(), body = "hi"))
 #' s$stop()
 #' @export
-startPipeServer <- function(name, mask, app, options = rookdOptions()) {
+startPipeServer <- function(name, mask, app, quiet = FALSE, options = rookdOptions()) {
   if (!is.character(name) || length(name) != 1 || is.na(name) || !nzchar(name)) {
     stop("`name` must be the path of the socket file, a single string.", call. = FALSE)
   }
@@ -142,19 +143,20 @@ print.Server <- function(x, ...) {
 #' requests already in flight get `shutdown_grace` seconds (see [rookdOptions()]) to
 #' finish. Stopping a server that is already stopped does nothing.
 #'
-#' @param handle A server returned by [startServer()], [startDaemonizedServer()] or
+#' @param server A server returned by [startServer()], [startDaemonizedServer()] or
 #'   [startPipeServer()].
 #' @return `NULL`, invisibly.
 #' @examples
 #' s <- startServer("127.0.0.1", 0, function(req) list(status = 204L, headers = list(), body = NULL))
 #' stopServer(s)
 #' @export
-stopServer <- function(handle) {
-  if (!inherits(handle, "Server")) {
-    stop("`handle` must be a server returned by startServer() or startDaemonizedServer().",
-         call. = FALSE)
+stopServer <- function(server) {
+  if (!inherits(server, "Server")) {
+    # Starts with httpuv's message, for code that matches it.
+    stop("Object must be an object of class Server: `server` must be a server returned ",
+         "by startServer(), startDaemonizedServer() or startPipeServer().", call. = FALSE)
   }
-  handle$stop()
+  server$stop()
 }
 
 #' @rdname stopServer

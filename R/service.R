@@ -1,40 +1,55 @@
 #' Run the event loop for a while
 #'
-#' Serves requests (and runs any other 'later' callbacks) for up to `timeoutMs`
-#' milliseconds, as httpuv's `service()` does. With `timeoutMs = 0` it loops until
-#' [interrupt()] is called (from an app, say) or the user presses Ctrl-C.
+#' Serves requests (and runs any other 'later' callbacks), as httpuv's `service()` does:
+#' \itemize{
+#'   \item `timeoutMs = 0` or `Inf` loops until [interrupt()] is called (from an app,
+#'     say) or the user presses Ctrl-C;
+#'   \item `timeoutMs = NA` runs what is ready now, without waiting;
+#'   \item any other value waits up to `timeoutMs` milliseconds for something to run,
+#'     once.
+#' }
+#' Each pass runs one 'later' callback (`later::run_now(all = FALSE)`), as httpuv
+#' does; one callback of rookd answers every request waiting at that moment.
 #'
 #' At an idle console prompt there is no need to call it: requests are served as
 #' they arrive. Scripts (`Rscript`) call it, or [runServer()], to let the app run.
 #'
-#' @param timeoutMs Milliseconds to wait for work; `0` loops until [interrupt()].
-#' @return `TRUE`, invisibly.
+#' @param timeoutMs Milliseconds to wait for work: `0` or `Inf` loop until
+#'   [interrupt()], `NA` does not wait.
+#' @return `TRUE` (visibly, as httpuv).
 #' @examples
 #' service(10)
+#' service(NA)
 #' @export
 service <- function(timeoutMs = ifelse(interactive(), 100, 1000)) {
-  if (!is.numeric(timeoutMs) || length(timeoutMs) != 1 || is.na(timeoutMs) || timeoutMs < 0) {
-    stop("`timeoutMs` must be a single number >= 0.", call. = FALSE)
+  if (!(is.numeric(timeoutMs) || is.logical(timeoutMs)) || length(timeoutMs) != 1 ||
+      (!is.na(timeoutMs) && timeoutMs < 0)) {
+    stop("`timeoutMs` must be a single number >= 0, Inf or NA.", call. = FALSE)
   }
-  if (timeoutMs > 0) {
-    later::run_now(timeoutMs / 1000)
-  } else {
+  if (is.na(timeoutMs)) {
+    later::run_now(0, all = FALSE)
+  } else if (timeoutMs == 0 || is.infinite(timeoutMs)) {
     .globals$paused <- FALSE
+    # A bounded wait, so that Ctrl-C and interrupt() from outside a callback are
+    # noticed within 0.1 s.
     while (!.globals$paused) {
-      later::run_now(0.1)
+      later::run_now(0.1, all = FALSE)
     }
+  } else {
+    later::run_now(timeoutMs / 1000, all = FALSE)
   }
-  invisible(TRUE)
+  TRUE
 }
 
 #' Run a server until interrupted
 #'
 #' Starts a server, serves until [interrupt()] is called or the user presses
-#' Ctrl-C, then stops it.
+#' Ctrl-C, then stops it (also on an error or Ctrl-C).
 #'
 #' @inheritParams startServer
-#' @param interruptIntervalMs Ignored; kept for compatibility with httpuv.
-#' @return `NULL`, invisibly.
+#' @param interruptIntervalMs Ignored, as by httpuv (which keeps it for compatibility
+#'   with old code); `NULL` or a number.
+#' @return `TRUE`, the value of `service(0)` (as httpuv).
 #' @examples
 #' \dontrun{
 #' runServer("127.0.0.1", 8080, function(req) {
@@ -43,19 +58,23 @@ service <- function(timeoutMs = ifelse(interactive(), 100, 1000)) {
 #' }
 #' @export
 runServer <- function(host, port, app, interruptIntervalMs = NULL, options = rookdOptions()) {
+  if (!is.null(interruptIntervalMs) &&
+      (!is.numeric(interruptIntervalMs) || length(interruptIntervalMs) != 1)) {
+    stop("`interruptIntervalMs` must be NULL or a single number (it is ignored).",
+         call. = FALSE)
+  }
   server <- startServer(host, port, app, options = options)
-  on.exit(server$stop())
+  on.exit(stopServer(server))
   service(0)
-  invisible()
 }
 
 #' Stop a running `service(0)` or `runServer()` loop
 #'
-#' @return `NULL`, invisibly.
+#' @return `TRUE`, invisibly (as httpuv).
 #' @examples
 #' interrupt()
 #' @export
 interrupt <- function() {
   .globals$paused <- TRUE
-  invisible()
+  invisible(TRUE)
 }

@@ -335,19 +335,22 @@ add_static_path_methods <- function(self, id) {
 #' @param dir The directory to serve; the working directory by default.
 #' @param host The address to listen on (see [startServer()]).
 #' @param port The port; `NULL` picks 7446 if it is free, else a random free port.
+#'   Otherwise a whole number from 1 to 65535 that is free on `host` (as httpuv, `0`
+#'   is refused: the URL printed must be the real one); a port in use is an error of
+#'   class `rookd_unavailable_port` (and `httpuv_unavailable_port`).
 #' @param ... Options for the directory, passed to [staticPath()]: `indexhtml`,
 #'   `fallthrough`, `html_charset`, `headers`, `validation`.
 #' @param background Return the running server at once instead of serving until
 #'   interrupted. Stop it with [stopServer()] or [stopAllServers()].
 #' @param browse Open the site in a web browser (by default when interactive).
-#' @return With `background = TRUE`, the server (invisibly); otherwise returns when
-#'   interrupted, after stopping the server.
+#' @return With `background = TRUE`, the server (invisibly); otherwise `TRUE` (as
+#'   httpuv) when interrupted, after stopping the server.
 #' @seealso [staticPath()], [runServer()]
 #' @examples
 #' dir <- tempfile("site")
 #' dir.create(dir)
 #' writeLines("<h1>Hello</h1>", file.path(dir, "index.html"))
-#' s <- runStaticServer(dir, port = 0, background = TRUE, browse = FALSE)
+#' s <- runStaticServer(dir, port = randomPort(), background = TRUE, browse = FALSE)
 #' s$stop()
 #' @export
 runStaticServer <- function(dir = getwd(), host = "127.0.0.1", port = NULL, ...,
@@ -357,20 +360,28 @@ runStaticServer <- function(dir = getwd(), host = "127.0.0.1", port = NULL, ...,
   if (is.null(port)) {
     port <- if (isTRUE(rookd_port_available(host, 7446L))) 7446L else randomPort(host = host)
   } else {
-    port <- check_port(port)
+    # The same checks, in the same order and words, as httpuv's runStaticServer().
+    stopifnot(
+      "`port` must be an integer" = is.numeric(port),
+      "`port` must be an integer" = port == as.integer(port),
+      "`port` must be a single integer" = length(port) == 1,
+      "`port` must be a positive integer" = port > 0,
+      "`port` must be less than 65536" = port < 65536
+    )
+    if (!isTRUE(rookd_port_available(host, as.integer(port)))) {
+      unavailable_port(paste("Port", port, "is not available on host", host))
+    }
   }
-  not_found <- function(req) {
-    list(status = 404L, headers = list("Content-Type" = "text/plain; charset=utf-8"),
-         body = "Not Found\n")
-  }
-  server <- startServer(host, port, list(call = not_found, staticPaths = list("/" = root)))
+  # As httpuv: only `staticPaths`; other paths get httpuv's plain 404.
+  server <- startServer(host, port, list(staticPaths = list("/" = root)))
   url_host <- if (grepl(":", host, fixed = TRUE)) paste0("[", host, "]") else host
   url <- sprintf("http://%s:%d", url_host, server$getPort())
   message("Serving: '", dir, "'")
   message("View at: ", url)
   if (isTRUE(browse)) {
     tryCatch(utils::browseURL(url), error = function(e) {
-      warning("Could not open a browser: ", conditionMessage(e), call. = FALSE)
+      warning("Could not open browser due to error in `utils::browseURL()`: ",
+              conditionMessage(e), call. = FALSE)
     })
   }
   if (isTRUE(background)) {
@@ -379,5 +390,4 @@ runStaticServer <- function(dir = getwd(), host = "127.0.0.1", port = NULL, ...,
   on.exit(server$stop(), add = TRUE)
   message("Press Esc or Ctrl + C to stop the server")
   service(0)
-  invisible()
 }

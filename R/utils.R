@@ -1,37 +1,99 @@
 #' Find a free TCP port
 #'
-#' Tries random ports in `[min, max]` until one can be bound on `host`.
+#' Tries up to `n` random ports in `[min, max]` until one can be bound on `host`.
+#' Ports that browsers refuse to connect to (Chrome's list of "unsafe" ports, such as
+#' 6000 or 6666-6669) are never picked, as in httpuv.
 #'
-#' @param min,max The range to pick from.
+#' @param min,max The range to pick from (clamped to 1-65535, as in httpuv).
 #' @param host The address the port must be free on.
 #' @param n How many ports to try before giving up.
 #' @return A port number (integer).
+#' @section Errors:
+#' When no port is free, an error of class
+#' `c("rookd_unavailable_port", "httpuv_unavailable_port", "error", "condition")` with
+#' a message starting `"Cannot find an available port."` (as recent httpuv versions).
 #' @examples
 #' randomPort()
+#' randomPort(8000, 8100)
 #' @export
 randomPort <- function(min = 1024L, max = 49151L, host = "127.0.0.1", n = 20) {
   check_host(host)
-  if (!is.numeric(min) || !is.numeric(max) || min < 1 || max > 65535 || min > max) {
-    stop("`min` and `max` must give a range within 1-65535.", call. = FALSE)
+  ok_number <- function(x) is.numeric(x) && length(x) == 1 && !is.na(x)
+  if (!ok_number(min) || !ok_number(max) || !ok_number(n)) {
+    stop("`min`, `max` and `n` must be single numbers.", call. = FALSE)
   }
-  candidates <- if (max - min + 1 <= n) seq.int(min, max) else sample.int(max - min + 1, n) + min - 1
+  min <- max(1L, as.integer(min))
+  max <- min(as.integer(max), 65535L)
+  if (min > max) stop("`min` and `max` must give a range: `min` is greater than `max`.", call. = FALSE)
+  valid <- setdiff(seq.int(min, max), unsafe_ports)
+  n <- min(n, length(valid))
+  candidates <- if (n < 2) valid else valid[sample.int(length(valid), n)]
   for (port in candidates) {
-    if (rookd_port_available(host, as.integer(port))) return(as.integer(port))
+    if (isTRUE(rookd_port_available(host, as.integer(port)))) return(as.integer(port))
   }
-  stop("Cannot find an available port on ", host, " in ", min, "-", max, " after ", n,
-       " tries.", call. = FALSE)
+  # httpuv's message first, for code that matches it; then what was tried.
+  unavailable_port(sprintf("Cannot find an available port. Tried %d port(s) in %d-%d on %s.",
+                           length(candidates), min, max, host))
 }
+
+# An error of the class httpuv's randomPort()/runStaticServer() signal, plus our own.
+unavailable_port <- function(message) {
+  cond <- structure(list(message = message, call = NULL),
+                    class = c("rookd_unavailable_port", "httpuv_unavailable_port",
+                              "error", "condition"))
+  stop(cond)
+}
+
+# Ports browsers refuse (Chrome's restricted list, the one httpuv avoids too).
+unsafe_ports <- c(
+  1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 77, 79, 87, 95, 101,
+  102, 103, 104, 109, 110, 111, 113, 115, 117, 119, 123, 135, 139, 143, 179, 389, 427,
+  465, 512, 513, 514, 515, 526, 530, 531, 532, 540, 548, 556, 563, 587, 601, 636, 993,
+  995, 2049, 3659, 4045, 6000, 6665, 6666, 6667, 6668, 6669, 6697
+)
 
 #' IP address family
 #'
+#' IPv6 addresses may carry a zone ID (`"fe80::1%eth0"`, `"::1%lo0"`): they are IPv6.
+#'
 #' @param ip A character vector of addresses.
-#' @return `4` for IPv4, `6` for IPv6, `-1` for anything else (vectorised; `NA` gives `-1`).
+#' @return `4` for IPv4, `6` for IPv6, `-1` for anything else (a host name, `NA`).
+#'   Vectorised, where httpuv takes a single string.
 #' @examples
-#' ipFamily(c("127.0.0.1", "::1", "localhost"))
+#' ipFamily(c("127.0.0.1", "::1", "fe80::1%eth0", "localhost"))
 #' @export
 ipFamily <- function(ip) {
   if (!is.character(ip)) stop("`ip` must be a character vector.", call. = FALSE)
-  vapply(ip, function(x) if (is.na(x)) -1L else rookd_ip_family(x), integer(1), USE.NAMES = FALSE)
+  one <- function(x) {
+    if (is.na(x)) return(-1L)
+    family <- rookd_ip_family(x)
+    # A zone ID ("%eth0") follows an IPv6 address only: judge the address before it.
+    if (family == -1L && grepl("%", x, fixed = TRUE)) {
+      addr <- sub("%.*$", "", x)
+      if (rookd_ip_family(addr) == 6L) family <- 6L
+    }
+    family
+  }
+  vapply(ip, one, integer(1), USE.NAMES = FALSE)
+}
+
+#' Load R's random number generator state
+#'
+#' Makes R's random number generator take its state from `.Random.seed`, as httpuv's
+#' `getRNGState()` (which Shiny calls) does. Nothing is created when `.Random.seed` does
+#' not exist yet.
+#'
+#' @return `NULL`, invisibly.
+#' @examples
+#' set.seed(1)
+#' getRNGState()
+#' @export
+getRNGState <- function() {
+  if (exists(".Random.seed", envir = globalenv(), inherits = FALSE)) {
+    # RNGkind() reads .Random.seed into the generator and writes the same state back.
+    RNGkind()
+  }
+  invisible(NULL)
 }
 
 uri_op <- function(value, op, what) {

@@ -143,7 +143,7 @@ test_that("server objects: methods and print", {
   expect_output(print(s), sprintf("http://127.0.0.1:%d (running)", s$getPort()), fixed = TRUE)
   s$stop()
   expect_output(print(s), "(stopped)", fixed = TRUE)
-  expect_error(stopServer("not a server"), "handle")
+  expect_error(stopServer("not a server"), "`server` must be a server")
   expect_identical(startDaemonizedServer, startServer)
 })
 
@@ -159,8 +159,7 @@ test_that("bad arguments are R errors that say what is wrong", {
   expect_error(startServer("127.0.0.1", "8080", app), "`port`")
   expect_error(startServer("127.0.0.1", NA, app), "`port`")
   expect_error(startServer("127.0.0.1", c(1, 2), app), "`port`")
-  expect_error(startServer("127.0.0.1", 0, list()), "`app` has no `call` function")
-  expect_error(startServer("127.0.0.1", 0, list(call = "not a function")), "no `call` function")
+  expect_error(startServer("127.0.0.1", 0, list(call = "not a function")), "`app\\$call` must be a function")
   expect_error(startServer("127.0.0.1", 0, 42), "`app` must be a function")
   expect_error(startServer("127.0.0.1", 0, NULL), "`app`")
   expect_error(startServer("127.0.0.1", 0, app, options = "fast"), "`options`")

@@ -443,7 +443,7 @@ test_that("pipe servers have the static-path methods too", {
 test_that("runStaticServer() serves a directory in the background", {
   site <- sp_site()
   msgs <- testthat::capture_messages(
-    s <- runStaticServer(site$www, port = 0, background = TRUE, browse = FALSE,
+    s <- runStaticServer(site$www, port = randomPort(), background = TRUE, browse = FALSE,
                          headers = list("X-Static" = "1"))
   )
   on.exit(s$stop(), add = TRUE)
