@@ -5,7 +5,8 @@
 #' any option not given keeps its default.
 #'
 #' @param max_header_bytes Request line plus headers, in bytes; more gets
-#'   `431 Request Header Fields Too Large`.
+#'   `431 Request Header Fields Too Large`. The default, 96 KiB, is above httpuv's
+#'   80 KiB, so every request head httpuv accepts is accepted.
 #' @param max_headers Number of request headers; more gets 431.
 #' @param max_body_bytes Request body, in bytes. More gets `413 Payload Too Large`,
 #'   decided before reading when Content-Length is known, else while reading.
@@ -40,7 +41,7 @@
 #' @examples
 #' rookdOptions(max_body_bytes = 10 * 1024^2, header_timeout = 10)
 #' @export
-rookdOptions <- function(max_header_bytes = 64 * 1024,
+rookdOptions <- function(max_header_bytes = 96 * 1024,
                          max_headers = 100,
                          max_body_bytes = 100 * 1024^2,
                          header_timeout = 30,

@@ -32,6 +32,14 @@
 #' @param validation An optional check on each request, as a string of the form
 #'   `'"name" == "value"'`: the request must carry header `name` (any case) with exactly
 #'   `value`, or it gets `403 Forbidden`. `character(0)` means no check.
+#' @param symlinks An addition of rookd's: how symbolic links under the directory are
+#'   treated. `"follow"` (the default) follows every link wherever it points, as httpuv,
+#'   nginx and Apache do (Debian's R packages, for example, ship JavaScript libraries as
+#'   links into `/usr/share/javascript`). `"inside"` follows only links whose target
+#'   lies inside the static directory; `"refuse"` follows none. A refused link is a
+#'   `404`. In every mode the request path itself cannot leave the directory (`..`,
+#'   encoded separators and NUL are refused). In `staticPath()`, `NULL` inherits the
+#'   server-wide value.
 #' @return An object of class `staticPath`.
 #' @seealso [staticPathOptions()], [excludeStaticPath()], [runStaticServer()]
 #' @examples
@@ -55,13 +63,17 @@
 #' s$stop()
 #' @export
 staticPath <- function(path, indexhtml = NULL, fallthrough = NULL, html_charset = NULL,
-                       headers = NULL, validation = NULL) {
+                       headers = NULL, validation = NULL, symlinks = NULL) {
   if (!is.character(path) || length(path) != 1 || is.na(path) || path == "") {
     stop("`path` must be a non-empty string.", call. = FALSE)
   }
   path <- enc2utf8(normalizePath(path, winslash = "/", mustWork = TRUE))
   options <- new_static_path_options(indexhtml, fallthrough, html_charset, headers,
                                      validation, exclude = FALSE)
+  # rookd's field is added only when set, so that httpuv code sees httpuv's object.
+  if (!is.null(symlinks)) {
+    options$symlinks <- check_symlinks(symlinks)
+  }
   structure(list(path = path, options = options), class = "staticPath")
 }
 
@@ -94,11 +106,8 @@ excludeStaticPath <- function() {
 #' @inheritParams staticPath
 #' @param exclude Whether to exclude paths from static serving by default (see
 #'   [excludeStaticPath()]). Paths made with [staticPath()] always set it to `FALSE`.
-#' @param follow_outside_symlinks An addition of rookd's. With the default, `FALSE`, a
-#'   symbolic link under a static directory that leads outside it is treated as missing
-#'   (`404`), so a link cannot expose other parts of the file system. `TRUE` follows such
-#'   links, as httpuv does. Links that stay inside the directory are always followed.
-#'   It is printed only when `TRUE`.
+#' @param symlinks How symbolic links are treated: `"follow"` (default), `"inside"`
+#'   or `"refuse"`; see [staticPath()]. An addition of rookd's.
 #' @return An object of class `staticPathOptions`.
 #' @seealso [staticPath()]
 #' @examples
@@ -106,15 +115,18 @@ excludeStaticPath <- function() {
 #'
 #' # Only requests carrying the header `X-Token: s3cret` are served:
 #' staticPathOptions(validation = '"X-Token" == "s3cret"')
+#'
+#' # Serve no file reached through a symbolic link that leaves the directory:
+#' staticPathOptions(symlinks = "inside")
 #' @export
 staticPathOptions <- function(indexhtml = TRUE, fallthrough = FALSE, html_charset = "utf-8",
                               headers = list(), validation = character(0), exclude = FALSE,
-                              follow_outside_symlinks = FALSE) {
-  check_static_flag(follow_outside_symlinks, "follow_outside_symlinks")
+                              symlinks = "follow") {
+  symlinks <- check_symlinks(symlinks)
   res <- new_static_path_options(indexhtml, fallthrough, html_charset, headers, validation,
                                  exclude)
   # Appended after httpuv's six fields so that those keep httpuv's positions.
-  res$follow_outside_symlinks <- follow_outside_symlinks
+  res$symlinks <- symlinks
   res
 }
 
@@ -124,6 +136,15 @@ new_static_path_options <- function(indexhtml, fallthrough, html_charset, header
   opts <- list(indexhtml = indexhtml, fallthrough = fallthrough, html_charset = html_charset,
                headers = headers, validation = validation, exclude = exclude)
   normalize_static_path_options(structure(opts, class = "staticPathOptions"))
+}
+
+check_symlinks <- function(x) {
+  modes <- c("follow", "inside", "refuse")
+  if (!is.character(x) || length(x) != 1 || is.na(x) || !x %in% modes) {
+    stop("`symlinks` option must be one of \"follow\", \"inside\", \"refuse\".",
+         call. = FALSE)
+  }
+  x
 }
 
 check_static_flag <- function(x, name) {
@@ -152,7 +173,7 @@ normalize_static_path_options <- function(opts) {
     stop("`html_charset` option must be a single string.", call. = FALSE)
   }
   check_static_flag(opts$exclude, "exclude")
-  check_static_flag(opts$follow_outside_symlinks, "follow_outside_symlinks")
+  if (!is.null(opts$symlinks)) check_symlinks(opts$symlinks)
   if (is.list(opts$headers) || is.character(opts$headers)) {
     # Assigning the unlisted value (NULL for an empty list) and then a typed empty vector
     # mirrors httpuv, down to where the `headers` element ends up in the list.
@@ -240,8 +261,11 @@ format_static_options <- function(x, empty) {
     paste0("  Extra headers:     ", fmt(x$headers)),
     paste0("  Validation params: ", fmt(x$validation)),
     paste0("  Exclude path:      ", fmt(x$exclude)),
-    # rookd's extension shows only when on, so the usual printout is httpuv's.
-    if (isTRUE(x$follow_outside_symlinks)) "  Outside symlinks:  TRUE"
+    # rookd's extension, shown when present (staticPathOptions() always sets it; a
+    # staticPath only when given), so httpuv's objects print as httpuv prints them.
+    if (!is.null(x$symlinks)) {
+      paste0("  Symlinks:          ", fmt(x$symlinks))
+    }
   )
   paste0(paste(lines, collapse = "\n"), "\n")
 }
@@ -339,7 +363,7 @@ add_static_path_methods <- function(self, id) {
 #'   is refused: the URL printed must be the real one); a port in use is an error of
 #'   class `rookd_unavailable_port` (and `httpuv_unavailable_port`).
 #' @param ... Options for the directory, passed to [staticPath()]: `indexhtml`,
-#'   `fallthrough`, `html_charset`, `headers`, `validation`.
+#'   `fallthrough`, `html_charset`, `headers`, `validation`, `symlinks`.
 #' @param background Return the running server at once instead of serving until
 #'   interrupted. Stop it with [stopServer()] or [stopAllServers()].
 #' @param browse Open the site in a web browser (by default when interactive).

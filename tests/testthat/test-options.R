@@ -4,7 +4,7 @@ test_that("rookdOptions() has documented defaults and prints", {
   o <- rookdOptions()
   expect_s3_class(o, "rookd_options")
   expect_identical(o$max_body_bytes, 100 * 1024^2)
-  expect_identical(o$max_header_bytes, 64 * 1024)
+  expect_identical(o$max_header_bytes, 96 * 1024)
   expect_identical(o$shutdown_grace, 5)
   expect_false(o$query_string_question_mark)
   expect_true(o$compression)

@@ -60,7 +60,8 @@ test_that("staticPath(), excludeStaticPath() and staticPathOptions() build httpu
   expect_identical(p$options$headers, c("X-A" = "1"))
   expect_identical(p$options$validation, c("==", "x-token", "abc"))
   expect_identical(p$options$exclude, FALSE)
-  expect_false("follow_outside_symlinks" %in% names(p$options))
+  expect_false("symlinks" %in% names(p$options))
+  expect_identical(staticPath(site$www, symlinks = "refuse")$options$symlinks, "refuse")
 
   e <- excludeStaticPath()
   expect_identical(e$path, "")
@@ -68,12 +69,13 @@ test_that("staticPath(), excludeStaticPath() and staticPathOptions() build httpu
 
   o <- staticPathOptions()
   expect_identical(names(o), c("indexhtml", "fallthrough", "html_charset", "validation",
-                               "exclude", "headers", "follow_outside_symlinks"))
+                               "exclude", "headers", "symlinks"))
   expect_identical(o$headers, c(a = "a")[0])
   expect_identical(o$validation, character(0))
   expect_identical(staticPathOptions(html_charset = character(0))$html_charset, "")
   expect_identical(staticPathOptions(validation = "")$validation, character(0))
-  expect_true(staticPathOptions(follow_outside_symlinks = TRUE)$follow_outside_symlinks)
+  expect_identical(o$symlinks, "follow")
+  expect_identical(staticPathOptions(symlinks = "inside")$symlinks, "inside")
 })
 
 test_that("the objects and their printouts are httpuv's", {
@@ -86,22 +88,28 @@ test_that("the objects and their printouts are httpuv's", {
   expect_identical(excludeStaticPath(), httpuv::excludeStaticPath())
   mine <- staticPathOptions(headers = c(X = "y"), fallthrough = TRUE)
   theirs <- httpuv::staticPathOptions(headers = c(X = "y"), fallthrough = TRUE)
-  mine$follow_outside_symlinks <- NULL
+  mine$symlinks <- NULL
   expect_identical(mine, theirs)
   mine <- staticPathOptions()
-  mine$follow_outside_symlinks <- NULL
+  mine$symlinks <- NULL
   expect_identical(mine, httpuv::staticPathOptions())
 
   expect_identical(format(do.call(staticPath, args)), format(do.call(httpuv::staticPath, args)))
   expect_identical(format(excludeStaticPath()), format(httpuv::excludeStaticPath()))
-  expect_identical(format(staticPathOptions(headers = list(A = "1"))),
-                   format(httpuv::staticPathOptions(headers = list(A = "1"))))
+  mine <- staticPathOptions(headers = list(A = "1"))
+  mine$symlinks <- NULL
+  expect_identical(format(mine), format(httpuv::staticPathOptions(headers = list(A = "1"))))
   expect_identical(capture.output(print(staticPath(site$www))),
                    capture.output(print(httpuv::staticPath(site$www))))
   # Called directly: once httpuv is loaded, its methods answer for these classes.
-  expect_match(rookd:::format.staticPathOptions(staticPathOptions(follow_outside_symlinks = TRUE)),
-               "Outside symlinks:  TRUE", fixed = TRUE)
-  expect_no_match(rookd:::format.staticPathOptions(staticPathOptions()), "Outside", fixed = TRUE)
+  expect_match(rookd:::format.staticPathOptions(staticPathOptions(symlinks = "inside")),
+               "  Symlinks:          inside", fixed = TRUE)
+  expect_match(rookd:::format.staticPathOptions(staticPathOptions()),
+               "  Symlinks:          follow", fixed = TRUE)
+  expect_no_match(rookd:::format.staticPathOptions(httpuv::staticPathOptions()), "Symlinks")
+  expect_no_match(rookd:::format.staticPath(staticPath(site$www)), "Symlinks", fixed = TRUE)
+  expect_match(rookd:::format.staticPath(staticPath(site$www, symlinks = "refuse")),
+               "  Symlinks:          refuse", fixed = TRUE)
 })
 
 test_that("bad arguments fail with httpuv's messages", {
@@ -115,7 +123,9 @@ test_that("bad arguments fail with httpuv's messages", {
   expect_error(staticPathOptions(validation = c("a", "b")), "zero or one element")
   expect_error(staticPathOptions(headers = list(1)), "`headers` option must be a named list")
   expect_error(staticPathOptions(indexhtml = "yes"), "`indexhtml` option must be TRUE or FALSE")
-  expect_error(staticPathOptions(follow_outside_symlinks = NA), "follow_outside_symlinks")
+  expect_error(staticPathOptions(symlinks = NA), "`symlinks` option must be one of")
+  expect_error(staticPathOptions(symlinks = "yes"), "\"follow\", \"inside\", \"refuse\"")
+  expect_error(staticPath(tempdir(), symlinks = TRUE), "`symlinks` option")
   app <- function(req) list(status = 200L, headers = list(), body = "")
   expect_error(startServer("127.0.0.1", 0, list(call = app, staticPathOptions = list(a = 1))),
                "staticPathOptions must be an object of class staticPathOptions.", fixed = TRUE)
@@ -150,7 +160,7 @@ test_that("getStaticPaths() and getStaticPathOptions() return what httpuv's retu
   expect_s3_class(o, "staticPathOptions")
   expect_identical(o$validation, c("==", "k", "v"))
   expect_identical(o$headers, c(B = "2"))
-  expect_false(o$follow_outside_symlinks)
+  expect_identical(o$symlinks, "follow")
 
   skip_if_not_installed("httpuv")
   h <- httpuv::startServer("127.0.0.1", httpuv::randomPort(), list(
@@ -161,13 +171,13 @@ test_that("getStaticPaths() and getStaticPathOptions() return what httpuv's retu
   ))
   on.exit(h$stop(), add = TRUE)
   expect_identical(got, h$getStaticPaths())
-  o$follow_outside_symlinks <- NULL
+  o$symlinks <- NULL
   expect_identical(o, h$getStaticPathOptions())
   expect_identical(s$setStaticPath(z = site$www), h$setStaticPath(z = site$www))
   expect_identical(s$removeStaticPath("/z"), h$removeStaticPath("/z"))
   theirs <- h$setStaticPathOption(fallthrough = TRUE, html_charset = "latin1")
   mine <- s$setStaticPathOption(fallthrough = TRUE, html_charset = "latin1")
-  mine$follow_outside_symlinks <- NULL
+  mine$symlinks <- NULL
   expect_identical(mine, theirs)
 })
 
@@ -467,4 +477,79 @@ test_that("runStaticServer() in the foreground serves until stopped (child proce
   r <- fetch_blocking(sprintf("http://127.0.0.1:%d/sub/", srv$port), timeout = 5)
   expect_equal(r$status_code, 200)
   expect_identical(rawToChar(r$content), "<p>sub</p>\n")
+})
+
+# A tree with links of every kind: a file and a directory pointing inside the root and
+# outside it, a loop and a dangling link.
+sp_linked_site <- function(.env = parent.frame()) {
+  base <- tempfile("splinks")
+  dir.create(file.path(base, "www", "sub"), recursive = TRUE)
+  dir.create(file.path(base, "outside"))
+  withr::defer(unlink(base, recursive = TRUE), envir = .env)
+  www <- file.path(base, "www")
+  writeLines("inner", file.path(www, "sub", "inner.txt"))
+  writeLines("target", file.path(www, "target.txt"))
+  writeLines("outer", file.path(base, "outside", "outer.txt"))
+  writeLines("TOP SECRET", file.path(base, "secret.txt"))
+  file.symlink(file.path(www, "target.txt"), file.path(www, "file-in.txt"))
+  file.symlink(file.path(base, "secret.txt"), file.path(www, "file-out.txt"))
+  file.symlink(file.path(www, "sub"), file.path(www, "dir-in"))
+  file.symlink(file.path(base, "outside"), file.path(www, "dir-out"))
+  file.symlink(file.path(www, "loop-b"), file.path(www, "loop-a"))
+  file.symlink(file.path(www, "loop-a"), file.path(www, "loop-b"))
+  file.symlink(file.path(www, "gone.txt"), file.path(www, "dangling.txt"))
+  normalizePath(www)
+}
+
+test_that("symlinks are followed by default; symlinks = 'inside' and 'refuse' narrow that", {
+  www <- sp_linked_site()
+  a <- sp_counting_app(staticPaths = list(
+    "/follow" = www,
+    "/inside" = staticPath(www, symlinks = "inside"),
+    "/refuse" = staticPath(www, symlinks = "refuse")
+  ))
+  s <- local_server(a$app)
+  # (link, follow, inside, refuse)
+  cases <- list(
+    c("target.txt", 200, 200, 200),
+    c("file-in.txt", 200, 200, 404),
+    c("dir-in/inner.txt", 200, 200, 404),
+    c("file-out.txt", 200, 404, 404),
+    c("dir-out/outer.txt", 200, 404, 404),
+    c("loop-a", 404, 404, 404),
+    c("dangling.txt", 404, 404, 404)
+  )
+  for (case in cases) {
+    got <- vapply(c("follow", "inside", "refuse"), function(m) {
+      sp_get(s, paste0("/", m, "/", case[1]))$status
+    }, numeric(1))
+    expect_equal(unname(got), as.numeric(case[2:4]), label = case[1])
+  }
+  expect_identical(sp_get(s, "/follow/dir-out/outer.txt")$text, "outer\n")
+  expect_identical(sp_get(s, "/follow/file-in.txt")$text, "target\n")
+  # Request-path traversal stays refused while links are followed.
+  expect_equal(sp_get(s, "/follow/../secret.txt", opts = list(path_as_is = TRUE))$status, 400)
+  expect_equal(a$counter$n, 0L)
+
+  # The server-wide option applies to paths that do not set their own.
+  s2 <- local_server(list(call = a$app$call, staticPaths = list("/" = www),
+                          staticPathOptions = staticPathOptions(symlinks = "refuse")))
+  expect_equal(sp_get(s2, "/file-in.txt")$status, 404)
+  expect_identical(s2$getStaticPathOptions()$symlinks, "refuse")
+  s2$setStaticPathOption(symlinks = "follow")
+  expect_equal(sp_get(s2, "/file-in.txt")$status, 200)
+  expect_error(s2$setStaticPathOption(symlinks = "sometimes"), "`symlinks` option")
+  expect_identical(s$getStaticPaths()$`/inside`$options$symlinks, "inside")
+})
+
+test_that("Debian's shiny (jQuery as a symlink into /usr/share/javascript) is served", {
+  shared <- "/usr/lib/R/site-library/shiny/www/shared"
+  skip_if_not(file.exists(file.path(shared, "jquery.min.js")), "no Debian shiny install")
+  skip_if_not(nzchar(Sys.readlink(file.path(shared, "jquery.min.js"))), "jquery.min.js is not a link")
+  s <- local_server(list(call = function(req) list(status = 500L, headers = list(), body = ""),
+                         staticPaths = list("/shared" = shared)))
+  r <- sp_get(s, "/shared/jquery.min.js")
+  expect_equal(r$status, 200)
+  expect_identical(r$body, readBin(file.path(shared, "jquery.min.js"), "raw", 1e6))
+  expect_match(hdr(r, "content-type"), "javascript")
 })

@@ -11,7 +11,7 @@ use std::sync::{Arc, PoisonError};
 use extendr_api::prelude::{extendr, extendr_module, Robj};
 use extendr_api::{Error, Result};
 use rookd_engine::server::ServerShared;
-use rookd_engine::statics::{StaticOptions, StaticPathOptionsOverride, StaticPathSpec};
+use rookd_engine::statics::{StaticOptions, StaticPathOptionsOverride, StaticPathSpec, Symlinks};
 use rookd_engine::StaticPaths;
 
 use crate::rapi::r::{self, Protect};
@@ -107,6 +107,16 @@ unsafe fn headers(v: SEXP, ctx: Ctx<'_>) -> Result<Vec<(String, String)>> {
     Ok(names.into_iter().zip(values).collect())
 }
 
+/// `symlinks`: one of "follow", "inside", "refuse".
+unsafe fn symlinks(v: SEXP, ctx: Ctx<'_>) -> Result<Symlinks> {
+    let err = || bad(ctx, "`symlinks` must be one of \"follow\", \"inside\", \"refuse\"");
+    let mut s = strings(v, ctx, "symlinks").map_err(|_| err())?;
+    if s.len() != 1 {
+        return Err(err());
+    }
+    s.remove(0).parse().map_err(|_| err())
+}
+
 /// A `staticPathOptions` list; absent and NULL fields are `None` (inherit, or keep).
 unsafe fn override_from_r(opts: SEXP, ctx: Ctx<'_>) -> Result<StaticPathOptionsOverride> {
     if r::is_null(opts) {
@@ -126,7 +136,7 @@ unsafe fn override_from_r(opts: SEXP, ctx: Ctx<'_>) -> Result<StaticPathOptionsO
             .map(|v| strings(v, ctx, "validation"))
             .transpose()?,
         exclude: flag_field("exclude")?,
-        follow_outside_symlinks: flag_field("follow_outside_symlinks")?,
+        symlinks: field("symlinks").map(|v| symlinks(v, ctx)).transpose()?,
     })
 }
 
@@ -264,7 +274,7 @@ fn or_null<T>(v: &Option<T>, f: impl FnOnce(&T) -> SEXP) -> SEXP {
 /// NULL where inherited. rookd's extra field appears only when set, so the objects of
 /// httpuv code look the same.
 unsafe fn override_to_r(o: &StaticPathOptionsOverride) -> SEXP {
-    let extra = o.follow_outside_symlinks.is_some();
+    let extra = o.symlinks.is_some();
     let mut b = ListBuilder::new(if extra { 7 } else { 6 });
     b.push("indexhtml", or_null(&o.indexhtml, |x| lgl(*x)));
     b.push("fallthrough", or_null(&o.fallthrough, |x| lgl(*x)));
@@ -272,8 +282,8 @@ unsafe fn override_to_r(o: &StaticPathOptionsOverride) -> SEXP {
     b.push("headers", or_null(&o.headers, |x| named_chr(x)));
     b.push("validation", or_null(&o.validation, |x| chr(x)));
     b.push("exclude", or_null(&o.exclude, |x| lgl(*x)));
-    if let Some(f) = o.follow_outside_symlinks {
-        b.push("follow_outside_symlinks", lgl(f));
+    if let Some(m) = o.symlinks {
+        b.push("symlinks", r::string(m.as_str()));
     }
     b.finish(Some("staticPathOptions"))
 }
@@ -298,7 +308,7 @@ unsafe fn options_to_r(o: &StaticOptions) -> SEXP {
     b.push("headers", named_chr(&o.headers));
     b.push("validation", chr(&o.validation));
     b.push("exclude", lgl(o.exclude));
-    b.push("follow_outside_symlinks", lgl(o.follow_outside_symlinks));
+    b.push("symlinks", r::string(o.symlinks.as_str()));
     b.finish(Some("staticPathOptions"))
 }
 

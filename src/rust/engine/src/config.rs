@@ -73,7 +73,9 @@ impl Default for WsConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
-            max_header_bytes: 64 * 1024,
+            // Above httpuv's 80 KiB (http-parser's HTTP_MAX_HEADER_SIZE), so that every head
+            // httpuv accepts (an 80,000-byte value, eight 9,900-byte names) is accepted too.
+            max_header_bytes: 96 * 1024,
             max_headers: 100,
             max_body_bytes: 100 * 1024 * 1024,
             header_timeout: Duration::from_secs(30),

@@ -1,7 +1,7 @@
 //! Path traversal over real sockets: raw request lines a browser would never send.
 mod statics_support;
 
-use rookd_engine::statics::{StaticOptions, StaticPathOptionsOverride, StaticPathSpec, StaticPaths};
+use rookd_engine::statics::{StaticOptions, StaticPathOptionsOverride, StaticPathSpec, StaticPaths, Symlinks};
 use statics_support::{get, raw, Host, TempDir};
 
 const SECRET: &str = "TOP-SECRET-CONTENT";
@@ -16,19 +16,23 @@ fn setup(name: &str) -> (TempDir, Host) {
     std::os::unix::fs::symlink(t.path(), t.path().join("root/up")).unwrap();
     std::os::unix::fs::symlink(t.path().join("root/public.txt"), t.path().join("root/alias.txt")).unwrap();
     std::os::unix::fs::symlink(t.path().join("elsewhere"), t.path().join("root/ext")).unwrap();
+    std::os::unix::fs::symlink(t.path().join("root/sub"), t.path().join("root/subalias")).unwrap();
+    std::os::unix::fs::symlink(t.path().join("root/loop-b"), t.path().join("root/loop-a")).unwrap();
+    std::os::unix::fs::symlink(t.path().join("root/loop-a"), t.path().join("root/loop-b")).unwrap();
+    std::os::unix::fs::symlink(t.path().join("root/gone.txt"), t.path().join("root/dangling.txt")).unwrap();
+    let with_mode = |m| StaticPathSpec {
+        path: t.path().join("root"),
+        options: StaticPathOptionsOverride {
+            symlinks: Some(m),
+            ..Default::default()
+        },
+    };
+    // "/s" has the default mode (follow, as httpuv): request-path traversal must still fail.
     let paths = StaticPaths::new(
         vec![
             ("/s".into(), StaticPathSpec::new(t.path().join("root"))),
-            (
-                "/trusting".into(),
-                StaticPathSpec {
-                    path: t.path().join("root"),
-                    options: StaticPathOptionsOverride {
-                        follow_outside_symlinks: Some(true),
-                        ..Default::default()
-                    },
-                },
-            ),
+            ("/inside".into(), with_mode(Symlinks::Inside)),
+            ("/refuse".into(), with_mode(Symlinks::Refuse)),
         ],
         StaticOptions::default(),
     )
@@ -78,15 +82,29 @@ fn traversal_forms_are_refused() {
 }
 
 #[test]
-fn symlinks_must_stay_inside_the_root() {
+fn symlinks_follow_by_default_and_the_option_narrows_them() {
     let (_t, host) = setup("links");
-    assert_eq!(get(host.addr, "/s/escape.txt").status, 404);
-    assert_eq!(get(host.addr, "/s/up/secret.txt").status, 404);
-    assert_eq!(get(host.addr, "/s/ext/linked.txt").status, 404);
-    // A link that stays inside is fine, and keeps its own name's media type.
-    let r = get(host.addr, "/s/alias.txt");
+    let status = |p: &str| get(host.addr, p).status;
+    // (link, follow, inside, refuse): a file and a directory, each pointing in and out.
+    let cases = [
+        ("alias.txt", 200, 200, 404),
+        ("subalias/inner.txt", 200, 200, 404),
+        ("escape.txt", 200, 404, 404),
+        ("ext/linked.txt", 200, 404, 404),
+        ("up/secret.txt", 200, 404, 404),
+        ("public.txt", 200, 200, 200),
+        ("loop-a", 404, 404, 404),
+        ("dangling.txt", 404, 404, 404),
+    ];
+    for (p, f, i, r) in cases {
+        let got = [status(&format!("/s/{p}")), status(&format!("/inside/{p}")), status(&format!("/refuse/{p}"))];
+        assert_eq!(got, [f, i, r], "{p}");
+    }
+    // What a followed link serves is its target; its media type comes from the link's name.
+    let r = get(host.addr, "/s/ext/linked.txt");
+    assert_eq!(r.text(), "linked from outside");
+    assert_eq!(get(host.addr, "/s/escape.txt").text(), SECRET);
+    let r = get(host.addr, "/inside/alias.txt");
     assert_eq!((r.status, r.text().as_str()), (200, "public"));
-    // The option opts in to links out of the root.
-    assert_eq!(get(host.addr, "/trusting/ext/linked.txt").text(), "linked from outside");
-    assert_eq!(get(host.addr, "/trusting/escape.txt").text(), SECRET);
+    assert!(host.app_saw().is_empty(), "refused links are 404s, not passed to the app");
 }

@@ -23,4 +23,6 @@ pub enum StaticError {
     InvalidHeader { name: String, reason: &'static str },
     #[error("`html_charset` {0:?} cannot be used in a Content-Type header")]
     InvalidCharset(String),
+    #[error("`symlinks` must be \"follow\", \"inside\" or \"refuse\" (got {0:?})")]
+    InvalidSymlinks(String),
 }

@@ -18,7 +18,8 @@
 //! request with `Upgrade`, or no match at all goes to the app. Then, in order: failed
 //! `validation` → 403; a method other than GET/HEAD → 405; a request body → 400; a path
 //! that is not a plain file name under the prefix (`..`, `.`, encoded `/`, `\`, NUL,
-//! bad escapes, invalid UTF-8) → 400; a symlink leaving the root → 404; a directory →
+//! bad escapes, invalid UTF-8) → 400; a symlink the `symlinks` option refuses (a link
+//! out of the root under "inside", any link under "refuse"; "follow" is the default) → 404; a directory →
 //! its `index.html` (301 to the slash form first when the slash is missing); a missing
 //! file → 404. With `fallthrough`, the 400 and 404 cases go to the app instead.
 //! A file gets Last-Modified, ETag, Accept-Ranges, conditional answers (304/412),
@@ -46,7 +47,7 @@ mod table;
 mod validation;
 
 pub use error::StaticError;
-pub use options::{StaticOptions, StaticPathOptionsOverride, StaticPathSpec};
+pub use options::{StaticOptions, StaticPathOptionsOverride, StaticPathSpec, Symlinks};
 pub use path::normalize_prefix;
 
 use path::RequestPath;
@@ -280,13 +281,13 @@ fn lookup(
     trailing: bool,
     wants_gzip: bool,
 ) -> Result<respond::Found, Miss> {
-    let opened = resolve::resolve(root, rel, trailing, eff.indexhtml, eff.follow_outside_symlinks)?;
+    let opened = resolve::resolve(root, rel, trailing, eff.indexhtml, eff.symlinks)?;
     let content_type = eff
         .content_type
         .clone()
         .unwrap_or_else(|| mime::content_type(&opened.requested, &eff.html_type));
     let gz_sibling = (wants_gzip && crate::compress::is_compressible(Some(&content_type)))
-        .then(|| resolve::gz_sibling(root, &opened, eff.follow_outside_symlinks))
+        .then(|| resolve::gz_sibling(root, &opened, eff.symlinks))
         .flatten();
     Ok(respond::Found {
         opened,

@@ -23,9 +23,45 @@ pub struct StaticOptions {
     pub validation: Vec<String>,
     /// The path is not served statically at all (httpuv's `excludeStaticPath()`).
     pub exclude: bool,
-    /// Follow symlinks that lead outside the static directory (rookd extension; httpuv
-    /// follows them always). Off by default: a link out of the root is a 404.
-    pub follow_outside_symlinks: bool,
+    /// What to do with symlinks below the root (rookd extension; httpuv always follows).
+    pub symlinks: Symlinks,
+}
+
+/// How symlinks under a static directory are treated. Traversal protection is about the
+/// request path (no `..`, encoded separators, NUL) and holds in every mode; this only
+/// decides where a link may point.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Symlinks {
+    /// Follow every link, wherever it points (httpuv, nginx and Apache do; distro-packaged
+    /// R libraries such as Debian's shiny ship their JavaScript as links out of the tree).
+    #[default]
+    Follow,
+    /// Follow links whose target resolves inside the static root; others are a 404.
+    Inside,
+    /// Any symlink below the root (file or directory component) is a 404.
+    Refuse,
+}
+
+impl Symlinks {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Symlinks::Follow => "follow",
+            Symlinks::Inside => "inside",
+            Symlinks::Refuse => "refuse",
+        }
+    }
+}
+
+impl std::str::FromStr for Symlinks {
+    type Err = StaticError;
+    fn from_str(s: &str) -> Result<Symlinks, StaticError> {
+        match s {
+            "follow" => Ok(Symlinks::Follow),
+            "inside" => Ok(Symlinks::Inside),
+            "refuse" => Ok(Symlinks::Refuse),
+            _ => Err(StaticError::InvalidSymlinks(s.into())),
+        }
+    }
 }
 
 impl Default for StaticOptions {
@@ -38,7 +74,7 @@ impl Default for StaticOptions {
             headers: Vec::new(),
             validation: Vec::new(),
             exclude: false,
-            follow_outside_symlinks: false,
+            symlinks: Symlinks::Follow,
         }
     }
 }
@@ -52,7 +88,7 @@ pub struct StaticPathOptionsOverride {
     pub headers: Option<Vec<(String, String)>>,
     pub validation: Option<Vec<String>>,
     pub exclude: Option<bool>,
-    pub follow_outside_symlinks: Option<bool>,
+    pub symlinks: Option<Symlinks>,
 }
 
 impl StaticPathOptionsOverride {
@@ -65,7 +101,7 @@ impl StaticPathOptionsOverride {
             headers: self.headers.clone().unwrap_or_else(|| base.headers.clone()),
             validation: self.validation.clone().unwrap_or_else(|| base.validation.clone()),
             exclude: self.exclude.unwrap_or(base.exclude),
-            follow_outside_symlinks: self.follow_outside_symlinks.unwrap_or(base.follow_outside_symlinks),
+            symlinks: self.symlinks.unwrap_or(base.symlinks),
         }
     }
 }
@@ -122,7 +158,7 @@ pub(crate) struct Effective {
     pub indexhtml: bool,
     pub fallthrough: bool,
     pub exclude: bool,
-    pub follow_outside_symlinks: bool,
+    pub symlinks: Symlinks,
     /// The Content-Type of HTML files, charset included.
     pub html_type: HeaderValue,
     /// User headers minus the engine's own and minus Content-Type.
@@ -164,7 +200,7 @@ impl Effective {
             indexhtml: o.indexhtml,
             fallthrough: o.fallthrough,
             exclude: o.exclude,
-            follow_outside_symlinks: o.follow_outside_symlinks,
+            symlinks: o.symlinks,
             html_type,
             headers,
             content_type,
@@ -190,6 +226,16 @@ mod tests {
         assert!(d.indexhtml && !d.fallthrough && !d.exclude);
         assert_eq!(d.html_charset, "utf-8");
         assert!(d.headers.is_empty() && d.validation.is_empty());
+        assert_eq!(d.symlinks, Symlinks::Follow, "httpuv follows symlinks");
+    }
+
+    #[test]
+    fn symlink_modes_parse_and_print() {
+        for m in [Symlinks::Follow, Symlinks::Inside, Symlinks::Refuse] {
+            assert_eq!(m.as_str().parse::<Symlinks>().unwrap(), m);
+        }
+        assert!("Follow".parse::<Symlinks>().is_err());
+        assert!("".parse::<Symlinks>().is_err());
     }
 
     #[test]

@@ -1,12 +1,15 @@
 //! From a sanitised relative path to an open file, on a blocking thread: directory index
-//! handling, and the guarantee that what is opened lies inside the static root (after
-//! symlinks are resolved) unless the options allow links out of it.
+//! handling, and the `symlinks` option: "follow" (the default, as httpuv) opens what a
+//! link points to wherever it is; "inside" requires the resolved path to lie inside the
+//! static root; "refuse" admits no symlink at all below the root. The request path itself
+//! can never climb out (`path::sanitize` has already refused `..`, separators and NUL).
 use std::fs::{File, Metadata, OpenOptions};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::error::StaticError;
+use super::options::Symlinks;
 
 /// A static path's local side, canonical (symlinks resolved) when the table was built.
 #[derive(Debug, Clone)]
@@ -76,15 +79,20 @@ fn classify(e: io::Error) -> Miss {
     }
 }
 
-/// Resolve symlinks and refuse anything that ends up outside the root.
-fn contained(root: &Root, candidate: &Path, follow_outside: bool) -> Result<PathBuf, Miss> {
-    let canonical = std::fs::canonicalize(candidate).map_err(classify)?;
-    let inside = if root.is_file {
-        canonical == root.path
-    } else {
-        canonical.starts_with(&root.path)
+/// Resolve symlinks in `requested` (the root joined with sanitised names) and apply the
+/// `symlinks` mode. A dangling link or a loop is a 404 (`classify`).
+fn admit(root: &Root, requested: &Path, mode: Symlinks) -> Result<PathBuf, Miss> {
+    let canonical = std::fs::canonicalize(requested).map_err(classify)?;
+    let ok = match mode {
+        Symlinks::Follow => true,
+        Symlinks::Inside if root.is_file => canonical == root.path,
+        Symlinks::Inside => canonical.starts_with(&root.path),
+        // `root.path` is canonical and below it there are only plain names (no ".", "..",
+        // no doubled separators), so the canonical form equals the lexical join exactly
+        // when no component below the root is a symlink.
+        Symlinks::Refuse => canonical == requested,
     };
-    if inside || follow_outside {
+    if ok {
         Ok(canonical)
     } else {
         Err(Miss::NotFound)
@@ -118,25 +126,25 @@ pub(crate) fn resolve(
     rel: &Path,
     trailing_slash: bool,
     indexhtml: bool,
-    follow_outside: bool,
+    symlinks: Symlinks,
 ) -> Result<Opened, Miss> {
     if root.is_file {
         // A single-file static path has nothing below it.
         if !rel.as_os_str().is_empty() {
             return Err(Miss::NotFound);
         }
-        let canonical = contained(root, &root.path, follow_outside)?;
+        let canonical = admit(root, &root.path, symlinks)?;
         return open_regular(canonical, root.given.clone());
     }
     let requested = root.path.join(rel);
-    let canonical = contained(root, &requested, follow_outside)?;
+    let canonical = admit(root, &requested, symlinks)?;
     let meta = std::fs::metadata(&canonical).map_err(classify)?;
     if meta.is_dir() {
         if !indexhtml {
             return Err(Miss::NotFound);
         }
         let requested = requested.join("index.html");
-        let index = contained(root, &requested, follow_outside)?;
+        let index = admit(root, &requested, symlinks)?;
         let opened = open_regular(index, requested)?;
         if !trailing_slash {
             // Relative links in the index only work from the slash form.
@@ -149,18 +157,19 @@ pub(crate) fn resolve(
 
 /// Blocking: a precompressed `name.gz` beside `orig`, if it is inside the root, a regular
 /// file, and not older than the original (a stale one is ignored).
-pub(crate) fn gz_sibling(root: &Root, orig: &Opened, follow_outside: bool) -> Option<Opened> {
+pub(crate) fn gz_sibling(root: &Root, orig: &Opened, symlinks: Symlinks) -> Option<Opened> {
     let mut name = orig.requested.file_name()?.to_os_string();
     name.push(".gz");
     let candidate = orig.requested.with_file_name(name);
-    // A single-file root has no siblings inside it; only look when links out are allowed.
+    // A single-file root has nothing else inside it; its sibling is only looked at when
+    // links may go anywhere.
     let canonical = if root.is_file {
-        if !follow_outside {
+        if symlinks != Symlinks::Follow {
             return None;
         }
         std::fs::canonicalize(&candidate).ok()?
     } else {
-        contained(root, &candidate, follow_outside).ok()?
+        admit(root, &candidate, symlinks).ok()?
     };
     let gz = open_regular(canonical, candidate).ok()?;
     let fresh = match (gz.meta.modified(), orig.meta.modified()) {
@@ -206,39 +215,63 @@ mod tests {
         let t = tmp("basic");
         let root = Root::new("/", &t.0.join("root")).unwrap();
         assert!(!root.is_file);
-        assert_eq!(kind(&resolve(&root, Path::new("a.txt"), false, true, false)), "file");
-        assert_eq!(kind(&resolve(&root, Path::new("nope"), false, true, false)), "404");
-        assert_eq!(kind(&resolve(&root, Path::new("a.txt/x"), false, true, false)), "404");
-        assert_eq!(kind(&resolve(&root, Path::new("sub"), false, true, false)), "redirect");
-        assert_eq!(kind(&resolve(&root, Path::new("sub"), true, true, false)), "file");
-        assert_eq!(kind(&resolve(&root, Path::new("sub"), true, false, false)), "404");
+        assert_eq!(kind(&resolve(&root, Path::new("a.txt"), false, true, Symlinks::Follow)), "file");
+        assert_eq!(kind(&resolve(&root, Path::new("nope"), false, true, Symlinks::Follow)), "404");
+        assert_eq!(kind(&resolve(&root, Path::new("a.txt/x"), false, true, Symlinks::Follow)), "404");
+        assert_eq!(kind(&resolve(&root, Path::new("sub"), false, true, Symlinks::Follow)), "redirect");
+        assert_eq!(kind(&resolve(&root, Path::new("sub"), true, true, Symlinks::Follow)), "file");
+        assert_eq!(kind(&resolve(&root, Path::new("sub"), true, false, Symlinks::Follow)), "404");
         assert_eq!(
-            kind(&resolve(&root, Path::new(""), true, true, false)),
+            kind(&resolve(&root, Path::new(""), true, true, Symlinks::Follow)),
             "404",
             "root has no index"
         );
         let single = Root::new("/f", &t.0.join("root/a.txt")).unwrap();
         assert!(single.is_file);
-        assert_eq!(kind(&resolve(&single, Path::new(""), false, true, false)), "file");
-        assert_eq!(kind(&resolve(&single, Path::new("x"), false, true, false)), "404");
+        assert_eq!(kind(&resolve(&single, Path::new(""), false, true, Symlinks::Follow)), "file");
+        assert_eq!(kind(&resolve(&single, Path::new("x"), false, true, Symlinks::Follow)), "404");
         assert!(Root::new("/x", &t.0.join("missing")).is_err());
         assert!(Root::new("/x", Path::new("")).is_err());
     }
 
     #[test]
-    fn symlinks_out_of_the_root_are_refused_unless_allowed() {
+    fn symlink_modes() {
+        use std::os::unix::fs::symlink;
+        use Symlinks::*;
         let t = tmp("links");
-        std::os::unix::fs::symlink(t.0.join("secret.txt"), t.0.join("root/out.txt")).unwrap();
-        std::os::unix::fs::symlink(&t.0, t.0.join("root/updir")).unwrap();
-        std::os::unix::fs::symlink(t.0.join("root/a.txt"), t.0.join("root/in.txt")).unwrap();
+        std::fs::create_dir_all(t.0.join("outdir")).unwrap();
+        std::fs::write(t.0.join("outdir/o.txt"), "o").unwrap();
+        symlink(t.0.join("root/a.txt"), t.0.join("root/in.txt")).unwrap();
+        symlink(t.0.join("secret.txt"), t.0.join("root/out.txt")).unwrap();
+        symlink(t.0.join("root/sub"), t.0.join("root/indir")).unwrap();
+        symlink(t.0.join("outdir"), t.0.join("root/outlink")).unwrap();
+        symlink(t.0.join("root/loop1"), t.0.join("root/loop2")).unwrap();
+        symlink(t.0.join("root/loop2"), t.0.join("root/loop1")).unwrap();
+        symlink(t.0.join("root/gone"), t.0.join("root/dangling")).unwrap();
         let root = Root::new("/", &t.0.join("root")).unwrap();
-        assert_eq!(kind(&resolve(&root, Path::new("out.txt"), false, true, false)), "404");
-        assert_eq!(
-            kind(&resolve(&root, Path::new("updir/secret.txt"), false, true, false)),
-            "404"
-        );
-        assert_eq!(kind(&resolve(&root, Path::new("in.txt"), false, true, false)), "file");
-        assert_eq!(kind(&resolve(&root, Path::new("out.txt"), false, true, true)), "file");
+        let at = |p: &str, m| kind(&resolve(&root, Path::new(p), true, true, m));
+        // (path, follow, inside, refuse)
+        let cases = [
+            ("a.txt", "file", "file", "file"),
+            ("in.txt", "file", "file", "404"),
+            ("out.txt", "file", "404", "404"),
+            ("indir/index.html", "file", "file", "404"),
+            ("indir", "file", "file", "404"),
+            ("outlink/o.txt", "file", "404", "404"),
+            ("loop1", "404", "404", "404"),
+            ("dangling", "404", "404", "404"),
+        ];
+        for (p, f, i, r) in cases {
+            assert_eq!([at(p, Follow), at(p, Inside), at(p, Refuse)], [f, i, r], "{p}");
+        }
+        // A link keeps its own name for the media type and the gzip sibling.
+        let o = resolve(&root, Path::new("out.txt"), false, true, Follow).unwrap();
+        assert_eq!(o.requested, root.path.join("out.txt"));
+        assert_eq!(o.path, std::fs::canonicalize(t.0.join("secret.txt")).unwrap());
+        // A root given through a link is resolved once, at configuration: every mode serves it.
+        symlink(t.0.join("root"), t.0.join("rootlink")).unwrap();
+        let via = Root::new("/", &t.0.join("rootlink")).unwrap();
+        assert_eq!(kind(&resolve(&via, Path::new("a.txt"), true, true, Refuse)), "file");
     }
 
     #[test]
@@ -249,7 +282,7 @@ mod tests {
         // SAFETY: mkfifo only reads the NUL-terminated path we own.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
         let root = Root::new("/", &t.0.join("root")).unwrap();
-        assert_eq!(kind(&resolve(&root, Path::new("pipe"), false, true, false)), "404");
+        assert_eq!(kind(&resolve(&root, Path::new("pipe"), false, true, Symlinks::Follow)), "404");
     }
 
     #[test]
@@ -257,8 +290,8 @@ mod tests {
         let t = tmp("gz");
         let root = Root::new("/", &t.0.join("root")).unwrap();
         std::fs::write(t.0.join("root/a.txt.gz"), "gz").unwrap();
-        let orig = resolve(&root, Path::new("a.txt"), false, true, false).unwrap();
-        assert!(gz_sibling(&root, &orig, false).is_some());
+        let orig = resolve(&root, Path::new("a.txt"), false, true, Symlinks::Follow).unwrap();
+        assert!(gz_sibling(&root, &orig, Symlinks::Follow).is_some());
         let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1000);
         File::options()
             .write(true)
@@ -266,6 +299,6 @@ mod tests {
             .unwrap()
             .set_modified(old)
             .unwrap();
-        assert!(gz_sibling(&root, &orig, false).is_none(), "stale");
+        assert!(gz_sibling(&root, &orig, Symlinks::Follow).is_none(), "stale");
     }
 }
