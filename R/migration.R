@@ -1,7 +1,10 @@
 #' Moving from httpuv to rookd
 #'
 #' Code written for httpuv runs on rookd by loading rookd instead: the functions have
-#' the same names, arguments and return values. This page lists what differs, and why.
+#' the same names, arguments (rookd adds `options` last) and return values, visible or
+#' invisible as in httpuv. Code that calls `httpuv::` functions, or packages that import
+#' them (Shiny, plumber), run on rookd through [with_rookd()] or [use_rookd()], without a
+#' change. This page lists what differs, and why.
 #'
 #' @section Differences you may notice:
 #' \describe{
@@ -36,6 +39,31 @@
 #'     request really rejects it (httpuv opens the socket anyway).}
 #'   \item{`startServer()` vs `startDaemonizedServer()`}{are the same function: both
 #'     serve from background threads, and the app runs whenever R is idle.}
+#'   \item{Server objects}{are environments with httpuv's methods (`stop()`,
+#'     `isRunning()`, `getHost()`, `getPort()`, `getStaticPaths()`, ...), not R6
+#'     objects: rookd does not depend on R6. `inherits(s, "WebServer")` and
+#'     `inherits(s, "Server")` hold as with httpuv.}
+#'   \item{`WebSocket`}{httpuv exports its R6 class generator; rookd does not, since
+#'     apps never create sockets themselves. The objects `onWSOpen()` receives have the
+#'     same fields and methods (see [WebSocket]).}
+#'   \item{`ipFamily()`}{is vectorised (httpuv's takes a single string and errors on
+#'     more), so `ipFamily(c("::1", "127.0.0.1"))` works.}
+#'   \item{`decodeURI()`, `decodeURIComponent()`}{give `NA` with a warning when the
+#'     decoded bytes are not valid UTF-8 (httpuv returns a string R cannot print
+#'     safely); all four URI functions keep `NA` as `NA` and are vectorised.}
+#'   \item{`service()`}{with a negative `timeoutMs` is an R error naming the argument.}
+#'   \item{`randomPort()`}{its error has httpuv's class (`httpuv_unavailable_port`, plus
+#'     `rookd_unavailable_port`) and message, followed by what was tried.}
+#'   \item{`stopServer()`}{on a non-server: the error starts with httpuv's message and
+#'     then says what is expected.}
+#'   \item{`runStaticServer()`}{prints an IPv6 host in brackets (`http://[::1]:7446`), a
+#'     URL that works; httpuv prints `http://::1:7446`.}
+#'   \item{Static paths}{a file missing under a static path gets `404` with the body
+#'     `"Not Found\\n"` (httpuv: `"404 Not Found\\n"`); Range, `ETag`, `304` and `405`
+#'     are extra. An app with only `staticPaths` answers other paths as httpuv does.}
+#'   \item{Loading both packages}{when httpuv is loaded after rookd, R prints
+#'     "Registered S3 methods overwritten by 'httpuv'" for `format`/`print` of
+#'     `staticPath` objects: both packages define them; the objects print either way.}
 #' }
 #'
 #' @section What rookd adds:
