@@ -220,3 +220,48 @@ test_that("startPipeServer() takes httpuv's `quiet`", {
   expect_s3_class(s, "PipeServer")
   s$stop()
 })
+
+test_that("staticPath objects made by httpuv's functions work on a rookd server", {
+  dir <- tempfile("site")
+  dir.create(file.path(dir, "b"), recursive = TRUE)
+  writeLines("from httpuv's staticPath", file.path(dir, "f.txt"))
+  writeLines("excluded", file.path(dir, "b", "g.txt"))
+  s <- local_server(list(
+    call = function(req) list(status = 200L, headers = list(), body = paste("app", req$PATH_INFO)),
+    staticPaths = list("/a" = httpuv::staticPath(dir, indexhtml = FALSE),
+                       "/a/b" = httpuv::excludeStaticPath()),
+    staticPathOptions = httpuv::staticPathOptions(html_charset = "latin1")
+  ))
+  expect_identical(http_req(server_url(s, "/a/f.txt"))$text, "from httpuv's staticPath\n")
+  expect_identical(http_req(server_url(s, "/a/b/g.txt"))$text, "app /a/b/g.txt")
+  expect_identical(s$getStaticPathOptions()$html_charset, "latin1")
+})
+
+test_that("the WebSocket objects onWSOpen receives have httpuv's public methods and fields", {
+  skip_if_not_installed("jsonlite")
+  skip_if_not_installed("processx")
+  public <- c("handle", "request", "onMessage", "onClose", "send", "close")
+  gen <- httpuv::WebSocket
+  expect_true(all(public %in% c(names(gen$public_fields), names(gen$public_methods))))
+  seen <- NULL
+  s <- local_server(list(
+    call = text_app(),
+    onWSOpen = function(ws) {
+      seen <<- list(has = vapply(public, function(n) !is.null(ws[[n]]), logical(1)),
+                    fns = vapply(public[3:6], function(n) is.function(ws[[n]]), logical(1)),
+                    path = ws$request$PATH_INFO, class = class(ws))
+      ws$onMessage(function(binary, message) ws$send(paste("echo", message)))
+    }
+  ))
+  res <- ws_py(s$getPort(), r"---(
+async def main():
+    async with connect("/sock") as ws:
+        await ws.send("hi")
+        return await asyncio.wait_for(ws.recv(), 10)
+)---")
+  expect_identical(res, "echo hi")
+  expect_true(all(seen$has))
+  expect_true(all(seen$fns))
+  expect_identical(seen$path, "/sock")
+  expect_true("WebSocket" %in% seen$class)
+})
