@@ -42,8 +42,8 @@
 #'   calls start.
 #' @param expr An expression to evaluate with httpuv routed to rookd.
 #' @return `use_rookd()`: invisibly, a function with no arguments that undoes what this
-#'   call did (it does nothing if the route was already on before the call, or was
-#'   undone since). `with_rookd()`: the value of `expr`. `unuse_rookd()`: invisibly,
+#'   call did: it removes the route, or, if the route was already on before the call,
+#'   only puts the previous `options` back (it does nothing once the route is undone). `with_rookd()`: the value of `expr`. `unuse_rookd()`: invisibly,
 #'   `TRUE` if a route was undone, `FALSE` if none was on.
 #' @examples
 #' if (requireNamespace("httpuv", quietly = TRUE)) {
@@ -75,8 +75,15 @@ use_rookd <- function(enable = TRUE, options = rookdOptions()) {
          "code that does not use httpuv can call rookd's functions directly.", call. = FALSE)
   }
   if (!is.null(.globals$route)) {
+    # Already routed (a with_rookd() inside use_rookd(), say): only the options change,
+    # and this call's undo puts the previous ones back.
+    previous <- .globals$route$options
+    token <- .globals$route$token
     .globals$route$options <- options
-    return(invisible(function() invisible(FALSE)))
+    return(invisible(function() {
+      if (identical(.globals$route$token, token)) .globals$route$options <- previous
+      invisible(FALSE)
+    }))
   }
   ns <- asNamespace("httpuv")
   names <- intersect(routed_names, getNamespaceExports("httpuv"))
@@ -156,7 +163,8 @@ swap_bindings <- function(from, to) {
   envs <- list(asNamespace("httpuv"))
   if ("package:httpuv" %in% search()) envs <- c(envs, list(as.environment("package:httpuv")))
   for (pkg in loadedNamespaces()) {
-    if (identical(pkg, "httpuv")) next
+    # base's namespace has the global env as parent, not an imports env: leave it alone.
+    if (pkg %in% c("httpuv", "base")) next
     envs <- c(envs, list(parent.env(asNamespace(pkg))))
   }
   for (env in envs) {

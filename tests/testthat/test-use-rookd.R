@@ -96,6 +96,27 @@ test_that("routed startServer() uses the options given to with_rookd()", {
     on.exit(s2$stop(), add = TRUE)
     expect_identical(http_req(server_url(s2, "/?a=1"))$text, "?a=1")
   })
+  # Nested in a session route, with_rookd()'s options last only for its call.
+  use_rookd()
+  on.exit(unuse_rookd(), add = TRUE)
+  with_rookd(options = rookdOptions(query_string_question_mark = TRUE), {
+    s3 <- httpuv::startServer("127.0.0.1", 0, app)
+    on.exit(s3$stop(), add = TRUE)
+    expect_identical(http_req(server_url(s3, "/?b=2"))$text, "?b=2")
+  })
+  expect_true(is_rookd_active())
+  s4 <- httpuv::startServer("127.0.0.1", 0, app)
+  on.exit(s4$stop(), add = TRUE)
+  expect_identical(http_req(server_url(s4, "/?b=2"))$text, "b=2")
+})
+
+test_that("a global variable holding httpuv's function is not touched", {
+  # base's namespace has the global env as its parent: it is no imports env to route.
+  orig <- httpuv::startServer
+  assign("startServer", orig, envir = globalenv())
+  on.exit(rm("startServer", envir = globalenv()), add = TRUE)
+  with_rookd(expect_identical(get("startServer", envir = globalenv()), orig))
+  expect_identical(get("startServer", envir = globalenv()), orig)
 })
 
 test_that("the imports of loaded namespaces and the attached package:httpuv are routed and restored (child R)", {
