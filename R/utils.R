@@ -113,9 +113,11 @@ uri_op <- function(value, op, what) {
 #' URI encoding and decoding
 #'
 #' The JavaScript functions of the same names, over UTF-8 and vectorised: `NA` stays
-#' `NA`. `encodeURI()` leaves characters with a meaning in a URI (`;,/?:@&=+$#`)
+#' `NA`. `encodeURI()` leaves characters with a meaning in a URI (`;,/?:@&=+$`)
 #' alone; `encodeURIComponent()` encodes them too. `decodeURI()` does not decode
-#' escapes of those characters; `decodeURIComponent()` decodes everything. A `%` not
+#' escapes of those characters; `decodeURIComponent()` decodes everything. As in httpuv
+#' (and unlike JavaScript), `#` is not among them: `encodeURI()` encodes it as `%23`
+#' and `decodeURI()` decodes `%23`. A `%` not
 #' followed by two hex digits is kept as it is; an escape sequence that is not valid
 #' UTF-8 gives `NA` with a warning (where JavaScript throws).
 #'
@@ -126,7 +128,13 @@ uri_op <- function(value, op, what) {
 #' encodeURIComponent("a/b?c=d")
 #' decodeURIComponent("%C3%BC%20x")
 #' @export
-encodeURI <- function(value) uri_op(value, 1L, "encoded")
+encodeURI <- function(value) {
+  out <- uri_op(value, 1L, "encoded")
+  # httpuv encodes "#" (JavaScript keeps it); the only "#" left in the output are the
+  # input's own.
+  out[] <- gsub("#", "%23", out, fixed = TRUE)
+  out
+}
 
 #' @rdname encodeURI
 #' @export
@@ -134,7 +142,14 @@ encodeURIComponent <- function(value) uri_op(value, 2L, "encoded")
 
 #' @rdname encodeURI
 #' @export
-decodeURI <- function(value) uri_op(value, 3L, "decoded")
+decodeURI <- function(value) {
+  if (is.character(value)) {
+    # httpuv decodes "%23" (JavaScript keeps it): turn it into "#" first, which the
+    # decoder then leaves alone. "%2523" has no "%23" in it, so it still gives "%23".
+    value[] <- gsub("%23", "#", value, ignore.case = TRUE)
+  }
+  uri_op(value, 3L, "decoded")
+}
 
 #' @rdname encodeURI
 #' @export

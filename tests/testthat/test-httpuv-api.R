@@ -265,3 +265,16 @@ async def main():
   expect_identical(seen$path, "/sock")
   expect_true("WebSocket" %in% seen$class)
 })
+
+test_that("the URI functions and rawToBase64() give httpuv's answers", {
+  x <- c("http://example.com/a b?q=\u00fc#top", "a/b?c=d&e=f", "~!*()'-_.", "\u65e5\u672c",
+         "", "%41%2F%zz", "%E6%97%A5", "a+b c", ";,/?:@&=+$#", "%23%2523%2f", "file #1.txt")
+  for (f in c("encodeURI", "encodeURIComponent", "decodeURI", "decodeURIComponent")) {
+    ours <- get(f, asNamespace("rookd"))(x)
+    theirs <- vapply(x, get(f, asNamespace("httpuv")), "", USE.NAMES = FALSE)
+    expect_identical(ours, theirs, label = f)
+  }
+  for (r in list(raw(0), as.raw(0:255), charToRaw("hello"), as.raw(1:2))) {
+    expect_identical(rawToBase64(r), httpuv::rawToBase64(r))
+  }
+})
