@@ -360,7 +360,9 @@ add_static_path_methods <- function(self, id) {
 #'
 #' @param dir The directory to serve; the working directory by default.
 #' @param host The address to listen on (see [startServer()]).
-#' @param port The port; `NULL` picks 7446 if it is free, else a random free port.
+#' @param port The port, from 1 to 65535; `NULL` picks 7446 if it is free, else a random
+#'   free port. As in httpuv, a port that is taken is an error of class
+#'   `httpuv_unavailable_port` (also `rookd_unavailable_port`), and `0` is refused.
 #' @param ... Options for the directory, passed to [staticPath()]: `indexhtml`,
 #'   `fallthrough`, `html_charset`, `headers`, `validation`, `symlinks`.
 #' @param background Return the running server at once instead of serving until
@@ -373,7 +375,7 @@ add_static_path_methods <- function(self, id) {
 #' dir <- tempfile("site")
 #' dir.create(dir)
 #' writeLines("<h1>Hello</h1>", file.path(dir, "index.html"))
-#' s <- runStaticServer(dir, port = 0, background = TRUE, browse = FALSE)
+#' s <- runStaticServer(dir, port = randomPort(), background = TRUE, browse = FALSE)
 #' s$stop()
 #' @export
 runStaticServer <- function(dir = getwd(), host = "127.0.0.1", port = NULL, ...,
@@ -383,11 +385,24 @@ runStaticServer <- function(dir = getwd(), host = "127.0.0.1", port = NULL, ...,
   if (is.null(port)) {
     port <- if (isTRUE(rookd_port_available(host, 7446L))) 7446L else randomPort(host = host)
   } else {
-    port <- check_port(port)
+    # httpuv's checks, in its order and with its messages.
+    port_check <- function(ok, msg) if (!isTRUE(all(ok))) stop(msg, call. = FALSE)
+    port_check(is.numeric(port), "`port` must be an integer")
+    port_check(port == suppressWarnings(as.integer(port)), "`port` must be an integer")
+    port_check(length(port) == 1, "`port` must be a single integer")
+    port_check(port > 0, "`port` must be a positive integer")
+    port_check(port < 65536, "`port` must be less than 65536")
+    port <- as.integer(port)
+    if (!isTRUE(rookd_port_available(host, port))) {
+      stop(structure(
+        class = c("rookd_unavailable_port", "httpuv_unavailable_port", "error", "condition"),
+        list(message = paste("Port", port, "is not available on host", host), call = NULL)
+      ))
+    }
   }
   not_found <- function(req) {
     list(status = 404L, headers = list("Content-Type" = "text/plain; charset=utf-8"),
-         body = "Not Found\n")
+         body = "404 Not Found\n")
   }
   server <- startServer(host, port, list(call = not_found, staticPaths = list("/" = root)))
   url_host <- if (grepl(":", host, fixed = TRUE)) paste0("[", host, "]") else host
@@ -396,7 +411,8 @@ runStaticServer <- function(dir = getwd(), host = "127.0.0.1", port = NULL, ...,
   message("View at: ", url)
   if (isTRUE(browse)) {
     tryCatch(utils::browseURL(url), error = function(e) {
-      warning("Could not open a browser: ", conditionMessage(e), call. = FALSE)
+      warning("Could not open browser due to error in `utils::browseURL()`: ",
+              conditionMessage(e), call. = FALSE)
     })
   }
   if (isTRUE(background)) {

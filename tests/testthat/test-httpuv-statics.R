@@ -130,6 +130,10 @@ test_that("indexhtml, fallthrough, html_charset, headers and validation answer a
   expect_same_as_httpuv(sv, "/val/style.css", headers = "X-Token: abc")
   expect_same_as_httpuv(sv, "/val/style.css", headers = "x-TOKEN: abc")
   expect_same_as_httpuv(sv, "/val/missing", headers = "X-Token: abc")
+  # validation is checked before the method; a body on a GET is refused.
+  expect_same_as_httpuv(sv, "/val/style.css", method = "POST")
+  r <- hv_both(sv, "/s/style.css", headers = "Content-Length: 3")
+  expect_identical(r$rookd$status, 400L)
   r <- expect_same_as_httpuv(sv, "/val/style.css", headers = "X-Token: ABC")
   expect_identical(r$status, 403L)
   expect_identical(rawToChar(r$body), "403 Forbidden\n")

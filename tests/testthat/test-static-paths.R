@@ -460,7 +460,7 @@ test_that("pipe servers have the static-path methods too", {
 test_that("runStaticServer() serves a directory in the background", {
   site <- sp_site()
   msgs <- testthat::capture_messages(
-    s <- runStaticServer(site$www, port = 0, background = TRUE, browse = FALSE,
+    s <- runStaticServer(site$www, port = randomPort(), background = TRUE, browse = FALSE,
                          headers = list("X-Static" = "1"))
   )
   on.exit(s$stop(), add = TRUE)
@@ -473,6 +473,34 @@ test_that("runStaticServer() serves a directory in the background", {
   expect_equal(sp_get(s, "/missing")$status, 404)
   expect_error(runStaticServer(file.path(site$base, "nope"), background = TRUE, browse = FALSE),
                "No such file")
+})
+
+test_that("runStaticServer() checks ports as httpuv's does, with its messages and class", {
+  site <- sp_site()
+  bad <- list(list("80", "`port` must be an integer"), list(1.5, "`port` must be an integer"),
+              list(NA_real_, "`port` must be an integer"),
+              list(c(8000, 8001), "`port` must be a single integer"),
+              list(0, "`port` must be a positive integer"), list(-1, "`port` must be a positive integer"),
+              list(65536, "`port` must be less than 65536"))
+  for (b in bad) {
+    expect_error(runStaticServer(site$www, port = b[[1]], background = TRUE, browse = FALSE),
+                 b[[2]], fixed = TRUE, label = format(b[[1]]))
+  }
+  taken <- local_server(function(req) list(status = 200L, headers = list(), body = ""))
+  err <- tryCatch(runStaticServer(site$www, port = taken$getPort(), background = TRUE, browse = FALSE),
+                  error = identity)
+  expect_s3_class(err, "httpuv_unavailable_port")
+  expect_identical(conditionMessage(err),
+                   paste("Port", taken$getPort(), "is not available on host 127.0.0.1"))
+  skip_if_not_installed("httpuv")
+  if (exists("runStaticServer", asNamespace("httpuv"))) {
+    hv <- get("runStaticServer", asNamespace("httpuv"))
+    for (b in bad) {
+      theirs <- tryCatch(hv(site$www, port = b[[1]], background = TRUE, browse = FALSE),
+                         error = conditionMessage)
+      expect_identical(theirs, b[[2]], label = format(b[[1]]))
+    }
+  }
 })
 
 test_that("runStaticServer() in the foreground serves until stopped (child process)", {
