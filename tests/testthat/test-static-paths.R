@@ -577,7 +577,7 @@ test_that("symlinks are followed by default; symlinks = 'inside' and 'refuse' na
   expect_identical(s$getStaticPaths()$`/inside`$options$symlinks, "inside")
 })
 
-test_that("Debian's shiny (jQuery as a symlink into /usr/share/javascript) is served", {
+test_that("Debian's shiny (jQuery and others as symlinks into /usr/share/javascript) is served", {
   shared <- "/usr/lib/R/site-library/shiny/www/shared"
   skip_if_not(file.exists(file.path(shared, "jquery.min.js")), "no Debian shiny install")
   skip_if_not(nzchar(Sys.readlink(file.path(shared, "jquery.min.js"))), "jquery.min.js is not a link")
@@ -587,4 +587,22 @@ test_that("Debian's shiny (jQuery as a symlink into /usr/share/javascript) is se
   expect_equal(r$status, 200)
   expect_identical(r$body, readBin(file.path(shared, "jquery.min.js"), "raw", 1e6))
   expect_match(hdr(r, "content-type"), "javascript")
+  # Every link in the tree: a linked file, or the first file inside a linked directory.
+  links <- list.files(shared, recursive = TRUE, include.dirs = TRUE, all.files = TRUE)
+  links <- links[nzchar(Sys.readlink(file.path(shared, links)))]
+  expect_gt(length(links), 5)
+  for (l in links) {
+    f <- l
+    if (dir.exists(file.path(shared, l))) {
+      inside <- list.files(file.path(shared, l))
+      inside <- inside[!dir.exists(file.path(shared, l, inside))]
+      if (!length(inside)) next
+      f <- file.path(l, inside[1])
+    }
+    url <- paste0("/shared/", paste(vapply(strsplit(f, "/")[[1]], utils::URLencode, "", reserved = TRUE),
+                                    collapse = "/"))
+    r <- sp_get(s, url)
+    expect_equal(r$status, 200, label = f)
+    expect_identical(length(r$body), as.integer(file.size(file.path(shared, f))), label = f)
+  }
 })
