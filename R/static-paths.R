@@ -12,8 +12,10 @@
 #'
 #' Served files get `Last-Modified`, `ETag` and `Accept-Ranges` headers, and conditional
 #' (`304 Not Modified`) and range (`206 Partial Content`) requests are honoured. Only
-#' `GET` and `HEAD` are allowed (`405` otherwise). A request path that tries to leave the
-#' directory (`..`, an encoded `/`, a backslash, a NUL byte) gets `400`.
+#' `GET` and `HEAD` are allowed (`405` otherwise). Request paths are read as httpuv
+#' reads them: percent-decoded once (so `%2f` counts as `/`), `.` segments ignored, and a
+#' path containing a backslash (raw or `%5c`) is passed to the app's `call()`. A path
+#' with a `..` segment or a NUL byte gets `400` (or goes to the app with `fallthrough`).
 #'
 #' @param path The local path: a directory, or a single file served at the prefix itself.
 #'   It must exist; it is stored as an absolute path.

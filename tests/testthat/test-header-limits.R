@@ -71,3 +71,16 @@ test_that("hyper's read buffer follows max_header_bytes: a raised limit accepts 
     send(get_request("/", extra = paste0("X-Huge: ", strrep("z", 270000)))), response()))
   expect_identical(out$responses[[1]]$status, 431L)
 })
+
+test_that("a large head on a kept-alive connection that was parked while idle is read whole", {
+  seen <- new.env()
+  s <- local_server(hl_app(seen))
+  long <- strrep("w", 80000)
+  out <- raw_http(s$getPort(), list(
+    send(get_request("/")), response(),
+    client_sleep(0.6),  # idle connections are parked after 250 ms
+    send(get_request("/", extra = paste0("X-Long: ", long))), response()))
+  expect_null(out$error)
+  expect_identical(vapply(out$responses, function(r) r$status, 1L), c(200L, 200L))
+  expect_identical(seen$env$HTTP_X_LONG, long)
+})

@@ -272,13 +272,13 @@ test_that("methods other than GET and HEAD get 405 with Allow", {
   expect_identical(a$counter$n, 0L)
 })
 
-test_that("paths that try to leave the directory are refused and never reach R", {
+test_that("paths that try to leave the directory are refused; backslash paths go to R as in httpuv", {
   site <- sp_site()
   a <- sp_counting_app(staticPaths = list("/static" = site$www))
   s <- local_server(a$app)
   attempts <- c("/static/../secret.txt", "/static/%2e%2e/secret.txt", "/static/%2E%2E/secret.txt",
                 "/static/..%2fsecret.txt", "/static/sub%2f..%2f..%2fsecret.txt",
-                "/static/..%5csecret.txt", "/static/..\\secret.txt", "/static/sub/%2e%2e/%2e%2e/secret.txt",
+                "/static/sub/%2e%2e/%2e%2e/secret.txt",
                 "/static/index.html%00.txt", "/static/%00")
   for (p in attempts) {
     r <- sp_get(s, p, opts = list(path_as_is = TRUE))
@@ -293,6 +293,13 @@ test_that("paths that try to leave the directory are refused and never reach R",
   expect_false(grepl("SECRET", out$steps[[2]]$text %||% ""))
   expect_match(out$steps[[2]]$text %||% "", "^HTTP/1.1 400")
   expect_identical(a$counter$n, 0L)
+  # httpuv hands paths with a backslash (raw or encoded) to the app; the engine never
+  # opens such a name.
+  for (p in c("/static/..%5csecret.txt", "/static/..\\secret.txt")) {
+    r <- sp_get(s, p, opts = list(path_as_is = TRUE))
+    expect_match(r$text, "^app:/static/", label = p)
+  }
+  expect_identical(a$counter$n, 2L)
 })
 
 test_that("fallthrough, exclude and no match go to the app; others do not", {
@@ -468,6 +475,34 @@ test_that("runStaticServer() serves a directory in the background", {
                "No such file")
 })
 
+test_that("runStaticServer() checks ports as httpuv's does, with its messages and class", {
+  site <- sp_site()
+  bad <- list(list("80", "`port` must be an integer"), list(1.5, "`port` must be an integer"),
+              list(NA_real_, "`port` must be an integer"),
+              list(c(8000, 8001), "`port` must be a single integer"),
+              list(0, "`port` must be a positive integer"), list(-1, "`port` must be a positive integer"),
+              list(65536, "`port` must be less than 65536"))
+  for (b in bad) {
+    expect_error(runStaticServer(site$www, port = b[[1]], background = TRUE, browse = FALSE),
+                 b[[2]], fixed = TRUE, label = format(b[[1]]))
+  }
+  taken <- local_server(function(req) list(status = 200L, headers = list(), body = ""))
+  err <- tryCatch(runStaticServer(site$www, port = taken$getPort(), background = TRUE, browse = FALSE),
+                  error = identity)
+  expect_s3_class(err, "httpuv_unavailable_port")
+  expect_identical(conditionMessage(err),
+                   paste("Port", taken$getPort(), "is not available on host 127.0.0.1"))
+  skip_if_not_installed("httpuv")
+  if (exists("runStaticServer", asNamespace("httpuv"))) {
+    hv <- get("runStaticServer", asNamespace("httpuv"))
+    for (b in bad) {
+      theirs <- tryCatch(hv(site$www, port = b[[1]], background = TRUE, browse = FALSE),
+                         error = conditionMessage)
+      expect_identical(theirs, b[[2]], label = format(b[[1]]))
+    }
+  }
+})
+
 test_that("runStaticServer() in the foreground serves until stopped (child process)", {
   skip_on_cran()
   site <- sp_site()
@@ -542,7 +577,7 @@ test_that("symlinks are followed by default; symlinks = 'inside' and 'refuse' na
   expect_identical(s$getStaticPaths()$`/inside`$options$symlinks, "inside")
 })
 
-test_that("Debian's shiny (jQuery as a symlink into /usr/share/javascript) is served", {
+test_that("Debian's shiny (jQuery and others as symlinks into /usr/share/javascript) is served", {
   shared <- "/usr/lib/R/site-library/shiny/www/shared"
   skip_if_not(file.exists(file.path(shared, "jquery.min.js")), "no Debian shiny install")
   skip_if_not(nzchar(Sys.readlink(file.path(shared, "jquery.min.js"))), "jquery.min.js is not a link")
@@ -552,4 +587,22 @@ test_that("Debian's shiny (jQuery as a symlink into /usr/share/javascript) is se
   expect_equal(r$status, 200)
   expect_identical(r$body, readBin(file.path(shared, "jquery.min.js"), "raw", 1e6))
   expect_match(hdr(r, "content-type"), "javascript")
+  # Every link in the tree: a linked file, or the first file inside a linked directory.
+  links <- list.files(shared, recursive = TRUE, include.dirs = TRUE, all.files = TRUE)
+  links <- links[nzchar(Sys.readlink(file.path(shared, links)))]
+  expect_gt(length(links), 5)
+  for (l in links) {
+    f <- l
+    if (dir.exists(file.path(shared, l))) {
+      inside <- list.files(file.path(shared, l))
+      inside <- inside[!dir.exists(file.path(shared, l, inside))]
+      if (!length(inside)) next
+      f <- file.path(l, inside[1])
+    }
+    url <- paste0("/shared/", paste(vapply(strsplit(f, "/")[[1]], utils::URLencode, "", reserved = TRUE),
+                                    collapse = "/"))
+    r <- sp_get(s, url)
+    expect_equal(r$status, 200, label = f)
+    expect_identical(length(r$body), as.integer(file.size(file.path(shared, f))), label = f)
+  }
 })

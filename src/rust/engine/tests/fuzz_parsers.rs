@@ -514,6 +514,13 @@ proptest! {
         let r = http_get(host.addr, &target, &[]);
         prop_assert!(matches!(r.status, 200 | 301 | 400 | 404), "status {} for {}", r.status, target);
         prop_assert!(find(&r.body, SECRET).is_none(), "{} served the secret", target);
+        // As in httpuv, a backslash (raw or %5c) under the prefix makes the request the app's.
+        let path_part = target.split('?').next().unwrap_or("");
+        if path_part.contains('\\') || path_part.to_ascii_lowercase().contains("%5c") {
+            prop_assert!(r.body.starts_with(b"app: "), "{} with a backslash did not reach the app", target);
+            prop_assert_eq!(host.app_calls.load(Ordering::SeqCst), calls_before + 1);
+            return Ok(());
+        }
         if r.status == 200 {
             let known: Vec<Vec<u8>> = ["a.txt", "sub/b.txt", "sub/index.html", "data.bin"]
                 .iter()

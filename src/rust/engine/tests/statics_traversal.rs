@@ -62,14 +62,11 @@ fn traversal_forms_are_refused() {
         b"/s/%2e%2e%2fsecret.txt",
         b"/s/..%2fsecret.txt",
         b"/s/sub%2f..%2f..%2fsecret.txt",
-        b"/s/..%5csecret.txt",
-        b"/s/..\\secret.txt",
         b"/s/%00",
         b"/s/public.txt%00.html",
         b"/s/public.txt\0",
         b"/s/%c0%ae%c0%ae/secret.txt",
         b"/s/%252e%252e/secret.txt",
-        b"/s/./public.txt",
     ];
     for a in attempts {
         let r = line(&host, a);
@@ -78,7 +75,16 @@ fn traversal_forms_are_refused() {
         assert!(r.status == 400 || r.status == 404, "{shown}: {}", r.status);
         assert!(!r.text().contains(SECRET), "{shown} leaked the secret");
     }
-    assert!(host.app_saw().is_empty(), "nothing under /s reaches the app");
+    assert!(host.app_saw().is_empty(), "nothing above under /s reaches the app");
+    // As in httpuv: a backslash makes the request the app's (the engine never opens such
+    // a name), and "." segments are dropped.
+    for a in [&b"/s/..%5csecret.txt"[..], b"/s/..\\secret.txt", b"/s/sub%5Cinner.txt"] {
+        let r = line(&host, a);
+        assert!(!r.text().contains(SECRET), "{:?} leaked the secret", String::from_utf8_lossy(a));
+    }
+    assert_eq!(host.app_saw().len(), 3, "backslash paths went to the app");
+    assert_eq!(line(&host, b"/s/./public.txt").text(), "public");
+    assert_eq!(line(&host, b"/s/%2e/sub/./inner.txt").text(), "inner");
 }
 
 #[test]

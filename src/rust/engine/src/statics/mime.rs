@@ -9,6 +9,9 @@ fn preferred(ext: &str) -> Option<&'static str> {
         "js" | "mjs" | "cjs" => "text/javascript",
         "map" => "application/json",
         "webmanifest" => "application/manifest+json",
+        // httpuv's choices; both are the IANA-registered types.
+        "xml" => "application/xml",
+        "ico" => "image/vnd.microsoft.icon",
         _ => return None,
     })
 }
@@ -52,6 +55,8 @@ mod tests {
         assert_eq!(ct("a.woff2"), "font/woff2");
         assert_eq!(ct("a.txt"), "text/plain");
         assert_eq!(ct("a.pdf"), "application/pdf");
+        assert_eq!(ct("a.xml"), "application/xml");
+        assert_eq!(ct("favicon.ico"), "image/vnd.microsoft.icon");
         assert_eq!(ct("a.unknownext"), "application/octet-stream");
         assert_eq!(ct("Makefile"), "application/octet-stream");
         assert_eq!(ct(".hidden"), "application/octet-stream");

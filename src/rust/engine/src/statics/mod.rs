@@ -14,12 +14,13 @@
 //!   In-flight requests finish with the table they started with.
 //!
 //! # Per request ([`StaticPaths::serve`], on an I/O thread)
-//! The longest prefix (whole segments, percent-decoded) wins. An excluded prefix, a
-//! request with `Upgrade`, or no match at all goes to the app. Then, in order: failed
-//! `validation` → 403; a method other than GET/HEAD → 405; a request body → 400; a path
-//! that is not a plain file name under the prefix (`..`, `.`, encoded `/`, `\`, NUL,
-//! bad escapes, invalid UTF-8) → 400; a symlink the `symlinks` option refuses (a link
-//! out of the root under "inside", any link under "refuse"; "follow" is the default) → 404; a directory →
+//! The path is percent-decoded once, then split on "/" (httpuv's way: `%2f` separates);
+//! the longest prefix (whole segments) wins. An excluded prefix, a request with
+//! `Upgrade`, no match at all, or a backslash under the prefix (as in httpuv) goes to the
+//! app. Then, in order: failed `validation` → 403; a method other than GET/HEAD → 405; a
+//! request body → 400; a `..` segment or a NUL → 400 (`.` segments are dropped); a
+//! symlink the `symlinks` option refuses (a link out of the root under "inside", any link
+//! under "refuse"; "follow" is the default) → 404; a directory →
 //! its `index.html` (301 to the slash form first when the slash is missing); a missing
 //! file → 404. With `fallthrough`, the 400 and 404 cases go to the app instead.
 //! A file gets Last-Modified, ETag, Accept-Ranges, conditional answers (304/412),
@@ -202,8 +203,15 @@ impl StaticPaths {
     }
 }
 
+// httpuv's bodies for the answers it also gives, so that code (and tests) reading them
+// see the same text.
+const BAD_REQUEST: &str = "400 Bad Request\n";
+const FORBIDDEN: &str = "403 Forbidden\n";
+const NOT_FOUND: &str = "404 Not Found\n";
+const INTERNAL: &str = "500 Internal Server Error\n";
+
 fn bad_path(fallthrough: bool) -> Option<HttpResponse> {
-    (!fallthrough).then(|| plain(StatusCode::BAD_REQUEST, "Bad Request: invalid path\n"))
+    (!fallthrough).then(|| plain(StatusCode::BAD_REQUEST, BAD_REQUEST))
 }
 
 fn has_body(h: &http::HeaderMap) -> bool {
@@ -227,20 +235,28 @@ async fn serve_parts(
     if headers.contains_key(UPGRADE) {
         return None;
     }
+    // A backslash anywhere in the decoded path under the prefix: httpuv treats the request
+    // as not static and hands it to the app; so does rookd.
+    let rel = match path::sanitize(rp.segments_from(entry.segments.len())) {
+        Err(path::PathError::Backslash) => return None,
+        other => other,
+    };
     let eff = &entry.eff;
     if !eff.rules.iter().all(|r| r.check(headers)) {
-        return Some(plain(StatusCode::FORBIDDEN, "Forbidden\n"));
+        return Some(plain(StatusCode::FORBIDDEN, FORBIDDEN));
     }
     let head = *method == Method::HEAD;
     if !head && *method != Method::GET {
-        let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
+        // httpuv answers 400; 405 with Allow is what RFC 9110 asks for (a deliberate
+        // difference, listed in ?migrating-from-httpuv).
+        let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed\n");
         r.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
         return Some(r);
     }
     if has_body(headers) {
-        return Some(plain(StatusCode::BAD_REQUEST, "Bad Request: unexpected body\n"));
+        return Some(plain(StatusCode::BAD_REQUEST, BAD_REQUEST));
     }
-    let rel = match path::sanitize(&rp.raw[entry.segments.len()..]) {
+    let rel = match rel {
         Ok(rel) => rel,
         Err(_) => return bad_path(eff.fallthrough),
     };
@@ -252,15 +268,15 @@ async fn serve_parts(
         Ok(Ok(found)) => found,
         Ok(Err(Miss::Redirect)) => return Some(redirect(&rp, uri)),
         Ok(Err(Miss::NotFound)) => {
-            return (!eff.fallthrough).then(|| plain(StatusCode::NOT_FOUND, "Not Found\n"));
+            return (!eff.fallthrough).then(|| plain(StatusCode::NOT_FOUND, NOT_FOUND));
         }
-        Ok(Err(Miss::Forbidden)) => return Some(plain(StatusCode::FORBIDDEN, "Forbidden\n")),
+        Ok(Err(Miss::Forbidden)) => return Some(plain(StatusCode::FORBIDDEN, FORBIDDEN)),
         Ok(Err(Miss::Failed(e))) => {
             eprintln!("rookd: static path {}: {e}", entry.prefix);
-            return Some(plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n"));
+            return Some(plain(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL));
         }
         // The blocking task panicked or was cancelled (runtime shutting down).
-        Err(_) => return Some(plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")),
+        Err(_) => return Some(plain(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL)),
     };
     let req = respond::Request {
         head,
@@ -315,7 +331,7 @@ fn redirect(rp: &RequestPath<'_>, uri: &http::Uri) -> HttpResponse {
             r.headers_mut().insert(LOCATION, v);
             r
         }
-        Err(_) => plain(StatusCode::BAD_REQUEST, "Bad Request: invalid path\n"),
+        Err(_) => plain(StatusCode::BAD_REQUEST, BAD_REQUEST),
     }
 }
 
