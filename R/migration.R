@@ -58,9 +58,21 @@
 #'     then says what is expected.}
 #'   \item{`runStaticServer()`}{prints an IPv6 host in brackets (`http://[::1]:7446`), a
 #'     URL that works; httpuv prints `http://::1:7446`.}
-#'   \item{Static paths}{a file missing under a static path gets `404` with the body
-#'     `"Not Found\\n"` (httpuv: `"404 Not Found\\n"`); Range, `ETag`, `304` and `405`
-#'     are extra. An app with only `staticPaths` answers other paths as httpuv does.}
+#'   \item{Static paths}{answer as httpuv's do (the same request paths, the same
+#'     `400`/`403`/`404` bodies; symlinks followed), except where rookd is deliberately
+#'     better: other methods than `GET`/`HEAD` get `405` with `Allow` (RFC 9110; httpuv:
+#'     `400`); a directory without its trailing slash is redirected (`301`) so relative
+#'     links work, as nginx and Apache do (httpuv serves `index.html` at the bare path); a
+#'     NUL byte in the path is `400` (httpuv cuts the name at the NUL and serves another
+#'     file); a path below a single-file static path is `404` (httpuv: `500`); `HEAD` of
+#'     a missing file has no body; registered media types (`text/javascript` for `.mjs`,
+#'     `application/wasm`, `font/woff2`, ...; httpuv sends `application/octet-stream`,
+#'     which browsers refuse for modules and streamed wasm); error answers carry
+#'     `Content-Type: text/plain`; a leading `//` is read as `/`; `ETag`,
+#'     `Last-Modified`, `304`/`412` and Range (`206`) are extra; gzip only from 1 KiB,
+#'     with `Vary: Accept-Encoding`. The `symlinks` option ("follow", the default and
+#'     httpuv's behaviour; "inside"; "refuse") is rookd's own. An app with only
+#'     `staticPaths` answers other paths as httpuv does.}
 #'   \item{Loading both packages}{when httpuv is loaded after rookd, R prints
 #'     "Registered S3 methods overwritten by 'httpuv'" for `format`/`print` of
 #'     `staticPath` objects: both packages define them; the objects print either way.}
