@@ -47,7 +47,10 @@ pub unsafe fn new_input(ctx: &Ctx, body: Bytes) -> SEXP {
 
 /// Tag of a rook.input's external pointer (checked on every use).
 unsafe fn input_tag() -> SEXP {
-    crate::rapi::r::tag(c"rookd_input_stream")
+    thread_local! {
+        static TAG: std::cell::Cell<SEXP> = const { std::cell::Cell::new(std::ptr::null_mut()) };
+    }
+    crate::rapi::r::cached_tag(&TAG, c"rookd_input_stream")
 }
 
 /// The pointer given is not a rook.input stream's.

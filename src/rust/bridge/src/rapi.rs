@@ -209,8 +209,20 @@ pub mod r {
     }
 
     /// A symbol to tag external pointers with, checked on every use (see `tagged_addr`).
+    /// Callers cache it (`cached_tag`): symbols are never collected.
     pub unsafe fn tag(name: &std::ffi::CStr) -> SEXP {
         Rf_install(name.as_ptr())
+    }
+
+    /// `tag(name)`, looked up once per `cell`.
+    pub unsafe fn cached_tag(cell: &'static std::thread::LocalKey<std::cell::Cell<SEXP>>, name: &std::ffi::CStr) -> SEXP {
+        let t = cell.with(|c| c.get());
+        if !t.is_null() {
+            return t;
+        }
+        let t = tag(name);
+        cell.with(|c| c.set(t));
+        t
     }
 
     /// The address in external pointer `x` if `x` is one tagged `tag`: `Err(())` if `x`

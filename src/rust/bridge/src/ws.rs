@@ -23,7 +23,10 @@ pub const UNACCEPTABLE_DATA: u16 = 1003;
 
 /// Tag of a WebSocket handle's external pointer (checked on every use).
 unsafe fn handle_tag() -> SEXP {
-    r::tag(c"rookd_websocket_connection")
+    thread_local! {
+        static TAG: std::cell::Cell<SEXP> = const { std::cell::Cell::new(std::ptr::null_mut()) };
+    }
+    r::cached_tag(&TAG, c"rookd_websocket_connection")
 }
 
 thread_local! {
