@@ -293,3 +293,33 @@ test_that("a streamed body and an owned file are released when the client left b
   expect_equal(state$generators_called, 0L)
   expect_equal(http_req(server_url(s, "/file"), timeout = 5)$status, 200L)
 })
+
+test_that("a synchronous answer whose client left meanwhile releases its generator and owned file", {
+  made <- character()
+  s <- local_server(function(req) {
+    Sys.sleep(0.4)  # the client leaves meanwhile
+    if (req$PATH_INFO == "/stream") {
+      list(status = 200L, headers = list(), body = function() NULL)
+    } else {
+      f <- tempfile("owned")
+      writeLines("x", f)
+      made <<- c(made, f)
+      list(status = 200L, headers = list(), body = list(file = f, owned = TRUE))
+    }
+  })
+  port <- s$getPort()
+  for (path in c("/stream", "/file")) {
+    py <- sprintf(paste0("import socket, time\n",
+                         "s = socket.create_connection(('127.0.0.1', %d))\n",
+                         "s.sendall(b'GET %s HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')\n",
+                         "time.sleep(0.1)\ns.close()\n"), port, path)
+    p <- processx::process$new("python3", c("-c", py))
+    wait_until(function() !p$is_alive(), what = "the client to leave")
+    pump_for(0.6)
+  }
+  wait_until(function() length(made) == 1, what = "the file answer")
+  pump_for(0.3)
+  expect_equal(rookd:::rookd_stats()$streams, 0L)
+  expect_false(file.exists(made))
+  expect_equal(http_req(server_url(s, "/file"), timeout = 5)$status, 200L)
+})
