@@ -37,6 +37,11 @@
 #'     handshake is echoed; invalid UTF-8 text closes with 1007, oversized messages with
 #'     1009; permessage-deflate is negotiated. An `onHeaders` rejection of an upgrade
 #'     request really rejects it (httpuv opens the socket anyway).}
+#'   \item{Header names with `_`}{such as `X_Forwarded_For` are in `HEADERS` but get no
+#'     `HTTP_*` variable (httpuv maps them onto `HTTP_X_FORWARDED_FOR`, where a client
+#'     can overwrite what a proxy set); see [startServer()].}
+#'   \item{WebSocket text with U+0000}{closes the connection with 1003 (httpuv raises
+#'     an R error); a close reason holding U+0000 is cut there. See [WebSocket].}
 #'   \item{`startServer()` vs `startDaemonizedServer()`}{are the same function: both
 #'     serve from background threads, and the app runs whenever R is idle.}
 #'   \item{Server objects}{are environments with httpuv's methods (`stop()`,

@@ -31,6 +31,15 @@
 #' names), `rook.version`, `rook.url_scheme`, `rook.input` (`read(l = -1L)`,
 #' `read_lines(n = -1L)`, `rewind()`) and `rook.errors` (`cat()`, `flush()`).
 #'
+#' Every request header is in `HEADERS`. A few get no `HTTP_*` variable: names that
+#' contain `_` (CGI turns `-` into `_`, so `X_Forwarded_For` would otherwise set the
+#' `HTTP_X_FORWARDED_FOR` that a proxy's `X-Forwarded-For` sets; nginx and Apache drop
+#' such headers for the same reason), and names too long for an R variable name
+#' (10,000 bytes). R never frees a variable name, so rookd creates at most 10,000
+#' distinct `HTTP_*` names per process; once that many have been seen, a request
+#' with yet another new header name is answered `431` rather than served with a
+#' header missing.
+#'
 #' @param host An IPv4 or IPv6 address (`"127.0.0.1"`, `"::1"`), `"0.0.0.0"` or `"::"`
 #'   for all interfaces, or `"localhost"`.
 #' @param port A port number, `0` for any free port (see `server$getPort()`).

@@ -4,19 +4,22 @@
 #' `WebSocket` object (compatible with httpuv's):
 #' \describe{
 #'   \item{`ws$onMessage(func)`}{`func(binary, message)` runs for each message:
-#'     `binary` is `TRUE` with a raw vector, or `FALSE` with a UTF-8 string (cut at
-#'     the first NUL character, if any: R strings cannot hold NUL). Several
-#'     callbacks may be registered; messages that arrive before the first one are kept
+#'     `binary` is `TRUE` with a raw vector, or `FALSE` with a UTF-8 string. A text
+#'     message containing U+0000 (NUL), which no R string can hold, is not delivered:
+#'     the connection is closed with code 1003 ("cannot accept this data") and a
+#'     message goes to stderr, so nothing is silently cut (send such data as binary).
+#'     Several callbacks may be registered; messages that arrive before the first one are kept
 #'     and delivered to it. Returns a function that unregisters `func`.}
 #'   \item{`ws$onClose(func)`}{runs once when the connection closes, by either side.
 #'     `func()` or `func(code, reason)`: callbacks that take arguments get the close
 #'     code (1000 normal, 1001 going away, 1005 no code given, 1006 dropped, ...) and
-#'     reason.}
+#'     reason (cut at U+0000, if the peer's reason holds one).}
 #'   \item{`ws$send(message)`}{a raw vector goes as a binary frame, a string as text
 #'     (converted to UTF-8). Sending on a closed socket does nothing.}
 #'   \item{`ws$close(code = 1000L, reason = "")`}{starts the close handshake.}
 #'   \item{`ws$request`}{the Rook env of the upgrade request.}
-#'   \item{`ws$handle`}{an opaque handle of the connection.}
+#'   \item{`ws$handle`}{an opaque handle of the connection (an external pointer tagged
+#'     as a WebSocket's: passing any other object where it is expected is an R error).}
 #' }
 #' An R error in a callback is printed to stderr and the socket is closed with code
 #' 1011; the server and other sockets carry on.

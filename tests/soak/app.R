@@ -65,10 +65,57 @@ app <- list(
 s <- startServer("127.0.0.1", 0, app, options = rookdOptions(
   header_timeout = 3, body_timeout = 5, max_body_bytes = 1024^2, max_queued_requests = 100000,
   ws_ping_interval = 0, ws_idle_timeout = 10))
-writeLines(sprintf('{"pid": %d, "port": %d}', Sys.getpid(), s$getPort()), paste0(info_file, ".tmp"))
+
+# A second server for the R-side attacks of soak.py (attack_session): onHeaders keeps each
+# request's env (refused upgrades and abandoned requests must release it), answers that
+# arrive 0.2 s late as a streamed body or an owned file (their clients leave first), odd
+# header names, WebSocket text and close reasons with U+0000. /rstats: what must be back
+# to 0 once idle (kept envs, generators, waiting promises, owned files left on disk).
+owned_dir <- tempfile("soak-owned-")
+dir.create(owned_dir)
+late <- function(kind) {
+  promises::promise(function(resolve, reject) {
+    later::later(function() {
+      body <- if (kind == "stream") {
+        n <- 0
+        function() { n <<- n + 1; if (n > 2) NULL else "late chunk\n" }
+      } else {
+        f <- tempfile("owned-", tmpdir = owned_dir)
+        writeLines("late file", f)
+        list(file = f, owned = TRUE)
+      }
+      resolve(list(status = 200L, headers = list("Content-Type" = "text/plain"), body = body))
+    }, 0.2)
+  })
+}
+attack_app <- list(
+  onHeaders = function(req) NULL,
+  call = function(req) {
+    switch(req$PATH_INFO,
+      "/late-stream" = late("stream"),
+      "/late-file" = late("file"),
+      "/rstats" = {
+        st <- rookd:::rookd_stats()
+        list(status = 200L, headers = list("Content-Type" = "application/json"),
+             body = sprintf('{"pending_envs": %d, "streams": %d, "promises_waiting": %d, "owned_files": %d}',
+                            st$pending_envs, st$streams, st$promises_waiting,
+                            length(list.files(owned_dir))))
+      },
+      list(status = 200L, headers = list("Content-Type" = "text/plain"),
+           body = sprintf("xff=%s vars=%d", req$HTTP_X_FORWARDED_FOR %||% "<unset>",
+                          length(grep("^HTTP_", ls(req))))))
+  },
+  onWSOpen = function(ws) ws$onMessage(function(binary, message) ws$send(message))
+)
+s2 <- startServer("127.0.0.1", 0, attack_app, options = rookdOptions(
+  ws_allowed_origins = "http://good.example", ws_ping_interval = 0, ws_idle_timeout = 10))
+writeLines(sprintf('{"pid": %d, "port": %d, "attack_port": %d}', Sys.getpid(), s$getPort(), s2$getPort()),
+           paste0(info_file, ".tmp"))
 file.rename(paste0(info_file, ".tmp"), info_file)
 while (Sys.time() < deadline) {
   service(200)
   if (isTRUE(rookd:::.globals$paused)) break
 }
 s$stop()
+s2$stop()
+unlink(owned_dir, recursive = TRUE)

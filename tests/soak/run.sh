@@ -2,7 +2,9 @@
 # Soak: >= 1,000,000 mixed HTTP requests and WebSocket messages with random disconnects
 # against an R-hosted rookd on 127.0.0.1 (wrk + tests/soak/mixed.lua for HTTP volume, the
 # stdlib Python threads of tests/soak/soak.py for WebSockets, HEAD, chunked uploads and
-# clients that leave mid-request/response/frame). Samples the R process's RSS and fds at
+# clients that leave mid-request/response/frame, and R-side attacks on a second server:
+# refused upgrades, clients leaving before a late streamed/owned-file answer, long,
+# underscore and never-seen header names, U+0000 in WebSocket text and close reasons). Samples the R process's RSS and fds at
 # start, after warm-up and at the end; fails if RSS grows > 10 % after warm-up or fds grow.
 # Bounded: at most ~9 minutes (--max-secs 540). Not part of CI.
 #

@@ -261,13 +261,82 @@ def http_session(port, rng, st):
         st.add("http_left_before_response")
 
 
-def worker(port, seed, stop, st):
+def attack_session(port, rng, st):
+    """10 to 40 R-side attacks (issue 12) on the attack server, one connection each: a leak
+    or a stuck drain in any of them shows as RSS growth, a failed answer, or /rstats not
+    back to 0 at the end."""
+    for _ in range(rng.randint(10, 40)):
+        one_attack(port, rng, st)
+
+
+def one_attack(port, rng, st):
+    kind = rng.randrange(7)
+    c = Conn(port)
+    if kind == 0:  # refused upgrade after onHeaders kept the env (bad Origin or version)
+        key = base64.b64encode(os.urandom(16))
+        bad = rng.random() < 0.5
+        c.s.sendall(b"GET /ws HTTP/1.1\r\nHost: soak\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: " + (b"8" if bad else b"13") +
+                    b"\r\nOrigin: " + (b"http://good.example" if bad else b"http://evil.example") + b"\r\n\r\n")
+        status, _ = c.head()
+        if status not in (403, 426):
+            raise ValueError("refused upgrade answered %d" % status)
+        st.add("attack_refused_upgrade")
+    elif kind == 1:  # leave before a late streamed body or owned file is ready
+        c.s.sendall(b"GET /late-%s HTTP/1.1\r\nHost: soak\r\n\r\n" % rng.choice((b"stream", b"file")))
+        time.sleep(0.02)
+        st.add("attack_left_before_late_answer")
+    elif kind == 2:  # a header name past R's symbol limit; names with '_'
+        name = b"X" + b"n" * 10_000 if rng.random() < 0.5 else b"X_Forwarded_For"
+        c.s.sendall(b"GET /env HTTP/1.1\r\nHost: soak\r\n" + name + b": 6.6.6.6\r\n\r\n")
+        status, _, got = c.response()
+        if status != 200 or b"xff=<unset>" not in got:
+            raise ValueError("odd header name: %d %r" % (status, got[:80]))
+        st.add("attack_odd_header_name")
+    elif kind == 3:  # a never-seen header name: served with it, or 431 past the bound
+        c.s.sendall(b"GET /env HTTP/1.1\r\nHost: soak\r\nX-Soak-%d: 1\r\n\r\n" % rng.getrandbits(48))
+        status, _, _ = c.response()
+        if status not in (200, 431):
+            raise ValueError("new header name answered %d" % status)
+        st.add("attack_new_header_name_%d" % status)
+    elif kind in (4, 5):  # WebSocket text with U+0000 (close 1003), close reason with U+0000
+        key = base64.b64encode(os.urandom(16))
+        c.s.sendall(b"GET /ws HTTP/1.1\r\nHost: soak\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n"
+                    b"Origin: http://good.example\r\n\r\n")
+        status, _ = c.head()
+        if status != 101:
+            raise ValueError("ws handshake: %d" % status)
+        if kind == 4:
+            c.s.sendall(frame(1, b"text\x00more"))
+            want = 1003
+        else:
+            c.s.sendall(frame(8, struct.pack("!H", 1000) + b"bye\x00x"))
+            want = 1000
+        for _ in range(100):
+            op, data = c.ws_read()
+            if op == 8:
+                break
+        code = struct.unpack("!H", data[:2])[0] if op == 8 and len(data) >= 2 else None
+        if code != want:
+            raise ValueError("ws close: wanted %d, got %r" % (want, code))
+        st.add("attack_ws_nul")
+    else:  # abandoned after onHeaders: leave mid-body
+        c.s.sendall(b"POST /env HTTP/1.1\r\nHost: soak\r\nContent-Length: 100\r\n\r\nab")
+        st.add("attack_left_midbody")
+    c.rst()
+
+
+def worker(port, seed, stop, st, attack_port=None):
     rng = random.Random(seed)
     for _ in range(10_000_000):
         if stop.is_set():
             return
         try:
-            if rng.random() < 0.7:
+            r = rng.random()
+            if attack_port and r < 0.1:
+                attack_session(attack_port, rng, st)
+            elif r < 0.73:
                 ws_session(port, rng, st)
             else:
                 http_session(port, rng, st)
@@ -287,9 +356,9 @@ def run_wrk(port, secs, conns=32):
     return {k: int(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
 
 
-def phase(port, secs, nthreads, st, wrk_totals, seed):
+def phase(port, secs, nthreads, st, wrk_totals, seed, attack_port=None):
     stop = threading.Event()
-    ths = [threading.Thread(target=worker, args=(port, seed * 100 + i, stop, st), daemon=True)
+    ths = [threading.Thread(target=worker, args=(port, seed * 100 + i, stop, st, attack_port), daemon=True)
            for i in range(nthreads)]
     for t in ths:
         t.start()
@@ -330,13 +399,14 @@ def main():
     a = ap.parse_args()
     info = json.load(open(a.info))
     pid, port = info["pid"], info["port"]
+    attack_port = info.get("attack_port")
     t0 = time.time()
     st = Stats()
     wrk = {}
 
     start = idle_sample(pid, port, 0)
     print("start:   " + fmt(start), flush=True)
-    phase(port, a.warmup_secs, a.threads, st, wrk, 1)
+    phase(port, a.warmup_secs, a.threads, st, wrk, 1, attack_port)
     warm = idle_sample(pid, port, 12)
     done = wrk.get("requests", 0) + st.c.get("ws_msgs", 0) + st.c.get("py_http", 0)
     print("warm-up: " + fmt(warm) + "  (after %d requests + messages, %.0f s)" % (done, time.time() - t0),
@@ -346,19 +416,22 @@ def main():
         done = wrk.get("requests", 0) + st.c.get("ws_msgs", 0) + st.c.get("py_http", 0)
         if done >= a.target or time.time() - t0 > a.max_secs - a.chunk_secs - 20:
             break
-        phase(port, a.chunk_secs, a.threads, st, wrk, i + 2)
+        phase(port, a.chunk_secs, a.threads, st, wrk, i + 2, attack_port)
         s = proc_sample(pid)
         samples.append(s)
         done = wrk.get("requests", 0) + st.c.get("ws_msgs", 0) + st.c.get("py_http", 0)
         print("  chunk %d: %s, %d done, %.0f s" % (i + 1, fmt(s), done, time.time() - t0), flush=True)
     end = idle_sample(pid, port, 12)
     stats = get_json(port, "/stats")
+    rstats = get_json(attack_port, "/rstats") if attack_port else {}
     done = wrk.get("requests", 0) + st.c.get("ws_msgs", 0) + st.c.get("py_http", 0)
     elapsed = time.time() - t0
     print("end:     " + fmt(end), flush=True)
     print("wrk:     %s" % json.dumps(wrk))
     print("python:  %s" % json.dumps(dict(sorted(st.c.items()))))
     print("server:  %s" % json.dumps(stats))
+    if rstats:
+        print("attacks: %s (idle: all must be 0)" % json.dumps(rstats))
     print("total:   %d requests + messages in %.0f s (%.0f/s): wrk %d HTTP, python %d HTTP + %d WS messages"
           % (done, elapsed, done / elapsed, wrk.get("requests", 0), st.c.get("py_http", 0), st.c.get("ws_msgs", 0)))
     growth = (end["rss"] - warm["rss"]) / warm["rss"]
@@ -380,6 +453,9 @@ def main():
         failures.append("%d client errors/timeouts" % errs)
     if stats["ws_open"] != stats["ws_closed"]:
         failures.append("server saw %d WebSocket opens but %d closes" % (stats["ws_open"], stats["ws_closed"]))
+    left = {k: v for k, v in rstats.items() if v}
+    if left:
+        failures.append("after the R-side attacks, left over once idle: %s" % json.dumps(left))
     for f in failures:
         print("FAIL: " + f)
     print("%d passed, %d failed" % (1 if not failures else 0, 1 if failures else 0))

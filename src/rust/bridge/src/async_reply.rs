@@ -56,7 +56,7 @@ pub unsafe fn settle(token: u64, value: Option<SEXP>) {
         }),
         None => Response::plain(http::StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n"),
     };
-    let _ = w.reply.send(resp);
+    crate::dispatch::send_or_release(w.reply, resp);
 }
 
 pub fn waiting_count() -> usize {

@@ -33,9 +33,31 @@ fn host_and_port(e: &Endpoint) -> (String, String) {
 }
 
 /// Distinct header names that get an `HTTP_*` variable. R never frees a symbol, so
-/// without a bound a client sending made-up header names would grow R's symbol table
-/// for ever; past it, new names are still in `HEADERS`, just not `HTTP_*` variables.
+/// without a bound a client sending made-up header names would grow R's symbol table for
+/// ever. Past it, a request that would need a new symbol is answered 431 (never served
+/// with a header silently missing from the env). `ROOKD_MAX_HEADER_SYMBOLS` lowers it
+/// (tests); it is read once.
 const MAX_HEADER_SYMBOLS: usize = 10_000;
+
+/// R refuses symbol names longer than this (`Rf_install`: "variable names are limited to
+/// 10000 bytes"), with an R error.
+const R_MAX_SYMBOL_BYTES: usize = 10_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnvError {
+    #[error("more than {0} distinct request header names seen: a request with a new one is refused (431)")]
+    TooManyHeaderNames(usize),
+}
+
+fn max_header_symbols() -> usize {
+    static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| {
+        std::env::var("ROOKD_MAX_HEADER_SYMBOLS")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .map_or(MAX_HEADER_SYMBOLS, |n: usize| n.min(MAX_HEADER_SYMBOLS))
+    })
+}
 
 thread_local! {
     /// Header name -> its `HTTP_*` symbol. Symbols are never collected, so caching them
@@ -45,26 +67,63 @@ thread_local! {
     static WARNED_FULL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// The `HTTP_*` symbol for a header name, or None once the bound is reached for new names.
-unsafe fn header_symbol(name: &http::HeaderName) -> Option<SEXP> {
+/// Does this header get an `HTTP_*` variable at all? Not when its name holds `_`: CGI
+/// maps `-` to `_`, so `X_Forwarded_For` would set (or overwrite) the
+/// `HTTP_X_FORWARDED_FOR` that a proxy's `X-Forwarded-For` sets and apps trust. nginx
+/// (`underscores_in_headers off`) and Apache drop such headers for this reason; rookd
+/// keeps them in `HEADERS` only. Nor when the variable name would exceed R's limit on
+/// symbol names.
+pub fn has_cgi_name(name: &http::HeaderName) -> bool {
+    let n = name.as_str();
+    !n.contains('_') && 5 + n.len() <= R_MAX_SYMBOL_BYTES
+}
+
+/// The `HTTP_*` symbol for each header name of `head` that has one (`has_cgi_name`), or
+/// an error if one of them would need a symbol past the bound. Checked for the whole
+/// request before anything is installed, so a refused request adds no symbol.
+unsafe fn header_symbols(head: &RequestHead) -> Result<Vec<Option<SEXP>>, EnvError> {
+    let max = max_header_symbols();
+    let mut out = Vec::with_capacity(head.headers.keys_len());
+    let mut new_names = Vec::new();
     HEADER_SYMBOLS.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        if let Some(&sym) = cache.get(name) {
-            return Some(sym);
+        let cache = cache.borrow();
+        for name in head.headers.keys() {
+            if !has_cgi_name(name) {
+                out.push(None);
+                continue;
+            }
+            let sym = cache.get(name).copied();
+            if sym.is_none() && !new_names.contains(&name) {
+                new_names.push(name);
+            }
+            out.push(sym);
         }
-        if cache.len() >= MAX_HEADER_SYMBOLS {
+        if !new_names.is_empty() && cache.len() + new_names.len() > max {
             if !WARNED_FULL.with(|w| w.replace(true)) {
                 r::eprint(&format!(
-                    "rookd: more than {MAX_HEADER_SYMBOLS} distinct request header names seen; \
-                     new ones are only in req$HEADERS, not HTTP_* variables\n"
+                    "rookd: more than {max} distinct request header names seen; requests with \
+                     new ones are answered 431\n"
                 ));
             }
-            return None;
+            return Err(EnvError::TooManyHeaderNames(max));
         }
-        let sym = r::sym(&cgi_name(name.as_str()));
-        cache.insert(name.clone(), sym);
-        Some(sym)
-    })
+        Ok(())
+    })?;
+    // Install outside the cache's borrow (Rf_install allocates: an R error there must not
+    // leave the cell borrowed); each name is short enough (has_cgi_name), so R accepts it.
+    for (i, name) in head.headers.keys().enumerate() {
+        if out[i].is_none() && has_cgi_name(name) {
+            let sym = r::sym(&cgi_name(name.as_str()));
+            HEADER_SYMBOLS.with(|c| c.borrow_mut().insert(name.clone(), sym));
+            out[i] = Some(sym);
+        }
+    }
+    Ok(out)
+}
+
+/// Distinct header names with an `HTTP_*` symbol so far (diagnostics).
+pub fn header_symbol_count() -> usize {
+    HEADER_SYMBOLS.with(|c| c.borrow().len())
 }
 
 /// "content-type" -> "HTTP_CONTENT_TYPE"
@@ -77,11 +136,12 @@ fn cgi_name(name: &str) -> String {
     s
 }
 
-/// Header value as R text: UTF-8 when valid, else each byte as latin1 (never lossy).
-fn header_text(v: &[u8]) -> String {
+/// Header value as R text: UTF-8 when valid (borrowed, no copy), else each byte as
+/// latin1 (never lossy).
+fn header_text(v: &[u8]) -> std::borrow::Cow<'_, str> {
     match std::str::from_utf8(v) {
-        Ok(s) => s.to_string(),
-        Err(_) => v.iter().map(|&b| b as char).collect(),
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => std::borrow::Cow::Owned(v.iter().map(|&b| b as char).collect()),
     }
 }
 
@@ -91,8 +151,11 @@ unsafe fn set(env: SEXP, sym: SEXP, value: &str) {
 
 /// Build the env for `head`. The body is attached separately (`attach_body`) because with
 /// onHeaders the env exists before the body has been read.
-pub unsafe fn build(ctx: &Ctx, head: &RequestHead, opts: EnvOptions) -> SEXP {
+///
+/// Runs R's allocator: call it inside `r::guarded` (the drain does).
+pub unsafe fn build(ctx: &Ctx, head: &RequestHead, opts: EnvOptions) -> Result<SEXP, EnvError> {
     let s = &ctx.syms;
+    let header_syms = header_symbols(head)?;
     let mut p = Protect::new();
     let env = p.add(R_NewEnv(R_GlobalEnv, 1, 29));
     set(env, s.request_method, head.method.as_str());
@@ -125,17 +188,27 @@ pub unsafe fn build(ctx: &Ctx, head: &RequestHead, opts: EnvOptions) -> SEXP {
     let values = p.add(Rf_allocVector(STRSXP, keys.len() as isize));
     let names = p.add(Rf_allocVector(STRSXP, keys.len() as isize));
     for (i, name) in keys.iter().enumerate() {
-        let mut joined = String::new();
-        for (j, v) in head.headers.get_all(*name).iter().enumerate() {
-            if j > 0 {
-                joined.push(',');
+        // One value (the common case) is not copied: an R error while making its CHARSXP
+        // (allocation failure) then leaks nothing big (see r::guarded).
+        let mut all = head.headers.get_all(*name).iter();
+        let text = match (all.next(), all.next()) {
+            (Some(v), None) => header_text(v.as_bytes()),
+            _ => {
+                let mut joined = String::new();
+                for (j, v) in head.headers.get_all(*name).iter().enumerate() {
+                    if j > 0 {
+                        joined.push(',');
+                    }
+                    joined.push_str(&header_text(v.as_bytes()));
+                }
+                std::borrow::Cow::Owned(joined)
             }
-            joined.push_str(&header_text(v.as_bytes()));
-        }
-        let value = r::mkchar(&joined);
+        };
+        let value = r::mkchar(&text);
+        drop(text);
         SET_STRING_ELT(values, i as isize, value);
         SET_STRING_ELT(names, i as isize, r::mkchar(name.as_str()));
-        if let Some(var) = header_symbol(name) {
+        if let Some(var) = header_syms[i] {
             Rf_defineVar(var, Rf_ScalarString(value), env);
         }
     }
@@ -147,11 +220,11 @@ pub unsafe fn build(ctx: &Ctx, head: &RequestHead, opts: EnvOptions) -> SEXP {
     if let Some(cl) = head.headers.get(http::header::CONTENT_LENGTH) {
         set(env, s.content_length, &header_text(cl.as_bytes()));
     }
-    env
+    Ok(env)
 }
 
 /// Give the env its rook.input; a chunked upload learns its CONTENT_LENGTH here.
-pub unsafe fn attach_body(ctx: &Ctx, env: SEXP, body: Bytes) {
+pub unsafe fn attach_body(ctx: &Ctx, env: SEXP, body: &Bytes) {
     let s = &ctx.syms;
     if Rf_findVarInFrame(env, s.content_length) == R_UnboundValue && !body.is_empty() {
         set(env, s.content_length, &body.len().to_string());
@@ -162,7 +235,7 @@ pub unsafe fn attach_body(ctx: &Ctx, env: SEXP, body: Bytes) {
         return;
     }
     let mut p = Protect::new();
-    let input = p.add(input::new_input(ctx, body));
+    let input = p.add(input::new_input(ctx, body.clone()));
     Rf_defineVar(s.rook_input, input, env);
 }
 

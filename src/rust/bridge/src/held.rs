@@ -70,7 +70,7 @@ impl Drop for Lent {
 /// module comment) is `data..data+len`.
 unsafe fn lend(owner: SEXP, data: *const u8, len: usize) -> Bytes {
     let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
-    HELD.with(|h| h.borrow_mut().insert(key, owner));
+    HELD.with(|h| SexpSlab::insert_in(h, key, owner)); // grows with no borrow held (r::guarded)
     Bytes::from_owner(Lent { key, addr: data as usize, len })
 }
 

@@ -27,7 +27,7 @@ pub unsafe fn new_input(ctx: &Ctx, body: Bytes) -> SEXP {
     let mut p = Protect::new();
     let env = p.add(R_NewEnv(ctx.namespace, 0, 0));
     let raw = Box::into_raw(Box::new(InputStream { body, pos: 0 }));
-    let ptr = p.add(R_MakeExternalPtr(raw as *mut c_void, R_NilValue, R_NilValue));
+    let ptr = p.add(R_MakeExternalPtr(raw as *mut c_void, input_tag(), R_NilValue));
     R_RegisterCFinalizerEx(ptr, Some(finalize), 1);
     Rf_defineVar(ctx.syms.ptr, ptr, env);
     for (sym, tpl) in [
@@ -45,16 +45,29 @@ pub unsafe fn new_input(ctx: &Ctx, body: Bytes) -> SEXP {
     env
 }
 
-unsafe fn stream<'a>(ptr: SEXP) -> Option<&'a mut InputStream> {
-    if type_of(ptr) != EXTPTRSXP {
-        return None;
+/// Tag of a rook.input's external pointer (checked on every use).
+unsafe fn input_tag() -> SEXP {
+    thread_local! {
+        static TAG: std::cell::Cell<SEXP> = const { std::cell::Cell::new(std::ptr::null_mut()) };
     }
-    (R_ExternalPtrAddr(ptr) as *mut InputStream).as_mut()
+    crate::rapi::r::cached_tag(&TAG, c"rookd_input_stream")
+}
+
+/// The pointer given is not a rook.input stream's.
+#[derive(Debug, thiserror::Error)]
+#[error("not a rookd input stream (an external pointer tagged rookd_input_stream)")]
+pub struct NotAStream;
+
+/// The stream behind `ptr`: `Ok(None)` once finalized, `Err` if `ptr` is not one.
+unsafe fn stream<'a>(ptr: SEXP) -> Result<Option<&'a mut InputStream>, NotAStream> {
+    let addr = crate::rapi::r::tagged_addr(ptr, input_tag()).map_err(|()| NotAStream)?;
+    // SAFETY: the tag proves `addr` came from `new_input` (a boxed InputStream) or was cleared.
+    Ok((addr as *mut InputStream).as_mut())
 }
 
 /// `read(l = -1L)`: up to `l` bytes from the current position (all remaining if l < 0).
-pub unsafe fn read(ptr: SEXP, l: f64) -> SEXP {
-    let Some(s) = stream(ptr) else { return Rf_allocVector(RAWSXP, 0) };
+pub unsafe fn read(ptr: SEXP, l: f64) -> Result<SEXP, NotAStream> {
+    let Some(s) = stream(ptr)? else { return Ok(Rf_allocVector(RAWSXP, 0)) };
     let rest = s.body.len() - s.pos;
     let n = if l.is_nan() || l < 0.0 { rest } else { (l as usize).min(rest) };
     let out = Rf_allocVector(RAWSXP, n as isize);
@@ -62,12 +75,12 @@ pub unsafe fn read(ptr: SEXP, l: f64) -> SEXP {
         std::ptr::copy_nonoverlapping(s.body[s.pos..s.pos + n].as_ptr(), RAW(out), n);
     }
     s.pos += n;
-    out
+    Ok(out)
 }
 
 /// `read_lines(n = -1L)`: up to `n` lines (all if n < 0), without their line endings.
-pub unsafe fn read_lines(ptr: SEXP, n: f64) -> SEXP {
-    let Some(s) = stream(ptr) else { return Rf_allocVector(STRSXP, 0) };
+pub unsafe fn read_lines(ptr: SEXP, n: f64) -> Result<SEXP, NotAStream> {
+    let Some(s) = stream(ptr)? else { return Ok(Rf_allocVector(STRSXP, 0)) };
     let limit = if n.is_nan() || n < 0.0 { usize::MAX } else { n as usize };
     let mut lines: Vec<(usize, usize)> = Vec::new();
     let data = &s.body[..];
@@ -94,11 +107,12 @@ pub unsafe fn read_lines(ptr: SEXP, n: f64) -> SEXP {
         SET_STRING_ELT(out, i as isize, Rf_mkCharLenCE(bytes.as_ptr().cast(), len, enc));
     }
     Rf_unprotect(1);
-    out
+    Ok(out)
 }
 
-pub unsafe fn rewind(ptr: SEXP) {
-    if let Some(s) = stream(ptr) {
+pub unsafe fn rewind(ptr: SEXP) -> Result<(), NotAStream> {
+    if let Some(s) = stream(ptr)? {
         s.pos = 0;
     }
+    Ok(())
 }

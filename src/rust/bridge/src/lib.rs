@@ -263,21 +263,21 @@ fn rookd_running_ids() -> Vec<f64> {
 }
 
 #[extendr]
-fn rookd_input_read(ptr: Robj, l: f64) -> Robj {
+fn rookd_input_read(ptr: Robj, l: f64) -> Result<Robj> {
     // SAFETY: main thread; the result is returned to R straight away.
-    unsafe { Robj::from_sexp(input::read(sexp(&ptr), l)) }
+    unsafe { input::read(sexp(&ptr), l).map(|x| Robj::from_sexp(x)).map_err(|e| Error::Other(e.to_string())) }
 }
 
 #[extendr]
-fn rookd_input_read_lines(ptr: Robj, n: f64) -> Robj {
+fn rookd_input_read_lines(ptr: Robj, n: f64) -> Result<Robj> {
     // SAFETY: as above.
-    unsafe { Robj::from_sexp(input::read_lines(sexp(&ptr), n)) }
+    unsafe { input::read_lines(sexp(&ptr), n).map(|x| Robj::from_sexp(x)).map_err(|e| Error::Other(e.to_string())) }
 }
 
 #[extendr]
-fn rookd_input_rewind(ptr: Robj) {
+fn rookd_input_rewind(ptr: Robj) -> Result<()> {
     // SAFETY: main thread.
-    unsafe { input::rewind(sexp(&ptr)) }
+    unsafe { input::rewind(sexp(&ptr)) }.map_err(|e| Error::Other(e.to_string()))
 }
 
 /// Send a text (character) or binary (raw) message; FALSE if the socket is closed.
@@ -286,7 +286,7 @@ fn rookd_ws_send(handle: Robj, message: Robj) -> Result<bool> {
     let m = sexp(&message);
     // SAFETY: main thread, live objects.
     unsafe {
-        let Some(conn) = ws::connection(sexp(&handle)) else { return Ok(false) };
+        let Some(conn) = ws::connection(sexp(&handle)).map_err(|e| Error::Other(e.to_string()))? else { return Ok(false) };
         match type_of(m) {
             RAWSXP => Ok(conn.send_binary(held::raw_bytes(m))),
             STRSXP if Rf_xlength(m) == 1 && STRING_ELT(m, 0) != R_NaString => {
@@ -298,17 +298,18 @@ fn rookd_ws_send(handle: Robj, message: Robj) -> Result<bool> {
 }
 
 #[extendr]
-fn rookd_ws_close(handle: Robj, code: i32, reason: &str) {
+fn rookd_ws_close(handle: Robj, code: i32, reason: &str) -> Result<()> {
     // SAFETY: main thread.
-    if let Some(conn) = unsafe { ws::connection(sexp(&handle)) } {
+    if let Some(conn) = unsafe { ws::connection(sexp(&handle)) }.map_err(|e| Error::Other(e.to_string()))? {
         conn.close(u16::try_from(code).unwrap_or(1000), reason);
     }
+    Ok(())
 }
 
 #[extendr]
-fn rookd_ws_is_open(handle: Robj) -> bool {
+fn rookd_ws_is_open(handle: Robj) -> Result<bool> {
     // SAFETY: main thread.
-    unsafe { ws::connection(sexp(&handle)) }.is_some_and(|c| !c.is_closed())
+    Ok(unsafe { ws::connection(sexp(&handle)) }.map_err(|e| Error::Other(e.to_string()))?.is_some_and(|c| !c.is_closed()))
 }
 
 /// Queue and registry sizes, for diagnostics and leak tests.
@@ -325,6 +326,7 @@ fn rookd_stats() -> Robj {
         promises_waiting = async_reply::waiting_count() as i32,
         streams = stream::open_count() as i32,
         lent_vectors = held::lent_count() as i32,
+        header_symbols = env::header_symbol_count() as i32,
         servers = servers
     )
     .into()

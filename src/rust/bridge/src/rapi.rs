@@ -84,9 +84,15 @@ extern "C" {
     pub fn R_curErrorBuf() -> *const c_char;
 
     pub fn R_MakeExternalPtr(p: *mut c_void, tag: SEXP, prot: SEXP) -> SEXP;
+    pub fn R_ExternalPtrTag(s: SEXP) -> SEXP;
     pub fn R_ExternalPtrAddr(s: SEXP) -> *mut c_void;
     pub fn R_ClearExternalPtr(s: SEXP);
     pub fn R_RegisterCFinalizerEx(s: SEXP, f: Option<unsafe extern "C" fn(SEXP)>, onexit: c_int);
+
+    /// Runs `fun(data)` in a new top-level context: an R error or interrupt inside jumps
+    /// back here (after R printed the message) and the result is 0 (FALSE). Not in
+    /// extendr-ffi 0.9, so declared here (R_ext/Boolean.h: Rboolean is a C enum, an int).
+    pub fn R_ToplevelExec(fun: Option<unsafe extern "C" fn(*mut c_void)>, data: *mut c_void) -> c_int;
 
     pub fn R_GetCCallable(package: *const c_char, name: *const c_char) -> *const c_void;
     pub fn REprintf(fmt: *const c_char, ...);
@@ -165,6 +171,68 @@ pub mod r {
         let c = std::ffi::CString::new(text.replace('\0', "")).unwrap_or_default();
         // SAFETY: main thread only (module rule); format string is a literal.
         unsafe { REprintf(b"%s\0".as_ptr().cast(), c.as_ptr()) };
+    }
+
+    /// Run `f` under R's unwind protection (`R_ToplevelExec`): `None` if an R error or
+    /// interrupt (or a panic) cut it short. R has then printed the error on stderr and
+    /// reset its own state (the protect stack, the context stack); the caller answers the
+    /// event and releases what it owns.
+    ///
+    /// Why this is sound: R leaves `f` by a longjmp to the context `R_ToplevelExec` set
+    /// up, skipping the Rust frames of `f` and the trampoline without running their
+    /// destructors. Skipping a destructor only leaks; it never runs code twice or on freed
+    /// memory. So `f` must own nothing whose drop matters (capture references; keep the
+    /// answer channels in the caller's frame and take them only once no R call follows)
+    /// and must never hold a `RefCell` borrow across an R call (a skipped borrow guard
+    /// would leave the cell borrowed for ever). `Protect` inside `f` is fine: R restores
+    /// the protect stack to its height at the context's start. A panic is caught inside
+    /// the trampoline, so it never unwinds into R's C frames.
+    pub unsafe fn guarded<T, F: FnOnce() -> T>(f: F) -> Option<T> {
+        struct Job<F, T> {
+            f: Option<F>,
+            out: Option<T>,
+        }
+        unsafe extern "C" fn trampoline<T, F: FnOnce() -> T>(data: *mut c_void) {
+            // SAFETY: `data` is the `Job` on `guarded`'s frame, alive for this call.
+            let job = &mut *(data as *mut Job<F, T>);
+            if let Some(f) = job.f.take() {
+                job.out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok();
+            }
+        }
+        let mut job = Job { f: Some(f), out: None };
+        let ok = R_ToplevelExec(Some(trampoline::<T, F>), (&mut job as *mut Job<F, T>).cast());
+        if ok == 0 {
+            None
+        } else {
+            job.out
+        }
+    }
+
+    /// A symbol to tag external pointers with, checked on every use (see `tagged_addr`).
+    /// Callers cache it (`cached_tag`): symbols are never collected.
+    pub unsafe fn tag(name: &std::ffi::CStr) -> SEXP {
+        Rf_install(name.as_ptr())
+    }
+
+    /// `tag(name)`, looked up once per `cell`.
+    pub unsafe fn cached_tag(cell: &'static std::thread::LocalKey<std::cell::Cell<SEXP>>, name: &std::ffi::CStr) -> SEXP {
+        let t = cell.with(|c| c.get());
+        if !t.is_null() {
+            return t;
+        }
+        let t = tag(name);
+        cell.with(|c| c.set(t));
+        t
+    }
+
+    /// The address in external pointer `x` if `x` is one tagged `tag`: `Err(())` if `x`
+    /// is something else (another kind of pointer, or not a pointer at all), `Ok(null)`
+    /// if it is ours but already cleared.
+    pub unsafe fn tagged_addr(x: SEXP, tag: SEXP) -> Result<*mut c_void, ()> {
+        if type_of(x) != EXTPTRSXP || R_ExternalPtrTag(x) != tag {
+            return Err(());
+        }
+        Ok(R_ExternalPtrAddr(x))
     }
 
     /// PROTECT for the length of a scope.

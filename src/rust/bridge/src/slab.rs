@@ -1,5 +1,6 @@
 //! Keeps R objects alive between events without R_PreserveObject's linear release and
 //! without interning a symbol per key: one preserved list, slots reused through a free list.
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use crate::rapi::*;
@@ -66,6 +67,37 @@ impl SexpSlab {
         SET_VECTOR_ELT(self.list, i, R_NilValue);
         self.free.push(i);
         Some(x)
+    }
+
+    /// Insert into the slab in `cell`, allocating (when it must grow) with no borrow of
+    /// `cell` held: an allocation failure is an R error (a longjmp), which would otherwise
+    /// leave the cell borrowed for ever (see `rapi::r::guarded`).
+    /// # Safety
+    /// Main thread; `x` is a live R object.
+    pub unsafe fn insert_in(cell: &RefCell<SexpSlab>, key: u64, x: SEXP) {
+        let (must_grow, old) = {
+            let s = cell.borrow();
+            (s.free.is_empty() && !s.index.contains_key(&key), s.list)
+        };
+        if must_grow {
+            let old_len = if old.is_null() { 0 } else { Rf_xlength(old) };
+            let new_len = (old_len * 2).max(64);
+            Rf_protect(x);
+            let list = Rf_protect(Rf_allocVector(VECSXP, new_len));
+            for i in 0..old_len {
+                SET_VECTOR_ELT(list, i, VECTOR_ELT(old, i));
+            }
+            R_PreserveObject(list);
+            Rf_unprotect(2);
+            let mut s = cell.borrow_mut();
+            if !s.list.is_null() {
+                R_ReleaseObject(s.list);
+            }
+            s.list = list;
+            s.free.extend((old_len..new_len).rev());
+        }
+        // Cannot allocate now: a free slot exists (or the key has one).
+        cell.borrow_mut().insert(key, x);
     }
 
     pub fn len(&self) -> usize {

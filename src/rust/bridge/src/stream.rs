@@ -27,7 +27,7 @@ pub unsafe fn register(generator: SEXP) -> StreamId {
         n.set(v + 1);
         v
     });
-    GENERATORS.with(|g| g.borrow_mut().insert(id, generator));
+    GENERATORS.with(|g| SexpSlab::insert_in(g, id, generator));
     StreamId(id)
 }
 
@@ -54,12 +54,18 @@ unsafe fn chunk_of(x: SEXP) -> Option<StreamChunk> {
     }
 }
 
-pub unsafe fn pull(ctx: &Ctx, stream: StreamId, reply: oneshot::Sender<StreamChunk>) {
-    if reply.is_closed() {
+/// Call the generator for the next chunk. `reply` stays in the caller's frame (see
+/// `dispatch`'s rule): it is taken only when answered or handed to a promise, so an R
+/// error here leaves it to the caller, which answers `Fail`.
+pub unsafe fn pull(ctx: &Ctx, stream: StreamId, slot: &mut Option<oneshot::Sender<StreamChunk>>) {
+    if slot.as_ref().is_none_or(|r| r.is_closed()) {
+        slot.take();
         return;
     }
     let Some(generator) = GENERATORS.with(|g| g.borrow().get(stream.0)) else {
-        let _ = reply.send(StreamChunk::End);
+        if let Some(reply) = slot.take() {
+            let _ = reply.send(StreamChunk::End);
+        }
         return;
     };
     let mut p = Protect::new();
@@ -68,7 +74,9 @@ pub unsafe fn pull(ctx: &Ctx, stream: StreamId, reply: oneshot::Sender<StreamChu
     let x = R_tryEval(call, R_GlobalEnv, &mut err);
     if err != 0 {
         r::eprint("rookd: error in a streamed body's generator; the response is cut short\n");
-        let _ = reply.send(StreamChunk::Fail);
+        if let Some(reply) = slot.take() {
+            let _ = reply.send(StreamChunk::Fail);
+        }
         return;
     }
     p.add(x);
@@ -78,10 +86,12 @@ pub unsafe fn pull(ctx: &Ctx, stream: StreamId, reply: oneshot::Sender<StreamChu
             n.set(v + 1);
             v
         });
-        WAITING.with(|w| w.borrow_mut().insert(token, reply));
         let then = Rf_findVarInFrame(ctx.namespace, r::sym("stream_promise_then"));
         let tok = p.add(Rf_ScalarReal(token as f64));
         let call = p.add(Rf_lang3(then, x, tok));
+        // Handed over only now that nothing above can fail.
+        let Some(reply) = slot.take() else { return };
+        WAITING.with(|w| w.borrow_mut().insert(token, reply));
         let mut err = 0;
         R_tryEval(call, R_GlobalEnv, &mut err);
         if err != 0 {
@@ -89,10 +99,13 @@ pub unsafe fn pull(ctx: &Ctx, stream: StreamId, reply: oneshot::Sender<StreamChu
         }
         return;
     }
-    let _ = reply.send(chunk_of(x).unwrap_or_else(|| {
+    let chunk = chunk_of(x).unwrap_or_else(|| {
         r::eprint("rookd: a streamed body's generator must return a raw vector, a string, NULL or a promise\n");
         StreamChunk::Fail
-    }));
+    });
+    if let Some(reply) = slot.take() {
+        let _ = reply.send(chunk);
+    }
 }
 
 /// A generator's promise settled: `None` if it was rejected.

@@ -15,7 +15,19 @@ use crate::slab::SexpSlab;
 use crate::state::AppFns;
 
 /// Close code for "the server hit an unexpected condition" (an R error in a callback).
-const INTERNAL_ERROR: u16 = 1011;
+pub const INTERNAL_ERROR: u16 = 1011;
+
+/// Close code for "cannot accept this data": a text message holding U+0000, which no R
+/// string can hold. Delivering it cut at the NUL would lose data silently.
+pub const UNACCEPTABLE_DATA: u16 = 1003;
+
+/// Tag of a WebSocket handle's external pointer (checked on every use).
+unsafe fn handle_tag() -> SEXP {
+    thread_local! {
+        static TAG: std::cell::Cell<SEXP> = const { std::cell::Cell::new(std::ptr::null_mut()) };
+    }
+    r::cached_tag(&TAG, c"rookd_websocket_connection")
+}
 
 thread_local! {
     static SOCKETS: RefCell<SexpSlab> = RefCell::new(SexpSlab::new());
@@ -33,17 +45,21 @@ unsafe extern "C" fn finalize_handle(p: SEXP) {
 unsafe fn handle_of(conn: Arc<WsConnection>) -> SEXP {
     let raw = Box::into_raw(Box::new(conn));
     let mut p = Protect::new();
-    let ptr = p.add(R_MakeExternalPtr(raw as *mut c_void, R_NilValue, R_NilValue));
+    let ptr = p.add(R_MakeExternalPtr(raw as *mut c_void, handle_tag(), R_NilValue));
     R_RegisterCFinalizerEx(ptr, Some(finalize_handle), 1);
     ptr
 }
 
-/// The connection behind a handle made by `handle_of`, if it is one.
-pub unsafe fn connection<'a>(handle: SEXP) -> Option<&'a Arc<WsConnection>> {
-    if type_of(handle) != EXTPTRSXP {
-        return None;
-    }
-    (R_ExternalPtrAddr(handle) as *const Arc<WsConnection>).as_ref()
+/// `handle` is not a WebSocket handle (another rookd pointer, or any other R value).
+#[derive(Debug, thiserror::Error)]
+#[error("not a rookd WebSocket handle (an external pointer tagged rookd_websocket_connection)")]
+pub struct NotAHandle;
+
+/// The connection behind a handle made by `handle_of`: `Ok(None)` once finalized.
+pub unsafe fn connection<'a>(handle: SEXP) -> Result<Option<&'a Arc<WsConnection>>, NotAHandle> {
+    let addr = r::tagged_addr(handle, handle_tag()).map_err(|()| NotAHandle)?;
+    // SAFETY: the tag proves `addr` came from `handle_of` (a boxed Arc) or was cleared.
+    Ok((addr as *const Arc<WsConnection>).as_ref())
 }
 
 unsafe fn try_call(call: SEXP) -> bool {
@@ -52,9 +68,9 @@ unsafe fn try_call(call: SEXP) -> bool {
     err == 0
 }
 
-pub unsafe fn open(ctx: &Ctx, app: AppFns, conn: Arc<WsConnection>, request: SEXP) {
+pub unsafe fn open(ctx: &Ctx, app: AppFns, conn: &Arc<WsConnection>, request: SEXP) {
     let mut p = Protect::new();
-    let handle = p.add(handle_of(Arc::clone(&conn)));
+    let handle = p.add(handle_of(Arc::clone(conn)));
     let call = p.add(Rf_lang3(ctx.ws_new, handle, request));
     let mut err = 0;
     let ws = R_tryEval(call, R_GlobalEnv, &mut err);
@@ -63,15 +79,20 @@ pub unsafe fn open(ctx: &Ctx, app: AppFns, conn: Arc<WsConnection>, request: SEX
         return;
     }
     p.add(ws);
-    SOCKETS.with(|s| s.borrow_mut().insert(conn.id, ws));
+    SOCKETS.with(|s| SexpSlab::insert_in(s, conn.id, ws));
     if app.has_on_ws_open && call_app(ctx, app, Fn::OnWsOpen, ws).is_none() {
         r::eprint("rookd: error in onWSOpen; closing the WebSocket (1011)\n");
         conn.close(INTERNAL_ERROR, "");
     }
 }
 
-pub unsafe fn message(ctx: &Ctx, conn: &Arc<WsConnection>, binary: bool, data: Bytes) {
+pub unsafe fn message(ctx: &Ctx, conn: &Arc<WsConnection>, binary: bool, data: &Bytes) {
     let Some(ws) = SOCKETS.with(|s| s.borrow().get(conn.id)) else { return };
+    if !binary && data.contains(&0) {
+        r::eprint("rookd: a WebSocket text message contains U+0000, which an R string cannot hold; closing it (1003)\n");
+        conn.close(UNACCEPTABLE_DATA, "text message contains U+0000");
+        return;
+    }
     let mut p = Protect::new();
     p.add(ws);
     let value = if binary {
@@ -81,10 +102,8 @@ pub unsafe fn message(ctx: &Ctx, conn: &Arc<WsConnection>, binary: bool, data: B
         }
         v
     } else {
-        // Text is valid UTF-8 (the engine checked); an R string cannot hold NUL, so a
-        // message with one is cut there.
-        let end = data.iter().position(|&b| b == 0).unwrap_or(data.len());
-        let len = i32::try_from(end).unwrap_or(i32::MAX);
+        // Text is valid UTF-8 (the engine checked) without NUL (refused above).
+        let len = i32::try_from(data.len()).unwrap_or(i32::MAX);
         p.add(Rf_ScalarString(Rf_mkCharLenCE(data.as_ptr().cast(), len, CE_UTF8)))
     };
     let bin = p.add(Rf_ScalarLogical(i32::from(binary)));
@@ -121,6 +140,8 @@ pub unsafe fn closed(ctx: &Ctx, conn: &Arc<WsConnection>, code: u16, reason: &st
     let mut p = Protect::new();
     p.add(ws);
     let code = p.add(Rf_ScalarInteger(i32::from(code)));
+    // A reason is valid UTF-8 but may hold U+0000, which no R string can: cut it there.
+    let reason = reason.split('\0').next().unwrap_or("");
     let reason = p.add(r::string(reason));
     let call = p.add(Rf_lang4(ctx.ws_closed, ws, code, reason));
     if !try_call(call) {

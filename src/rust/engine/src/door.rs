@@ -24,6 +24,16 @@
 //!    without bound. WebSocket traffic is bounded per connection by its own flow control.
 //! 5. **No nesting.** The Door never calls the host; the host guarantees a drain is never
 //!    started while another is running on the same thread (rookd's bridge checks this).
+//! 6. **One event cannot stop the drain.** The host handles each event under its own
+//!    unwind protection (rookd: `R_ToplevelExec`, see the bridge's `dispatch.rs`): an error,
+//!    interrupt or allocation failure while building the request, running the app, reading
+//!    its answer or delivering a WebSocket event is caught, reported, and the event is still
+//!    answered (HTTP 500, WebSocket close 1011, a failed stream chunk); what it held is
+//!    released and the next event is served. The host's "draining" state is reset on every
+//!    path.
+//! 7. **Every announced id is closed.** A request id the host saw in an [`Event::Headers`]
+//!    is followed by exactly one of `Call`, `WsOpen` or `Abandoned` (refused upgrades and
+//!    upgrades the client left included), so the host can release what it kept for it.
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 

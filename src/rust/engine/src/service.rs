@@ -108,11 +108,18 @@ async fn handle_request(ctx: Arc<ConnCtx>, mut req: Request<Incoming>) -> HttpRe
     }
 
     if let Some(on_upgrade) = on_upgrade {
-        if let Some(g) = guard.as_mut() {
-            g.armed = false;
-        }
         drop(slot);
-        return ws::accept(Arc::clone(shared), head, on_upgrade);
+        let resp = ws::accept(Arc::clone(shared), head, on_upgrade);
+        // A refused upgrade (bad version, Origin, ...) never opens: the guard, still
+        // armed, tells the host to forget the env it kept from onHeaders. An accepted one
+        // hands the id to the session, which sends WsOpen (or Abandoned if the upgrade
+        // never completes).
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            if let Some(g) = guard.as_mut() {
+                g.armed = false;
+            }
+        }
+        return resp;
     }
 
     let max = shared.config.max_body_bytes;

@@ -51,8 +51,12 @@ async fn run(
     on_upgrade: OnUpgrade,
     agreed: Agreed,
 ) {
-    // The client may vanish before the 101 is written: then the socket never opened.
-    let Ok(upgraded) = on_upgrade.await else { return };
+    // The client may vanish before the 101 is written: then the socket never opened, and
+    // the host may forget what it kept for the request in onHeaders.
+    let Ok(upgraded) = on_upgrade.await else {
+        shared.door.send(Event::Abandoned { id: head.id });
+        return;
+    };
     let cfg = &shared.config.ws;
     let (conn, receivers) = WsConnection::new(
         head.id.0,
