@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::time::Instant;
 use tokio::task::JoinSet;
 
+use crate::budget::ByteBudget;
 use crate::config::ServerConfig;
 use crate::conn_clock::{self, ClockedBody, ClockedIo, ConnClock, Expired, Phase};
 use crate::door::Door;
@@ -37,6 +38,8 @@ pub struct ServerShared {
     pub config: ServerConfig,
     pub caps: AppCaps,
     pub door: Arc<Door>,
+    /// The engine's count of bytes waiting for the host (`max_inflight_bytes`).
+    pub budget: Arc<ByteBudget>,
     pub statics: RwLock<StaticPaths>,
     next_request: AtomicU64,
     stopping: AtomicBool,
@@ -128,11 +131,15 @@ static NEXT_SERVER: AtomicU64 = AtomicU64::new(1);
 pub(crate) fn start(
     rt: &Handle,
     door: Arc<Door>,
+    budget: Arc<ByteBudget>,
     target: &BindTarget,
     config: ServerConfig,
     caps: AppCaps,
     statics: StaticPaths,
 ) -> Result<ServerHandle, EngineError> {
+    // Whatever the host passed, no setting can overflow a timer or size an allocation
+    // without bound (R checks the same ranges first, with a message naming the option).
+    let config = config.sanitized();
     let (std_listener, local) = listener::bind(target)?;
     let _enter = rt.enter();
     let (listener, unix_path) = match std_listener {
@@ -151,6 +158,7 @@ pub(crate) fn start(
         config,
         caps,
         door,
+        budget,
         statics: RwLock::new(statics),
         next_request: AtomicU64::new(1),
         stopping: AtomicBool::new(false),
