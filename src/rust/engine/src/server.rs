@@ -752,8 +752,9 @@ mod park_tests {
 
     #[test]
     fn the_last_chunk_of_a_stream_survives_a_stalled_socket() {
-        // Chunked: 3 x 64 KiB plus the framing; the end ("0\r\n\r\n") must arrive too.
-        let got = with_stall(1, || Body::Stream(crate::event::StreamId(1)), 3 * 64 * 1024 + 5);
+        // Chunked: 3 chunks of 64 KiB, each framed ("10000\r\n" ... "\r\n"), then the
+        // end ("0\r\n\r\n"), which must arrive too.
+        let got = with_stall(1, || Body::Stream(crate::event::StreamId(1)), 3 * (64 * 1024 + 9) + 5);
         assert!(body_of(&got).ends_with(b"0\r\n\r\n"), "{} body bytes", body_of(&got).len());
     }
 }

@@ -242,7 +242,7 @@ pub(crate) async fn into_http(
                 headers.retain(|(n, _)| n != CONTENT_LENGTH);
             }
             let b = if compression && !is_head {
-                compress::maybe_gzip(b, &mut headers, accept_encoding)
+                compress::maybe_gzip_off_thread(b, &mut headers, accept_encoding).await
             } else {
                 b
             };
