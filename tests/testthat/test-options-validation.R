@@ -85,6 +85,7 @@ test_that("options built by hand, past rookdOptions(), are refused by the bridge
     o[names(list(...))] <- list(...)
     structure(o, class = "rookd_options")
   }
+  servers_before <- rookd:::rookd_stats()$servers
   expect_error(startServer("127.0.0.1", 0, text_app(), options = forged(max_headers = 1e9)),
                "`max_headers` must be a single whole number in [1, 10000]", fixed = TRUE)
   expect_error(startServer("127.0.0.1", 0, text_app(), options = forged(header_timeout = 1e19)),
@@ -93,7 +94,8 @@ test_that("options built by hand, past rookdOptions(), are refused by the bridge
                "`ws_max_inflight_bytes`", fixed = TRUE)
   expect_error(startServer("127.0.0.1", 0, text_app(), options = forged(shutdown_grace = Inf)),
                "`shutdown_grace`", fixed = TRUE)
-  expect_identical(rookd:::rookd_stats()$servers, 0L)
+  # No server was started (earlier tests' stopped servers may still be closing).
+  expect_lte(rookd:::rookd_stats()$servers, servers_before)
 })
 
 test_that("a server with extreme but valid options still serves (in a child R process)", {

@@ -50,6 +50,8 @@ fn rookd_init(
 ) -> Result<()> {
     wake::init().map_err(Error::Other)?;
     quiet_main_thread_panics();
+    state::set_owner();
+    keep_library_mapped();
     // SAFETY: main thread; all are live R objects, preserved by `init`.
     unsafe {
         ctx::init(ctx::InitArgs {
@@ -64,6 +66,33 @@ fn rookd_init(
         })
     };
     Ok(())
+}
+
+/// Keep this shared library mapped for the life of the process, whatever R does.
+///
+/// The engine's threads (and a dropped lent vector, see `held.rs`) schedule callbacks into
+/// this library on later's event loop; later has no way to cancel them. If R unloaded the
+/// library (`pkgload::unload()`, `library.dynam.unload()`, `devtools::load_all()` again)
+/// with one still queued, later would call into unmapped code. With `RTLD_NODELETE` the
+/// loader never unmaps it: R's `dyn.unload` only drops R's own registration, a later
+/// `library(rookd)` maps the same code again, and a stale callback finds no engine (it
+/// was shut down by `.onUnload`) and returns.
+fn keep_library_mapped() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: `dladdr` only reads the loader's tables for an address inside this
+        // library and fills `info`, which we own; `dli_fname` is then a NUL-terminated
+        // path owned by the loader. `dlopen` with RTLD_NOLOAD loads nothing: it finds the
+        // library already mapped under that path and adds a reference and the NODELETE
+        // flag; the handle is deliberately never closed.
+        unsafe {
+            let mut info: libc::Dl_info = std::mem::zeroed();
+            let here = keep_library_mapped as *const std::ffi::c_void;
+            if libc::dladdr(here, &mut info) != 0 && !info.dli_fname.is_null() {
+                libc::dlopen(info.dli_fname, libc::RTLD_NOW | libc::RTLD_NOLOAD | libc::RTLD_NODELETE);
+            }
+        }
+    });
 }
 
 /// extendr turns an `Err` returned to R into an R error by way of a panic; the default
@@ -223,6 +252,8 @@ fn rookd_start(kind: &str, host: &str, port: i32, mask: i32, app_env: Robj, opti
 }
 
 fn start_server(kind: &str, host: &str, port: i32, mask: i32, app_env: &Robj, options: &Robj) -> Result<f64> {
+    // A forked child starts from an empty state, with an engine of its own.
+    state::in_owner_process();
     let env = sexp(app_env);
     let opts = sexp(options);
     // SAFETY: main thread, live objects.
@@ -272,6 +303,7 @@ fn start_server(kind: &str, host: &str, port: i32, mask: i32, app_env: &Robj, op
 /// Stop listening at once; in-flight requests finish in the background.
 #[extendr]
 fn rookd_stop(id: f64) -> bool {
+    state::in_owner_process();
     STATE.with(|s| match s.borrow_mut().servers.get_mut(&(id as u64)) {
         Some(e) if e.handle.is_running() => {
             e.handle.stop();
@@ -284,6 +316,7 @@ fn rookd_stop(id: f64) -> bool {
 /// `list(running, host, port)` for a server id.
 #[extendr]
 fn rookd_server_info(id: f64) -> Robj {
+    state::in_owner_process();
     STATE.with(|s| match s.borrow().servers.get(&(id as u64)) {
         Some(e) => list!(
             running = e.handle.is_running(),
@@ -298,6 +331,7 @@ fn rookd_server_info(id: f64) -> Robj {
 /// Ids of servers that are listening.
 #[extendr]
 fn rookd_running_ids() -> Vec<f64> {
+    state::in_owner_process();
     STATE.with(|s| s.borrow().servers.iter().filter(|(_, e)| e.handle.is_running()).map(|(id, _)| *id as f64).collect())
 }
 
@@ -371,9 +405,14 @@ fn rookd_stats() -> Robj {
     .into()
 }
 
-/// Stop every server and the I/O threads (package unload, R exit).
+/// Stop every server and the I/O threads (package unload, R exit), then let go of the
+/// lent vectors the engine dropped while stopping. In a forked child nothing is the
+/// child's to stop (see `state::in_owner_process`).
 #[extendr]
 fn rookd_shutdown() {
+    if !state::in_owner_process() {
+        return;
+    }
     let (servers, engine) = STATE.with(|s| {
         let mut s = s.borrow_mut();
         (std::mem::take(&mut s.servers), s.engine.take())
@@ -386,6 +425,7 @@ fn rookd_shutdown() {
     if let Some(engine) = engine {
         engine.shutdown(Duration::from_secs(1));
     }
+    held::release_dropped();
 }
 
 /// Can `host:port` be bound right now? (randomPort)
