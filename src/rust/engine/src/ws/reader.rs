@@ -32,10 +32,12 @@ pub struct ReaderSettings {
     pub close_timeout: Duration,
 }
 
-/// The byte bounds on what waits for the host: this connection's own (`bytes`, a
-/// semaphore of `ws.max_inflight_bytes` permits, one per byte) and the engine-wide
-/// budget (`max_inflight_bytes`).
-pub struct ByteCredits {
+/// The bounds on what waits for the host: this connection's messages (`messages`,
+/// `ws.max_inflight_messages` permits), its bytes (`bytes`, a semaphore of
+/// `ws.max_inflight_bytes` permits, one per byte) and the engine-wide budget
+/// (`max_inflight_bytes`).
+pub struct Credits {
+    pub messages: Arc<Semaphore>,
     pub bytes: Arc<Semaphore>,
     pub max_bytes: usize,
     pub budget: Arc<ByteBudget>,
@@ -52,10 +54,10 @@ pub async fn run<R: AsyncRead + Unpin>(
     mut parser: MessageParser,
     door: &Door,
     settings: ReaderSettings,
-    credits: Arc<Semaphore>,
-    bytes: ByteCredits,
+    bytes: Credits,
     mut stop: watch::Receiver<bool>,
 ) -> ReadEnd {
+    let credits = Arc::clone(&bytes.messages);
     let max_credits = credits.available_permits();
     let mut closing = conn.closing_rx();
     // Set once a close is under way: from then on we only wait for the peer's close.
