@@ -22,46 +22,46 @@
 #' addition hold one message it is still receiving (at most `ws_max_message_bytes`).
 #'
 #' @param max_header_bytes Request line plus headers, in bytes; more gets
-#'   `431 Request Header Fields Too Large`. \[1024, 67108864 (64 MiB)\]
-#' @param max_headers Number of request headers; more gets 431. \[1, 10000\]
+#'   `431 Request Header Fields Too Large`. [1024, 67108864 (64 MiB)]
+#' @param max_headers Number of request headers; more gets 431. [1, 10000]
 #' @param max_body_bytes Request body, in bytes. More gets `413 Payload Too Large`,
 #'   decided before reading when Content-Length is known, else while reading.
-#'   \[1, 2^40\], and at most `max_inflight_bytes`.
+#'   [1, 2^40], and at most `max_inflight_bytes`.
 #' @param header_timeout Seconds for a request's head to arrive, counted from its
 #'   first byte; a head still incomplete then gets `408 Request Timeout` and the
 #'   connection is closed (slowloris). A new connection that sends nothing for this
-#'   long is closed without an answer. \[0, 31536000\] or `Inf`; `0`/`Inf`: none.
+#'   long is closed without an answer. [0, 31536000] or `Inf`; `0`/`Inf`: none.
 #' @param keepalive_timeout Seconds an idle keep-alive connection is kept open between
-#'   requests; then it is closed without an answer. \[0, 31536000\] or `Inf`; `0`/`Inf`:
+#'   requests; then it is closed without an answer. [0, 31536000] or `Inf`; `0`/`Inf`:
 #'   kept until the client closes it.
 #' @param body_timeout Seconds for a request's body to arrive; then `408`.
-#'   \[0, 31536000\] or `Inf`; `0`/`Inf`: none.
+#'   [0, 31536000] or `Inf`; `0`/`Inf`: none.
 #' @param max_connections Connections served at once; more wait in the kernel's backlog.
-#'   \[1, 1000000\]
+#'   [1, 1000000]
 #' @param max_queued_requests Requests waiting for R at once; more get
-#'   `503 Service Unavailable` with `Retry-After`. \[1, 1000000\]
+#'   `503 Service Unavailable` with `Retry-After`. [1, 1000000]
 #' @param max_inflight_bytes Bytes of request bodies and WebSocket messages waiting for
-#'   R, in total (see Memory). \[1048576 (1 MiB), 2^40\]; default 256 MiB.
+#'   R, in total (see Memory). [1048576 (1 MiB), 2^40]; default 256 MiB.
 #' @param shutdown_grace Seconds a stopped server lets in-flight requests finish; `0`
-#'   closes them at once. \[0, 3600\]
+#'   closes them at once. [0, 3600]
 #' @param query_string_question_mark If `TRUE`, `QUERY_STRING` keeps the leading `"?"`
 #'   as httpuv's does; the Rook spec (and the default) leaves it out.
 #' @param compression Gzip compressible responses (text, JSON, JavaScript, SVG, ...) of
 #'   at least 1 KiB when the client accepts it. Bodies of 64 KiB or more are compressed
 #'   on a worker thread, never on the threads that serve connections.
 #' @param threads I/O threads of the engine (fixed by the first server started).
-#'   \[1, 64\]
+#'   [1, 64]
 #' @param ws_max_message_bytes Largest WebSocket message accepted; larger closes with 1009.
-#'   \[1, 2147483647\]
+#'   [1, 2147483647]
 #' @param ws_max_outgoing_bytes Bytes queued towards one WebSocket client; a client
-#'   that falls further behind is disconnected (close code 1008). \[1024, 2^40\]
+#'   that falls further behind is disconnected (close code 1008). [1024, 2^40]
 #' @param ws_max_inflight_bytes Bytes of one WebSocket connection's messages waiting for
-#'   R before that connection stops reading (see Memory). \[1024, 4294967295\]; default
+#'   R before that connection stops reading (see Memory). [1024, 4294967295]; default
 #'   16 MiB.
-#' @param ws_ping_interval Seconds between server pings. \[0, 31536000\] or `Inf`;
+#' @param ws_ping_interval Seconds between server pings. [0, 31536000] or `Inf`;
 #'   `0`/`Inf`: no pings.
 #' @param ws_idle_timeout Seconds of silence after which a WebSocket peer is dropped.
-#'   \[0, 31536000\] or `Inf`; `0`/`Inf`: never.
+#'   [0, 31536000] or `Inf`; `0`/`Inf`: never.
 #' @param ws_permessage_deflate Accept permessage-deflate compression (RFC 7692).
 #' @param ws_allowed_origins If not empty, only these `Origin` values may open a
 #'   WebSocket; others get 403.
