@@ -4,34 +4,65 @@
 #' argument of [startServer()], [startDaemonizedServer()] or [startPipeServer()];
 #' any option not given keeps its default.
 #'
+#' Each option has a range, given in brackets below; a value outside it (or of the wrong
+#' type, or `NA`) is an R error that names the option and its range. Counts and sizes are
+#' whole numbers. Times are in seconds and may be fractional. For the timeouts (and
+#' `ws_ping_interval`), `0` and `Inf` both mean "no limit" (no timeout, no pings); any other
+#' value is at most a year. The engine applies the same ranges again when a server
+#' starts, so no value can make it overflow or allocate without bound.
+#'
+#' @section Memory:
+#' Requests and messages waiting for R are bounded in bytes, not only in number:
+#' `max_inflight_bytes` counts every HTTP request body and WebSocket message the engine
+#' holds for R (received, not yet handled), over all servers of the session. When it is
+#' full, new HTTP requests are answered `503 Service Unavailable` with `Retry-After: 1`,
+#' and WebSocket connections stop reading (TCP pushes back on their clients) until R
+#' catches up. `ws_max_inflight_bytes` bounds one WebSocket connection the same way: it
+#' stops reading while that many bytes of its messages wait for R. A connection may in
+#' addition hold one message it is still receiving (at most `ws_max_message_bytes`).
+#'
 #' @param max_header_bytes Request line plus headers, in bytes; more gets
 #'   `431 Request Header Fields Too Large`. The default, 96 KiB, is above httpuv's
-#'   80 KiB, so every request head httpuv accepts is accepted.
-#' @param max_headers Number of request headers; more gets 431.
+#'   80 KiB, so every request head httpuv accepts is accepted. [1024, 67108864 (64 MiB)]
+#' @param max_headers Number of request headers; more gets 431. [1, 10000]
 #' @param max_body_bytes Request body, in bytes. More gets `413 Payload Too Large`,
 #'   decided before reading when Content-Length is known, else while reading.
+#'   [1, 2^40], and at most `max_inflight_bytes`.
 #' @param header_timeout Seconds for a request's head to arrive, counted from its
 #'   first byte; a head still incomplete then gets `408 Request Timeout` and the
 #'   connection is closed (slowloris). A new connection that sends nothing for this
-#'   long is closed without an answer.
+#'   long is closed without an answer. [0, 31536000] or `Inf`; `0`/`Inf`: none.
 #' @param keepalive_timeout Seconds an idle keep-alive connection is kept open between
-#'   requests; then it is closed without an answer.
+#'   requests; then it is closed without an answer. [0, 31536000] or `Inf`; `0`/`Inf`:
+#'   kept until the client closes it.
 #' @param body_timeout Seconds for a request's body to arrive; then `408`.
+#'   [0, 31536000] or `Inf`; `0`/`Inf`: none.
 #' @param max_connections Connections served at once; more wait in the kernel's backlog.
+#'   [1, 1000000]
 #' @param max_queued_requests Requests waiting for R at once; more get
-#'   `503 Service Unavailable` with `Retry-After`.
-#' @param shutdown_grace Seconds a stopped server lets in-flight requests finish.
+#'   `503 Service Unavailable` with `Retry-After`. [1, 1000000]
+#' @param max_inflight_bytes Bytes of request bodies and WebSocket messages waiting for
+#'   R, in total (see Memory). [1048576 (1 MiB), 2^40]; default 256 MiB.
+#' @param shutdown_grace Seconds a stopped server lets in-flight requests finish; `0`
+#'   closes them at once. [0, 3600]
 #' @param query_string_question_mark If `TRUE`, `QUERY_STRING` keeps the leading `"?"`
 #'   as httpuv's does; the Rook spec (and the default) leaves it out.
 #' @param compression Gzip compressible responses (text, JSON, JavaScript, SVG, ...) of
-#'   at least 1 KiB when the client accepts it.
+#'   at least 1 KiB when the client accepts it. Bodies of 64 KiB or more are compressed
+#'   on a worker thread, never on the threads that serve connections.
 #' @param threads I/O threads of the engine (fixed by the first server started).
+#'   [1, 64]
 #' @param ws_max_message_bytes Largest WebSocket message accepted; larger closes with 1009.
+#'   [1, 2147483647]
 #' @param ws_max_outgoing_bytes Bytes queued towards one WebSocket client; a client
-#'   that falls further behind is disconnected (close code 1008).
-#' @param ws_ping_interval Seconds between server pings (`0` disables them).
-#' @param ws_idle_timeout Seconds of silence after which a WebSocket peer is dropped
-#'   (`0` disables).
+#'   that falls further behind is disconnected (close code 1008). [1024, 2^40]
+#' @param ws_max_inflight_bytes Bytes of one WebSocket connection's messages waiting for
+#'   R before that connection stops reading (see Memory). [1024, 4294967295]; default
+#'   16 MiB.
+#' @param ws_ping_interval Seconds between server pings. [0, 31536000] or `Inf`;
+#'   `0`/`Inf`: no pings.
+#' @param ws_idle_timeout Seconds of silence after which a WebSocket peer is dropped.
+#'   [0, 31536000] or `Inf`; `0`/`Inf`: never.
 #' @param ws_permessage_deflate Accept permessage-deflate compression (RFC 7692).
 #' @param ws_allowed_origins If not empty, only these `Origin` values may open a
 #'   WebSocket; others get 403.
@@ -40,6 +71,10 @@
 #' @return A list of class `rookd_options`.
 #' @examples
 #' rookdOptions(max_body_bytes = 10 * 1024^2, header_timeout = 10)
+#' # No keep-alive timeout; at most 64 MiB waiting for R in all.
+#' rookdOptions(keepalive_timeout = Inf, max_inflight_bytes = 64 * 1024^2)
+#' # Out of range: an error naming the option and its range.
+#' try(rookdOptions(max_headers = 1e9))
 #' @export
 rookdOptions <- function(max_header_bytes = 96 * 1024,
                          max_headers = 100,
@@ -49,36 +84,27 @@ rookdOptions <- function(max_header_bytes = 96 * 1024,
                          body_timeout = 60,
                          max_connections = 10000,
                          max_queued_requests = 10000,
+                         max_inflight_bytes = 256 * 1024^2,
                          shutdown_grace = 5,
                          query_string_question_mark = FALSE,
                          compression = TRUE,
                          threads = 2,
                          ws_max_message_bytes = 64 * 1024^2,
                          ws_max_outgoing_bytes = 64 * 1024^2,
+                         ws_max_inflight_bytes = 16 * 1024^2,
                          ws_ping_interval = 20,
                          ws_idle_timeout = 60,
                          ws_permessage_deflate = TRUE,
                          ws_allowed_origins = character(0),
                          ws_subprotocols = character(0)) {
   opts <- as.list(environment())
-  counts <- c("max_header_bytes", "max_headers", "max_body_bytes", "max_connections",
-              "max_queued_requests", "threads", "ws_max_message_bytes", "ws_max_outgoing_bytes")
-  secs <- c("header_timeout", "keepalive_timeout", "body_timeout", "shutdown_grace", "ws_ping_interval", "ws_idle_timeout")
+  for (nm in names(option_counts)) {
+    opts[[nm]] <- check_count(nm, opts[[nm]], option_counts[[nm]])
+  }
+  for (nm in names(option_secs)) {
+    opts[[nm]] <- check_secs(nm, opts[[nm]], option_secs[[nm]])
+  }
   flags <- c("query_string_question_mark", "compression", "ws_permessage_deflate")
-  for (nm in counts) {
-    v <- opts[[nm]]
-    if (!is.numeric(v) || length(v) != 1 || is.na(v) || v < 1 || v != floor(v)) {
-      stop("`", nm, "` must be a single whole number >= 1.", call. = FALSE)
-    }
-    opts[[nm]] <- as.numeric(v)
-  }
-  for (nm in secs) {
-    v <- opts[[nm]]
-    if (!is.numeric(v) || length(v) != 1 || is.na(v) || v < 0) {
-      stop("`", nm, "` must be a single number of seconds >= 0 (Inf for none).", call. = FALSE)
-    }
-    opts[[nm]] <- as.numeric(v)
-  }
   for (nm in flags) {
     v <- opts[[nm]]
     if (!is.logical(v) || length(v) != 1 || is.na(v)) {
@@ -89,7 +115,58 @@ rookdOptions <- function(max_header_bytes = 96 * 1024,
     v <- opts[[nm]]
     if (!is.character(v) || anyNA(v)) stop("`", nm, "` must be a character vector.", call. = FALSE)
   }
+  if (opts$max_body_bytes > opts$max_inflight_bytes) {
+    stop("`max_body_bytes` (", format(opts$max_body_bytes, scientific = FALSE),
+         ") must not exceed `max_inflight_bytes` (", format(opts$max_inflight_bytes, scientific = FALSE),
+         "): a larger body could never be accepted.", call. = FALSE)
+  }
   structure(opts, class = "rookd_options")
+}
+
+# The ranges of rookdOptions(): one table, used for the checks and the messages. The
+# bridge (src/rust/bridge/src/lib.rs) and the engine (config.rs, `limits`) hold the same
+# numbers; test-options-validation.R checks that the two agree.
+option_counts <- list(
+  max_header_bytes = c(1024, 64 * 1024^2),
+  max_headers = c(1, 10000),
+  max_body_bytes = c(1, 2^40),
+  max_connections = c(1, 1e6),
+  max_queued_requests = c(1, 1e6),
+  max_inflight_bytes = c(1024^2, 2^40),
+  threads = c(1, 64),
+  ws_max_message_bytes = c(1, 2^31 - 1),
+  ws_max_outgoing_bytes = c(1024, 2^40),
+  ws_max_inflight_bytes = c(1024, 2^32 - 1)
+)
+# Seconds; `zero_inf`: 0 and Inf both mean "no limit" (or "disabled").
+option_secs <- list(
+  header_timeout = list(max = 365 * 86400, zero_inf = TRUE),
+  keepalive_timeout = list(max = 365 * 86400, zero_inf = TRUE),
+  body_timeout = list(max = 365 * 86400, zero_inf = TRUE),
+  shutdown_grace = list(max = 3600, zero_inf = FALSE),
+  ws_ping_interval = list(max = 365 * 86400, zero_inf = TRUE),
+  ws_idle_timeout = list(max = 365 * 86400, zero_inf = TRUE)
+)
+
+fmt_num <- function(x) format(x, scientific = FALSE, big.mark = "")
+
+check_count <- function(nm, v, range) {
+  if (!is.numeric(v) || length(v) != 1 || is.na(v) || !is.finite(v) || v != floor(v) ||
+      v < range[1] || v > range[2]) {
+    stop("`", nm, "` must be a single whole number in [", fmt_num(range[1]), ", ",
+         fmt_num(range[2]), "].", call. = FALSE)
+  }
+  as.numeric(v)
+}
+
+check_secs <- function(nm, v, rule) {
+  ok <- is.numeric(v) && length(v) == 1 && !is.na(v) && v >= 0 &&
+    (v <= rule$max || (rule$zero_inf && is.infinite(v)))
+  if (!ok) {
+    stop("`", nm, "` must be a single number of seconds in [0, ", fmt_num(rule$max), "]",
+         if (rule$zero_inf) " or Inf (0 and Inf: no limit)" else "", ".", call. = FALSE)
+  }
+  as.numeric(v)
 }
 
 as_rookd_options <- function(options) {

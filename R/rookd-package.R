@@ -32,7 +32,10 @@
 }
 
 .onUnload <- function(libpath) {
+  # Stops every server and the I/O threads, then lets go of the vectors lent to them.
   rookd_shutdown()
-  # The shared library stays loaded: later may still hold a scheduled drain that points
-  # into it (it finds no engine and returns).
+  # The shared library stays mapped even if R unloads it (pkgload::unload(),
+  # library.dynam.unload()): it is pinned at load (RTLD_NODELETE), because later may
+  # still hold a scheduled drain or release that points into it (each finds no engine and
+  # returns). A later library(rookd) initialises it again with the new namespace.
 }

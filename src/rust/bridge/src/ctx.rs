@@ -1,6 +1,6 @@
 //! Main-thread context fixed at package load: interned symbols and the R objects every
 //! request shares. Immutable after `init`, so reading it never conflicts with R callbacks.
-use std::cell::OnceCell;
+use std::cell::Cell;
 
 use crate::rapi::r::{self, sym};
 use crate::rapi::*;
@@ -58,12 +58,12 @@ pub struct Ctx {
 }
 
 thread_local! {
-    static CTX: OnceCell<&'static Ctx> = const { OnceCell::new() };
+    static CTX: Cell<Option<&'static Ctx>> = const { Cell::new(None) };
 }
 
 /// The context; `None` before `rookd_init` ran (the package was not loaded properly).
 pub fn get() -> Option<&'static Ctx> {
-    CTX.with(|c| c.get().copied())
+    CTX.with(|c| c.get())
 }
 
 pub struct InitArgs {
@@ -77,12 +77,17 @@ pub struct InitArgs {
     pub ws_closed: SEXP,
 }
 
+/// Set the context, replacing any earlier one: after `unloadNamespace("rookd")` and
+/// `library(rookd)` the shared library (kept mapped, see `lib.rs`) is initialised again
+/// by the new namespace, whose functions must be the ones called from then on.
+///
+/// A replaced context is never freed, nor are its R objects released: a drain running
+/// at that moment may still hold a `&'static Ctx` to it. That is a few objects (and the
+/// old namespace) per reload, a development-time event.
+///
 /// # Safety
 /// Main thread; the SEXPs are live R objects. They are preserved for the life of the process.
 pub unsafe fn init(a: InitArgs) {
-    if get().is_some() {
-        return;
-    }
     let keep = |x: SEXP| {
         R_PreserveObject(x);
         x
@@ -139,7 +144,5 @@ pub unsafe fn init(a: InitArgs) {
     Rf_defineVar(sym(".url_scheme2"), ctx.url_scheme_value, constants);
     Rf_defineVar(sym(".empty2"), ctx.empty_string, constants);
     let leaked: &'static Ctx = Box::leak(Box::new(ctx));
-    CTX.with(|c| {
-        let _ = c.set(leaked);
-    });
+    CTX.with(|c| c.set(Some(leaked)));
 }

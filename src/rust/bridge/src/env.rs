@@ -240,15 +240,20 @@ pub unsafe fn attach_body(ctx: &Ctx, env: SEXP, body: &Bytes) {
 }
 
 thread_local! {
-    static EMPTY_INPUT: std::cell::OnceCell<SEXP> = const { std::cell::OnceCell::new() };
+    /// The shared empty stream, with the context it was made for: a package reload
+    /// (unloadNamespace + library) makes a new context, whose namespace the stream's
+    /// methods must use; the old stream stays preserved (a reload is rare).
+    static EMPTY_INPUT: std::cell::Cell<Option<(*const Ctx, SEXP)>> = const { std::cell::Cell::new(None) };
 }
 
 unsafe fn empty_input(ctx: &Ctx) -> SEXP {
-    EMPTY_INPUT.with(|c| {
-        *c.get_or_init(|| {
+    EMPTY_INPUT.with(|c| match c.get() {
+        Some((made_for, x)) if std::ptr::eq(made_for, ctx) => x,
+        _ => {
             let x = input::new_input(ctx, Bytes::new());
             R_PreserveObject(x);
+            c.set(Some((ctx as *const Ctx, x)));
             x
-        })
+        }
     })
 }

@@ -121,6 +121,13 @@ fn release_now() {
     });
 }
 
+/// Let go now of whatever the engine has already dropped (package unload, after the
+/// engine's threads have stopped). Objects still lent are kept: a thread that outlived
+/// the shutdown may still read them.
+pub fn release_dropped() {
+    release_now();
+}
+
 extern "C" fn release_callback(_: *mut c_void) {
     let _ = std::panic::catch_unwind(release_now);
 }

@@ -50,6 +50,8 @@ fn rookd_init(
 ) -> Result<()> {
     wake::init().map_err(Error::Other)?;
     quiet_main_thread_panics();
+    state::set_owner();
+    keep_library_mapped();
     // SAFETY: main thread; all are live R objects, preserved by `init`.
     unsafe {
         ctx::init(ctx::InitArgs {
@@ -64,6 +66,33 @@ fn rookd_init(
         })
     };
     Ok(())
+}
+
+/// Keep this shared library mapped for the life of the process, whatever R does.
+///
+/// The engine's threads (and a dropped lent vector, see `held.rs`) schedule callbacks into
+/// this library on later's event loop; later has no way to cancel them. If R unloaded the
+/// library (`pkgload::unload()`, `library.dynam.unload()`, `devtools::load_all()` again)
+/// with one still queued, later would call into unmapped code. With `RTLD_NODELETE` the
+/// loader never unmaps it: R's `dyn.unload` only drops R's own registration, a later
+/// `library(rookd)` maps the same code again, and a stale callback finds no engine (it
+/// was shut down by `.onUnload`) and returns.
+fn keep_library_mapped() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: `dladdr` only reads the loader's tables for an address inside this
+        // library and fills `info`, which we own; `dli_fname` is then a NUL-terminated
+        // path owned by the loader. `dlopen` with RTLD_NOLOAD loads nothing: it finds the
+        // library already mapped under that path and adds a reference and the NODELETE
+        // flag; the handle is deliberately never closed.
+        unsafe {
+            let mut info: libc::Dl_info = std::mem::zeroed();
+            let here = keep_library_mapped as *const std::ffi::c_void;
+            if libc::dladdr(here, &mut info) != 0 && !info.dli_fname.is_null() {
+                libc::dlopen(info.dli_fname, libc::RTLD_NOW | libc::RTLD_NOLOAD | libc::RTLD_NODELETE);
+            }
+        }
+    });
 }
 
 /// extendr turns an `Err` returned to R into an R error by way of a panic; the default
@@ -106,20 +135,31 @@ unsafe fn opt_num(opts: SEXP, name: &str) -> Result<f64> {
     Ok(x)
 }
 
-unsafe fn opt_count(opts: SEXP, name: &str) -> Result<usize> {
+/// A whole number in `lo..=hi` (the ranges of `rookd_engine::config::limits`, which
+/// R's rookdOptions() checks too); anything else is an error naming the option.
+unsafe fn opt_count(opts: SEXP, name: &str, (lo, hi): (usize, usize)) -> Result<usize> {
     let x = opt_num(opts, name)?;
-    if x < 0.0 || x.fract() != 0.0 || x > 1e15 {
-        return Err(Error::Other(format!("option `{name}` must be a non-negative whole number")));
+    // `hi as f64` is exact for every limit (all are below 2^53).
+    if !x.is_finite() || x.fract() != 0.0 || x < lo as f64 || x > hi as f64 {
+        return Err(Error::Other(format!("`{name}` must be a single whole number in [{lo}, {hi}]")));
     }
     Ok(x as usize)
 }
 
-unsafe fn opt_secs(opts: SEXP, name: &str) -> Result<Option<Duration>> {
+/// Seconds. With `zero_inf`, 0 and Inf mean "no limit" (`None`); otherwise Inf is refused
+/// and 0 is zero. Finite values above `max` are refused, so no Duration can overflow.
+unsafe fn opt_secs(opts: SEXP, name: &str, max: Duration, zero_inf: bool) -> Result<Option<Duration>> {
     let x = opt_num(opts, name)?;
-    if x < 0.0 || !x.is_finite() && x.is_sign_negative() {
-        return Err(Error::Other(format!("option `{name}` must be a number of seconds >= 0 (or Inf)")));
+    let max_s = max.as_secs_f64();
+    let ok = x >= 0.0 && (x <= max_s || zero_inf && x.is_infinite());
+    if !ok {
+        let inf = if zero_inf { " or Inf (0 and Inf: no limit)" } else { "" };
+        return Err(Error::Other(format!("`{name}` must be a single number of seconds in [0, {max_s}]{inf}")));
     }
-    Ok(if x.is_infinite() || x == 0.0 { None } else { Some(Duration::from_secs_f64(x)) })
+    if zero_inf && (x == 0.0 || x.is_infinite()) {
+        return Ok(None);
+    }
+    Ok(Some(Duration::from_secs_f64(x)))
 }
 
 unsafe fn opt_bool(opts: SEXP, name: &str) -> Result<bool> {
@@ -137,31 +177,59 @@ unsafe fn opt_strings(opts: SEXP, name: &str) -> Result<Vec<String>> {
     Ok((0..Rf_xlength(v)).map(|i| r::char_utf8(STRING_ELT(v, i)).into_owned()).collect())
 }
 
-const FAR: Duration = Duration::from_secs(365 * 24 * 3600);
-
 unsafe fn server_config(opts: SEXP) -> Result<ServerConfig> {
+    use rookd_engine::config::limits::*;
+    let secs = |name: &str| -> Result<Duration> { Ok(opt_secs(opts, name, FAR, true)?.unwrap_or(FAR)) };
     let mut c = ServerConfig {
-        max_header_bytes: opt_count(opts, "max_header_bytes")?,
-        max_headers: opt_count(opts, "max_headers")?,
-        max_body_bytes: opt_count(opts, "max_body_bytes")? as u64,
-        header_timeout: opt_secs(opts, "header_timeout")?.unwrap_or(FAR),
-        keepalive_timeout: opt_secs(opts, "keepalive_timeout")?.unwrap_or(FAR),
-        body_timeout: opt_secs(opts, "body_timeout")?.unwrap_or(FAR),
-        max_connections: opt_count(opts, "max_connections")?.max(1),
-        max_queued_requests: opt_count(opts, "max_queued_requests")?.max(1),
-        shutdown_grace: opt_secs(opts, "shutdown_grace")?.unwrap_or(Duration::ZERO),
+        max_header_bytes: opt_count(opts, "max_header_bytes", MAX_HEADER_BYTES)?,
+        max_headers: opt_count(opts, "max_headers", MAX_HEADERS)?,
+        max_body_bytes: opt_count(opts, "max_body_bytes", (MAX_BODY_BYTES.0 as usize, MAX_BODY_BYTES.1 as usize))? as u64,
+        header_timeout: secs("header_timeout")?,
+        keepalive_timeout: secs("keepalive_timeout")?,
+        body_timeout: secs("body_timeout")?,
+        max_connections: opt_count(opts, "max_connections", MAX_CONNECTIONS)?,
+        max_queued_requests: opt_count(opts, "max_queued_requests", MAX_QUEUED_REQUESTS)?,
+        max_inflight_bytes: opt_count(opts, "max_inflight_bytes", MAX_INFLIGHT_BYTES)?,
+        shutdown_grace: opt_secs(opts, "shutdown_grace", MAX_SHUTDOWN_GRACE, false)?.unwrap_or(Duration::ZERO),
         query_string_with_question_mark: opt_bool(opts, "query_string_question_mark")?,
         compression: opt_bool(opts, "compression")?,
         ..ServerConfig::default()
     };
-    c.ws.max_message_bytes = opt_count(opts, "ws_max_message_bytes")?;
-    c.ws.max_outgoing_bytes = opt_count(opts, "ws_max_outgoing_bytes")?;
-    c.ws.ping_interval = opt_secs(opts, "ws_ping_interval")?;
-    c.ws.idle_timeout = opt_secs(opts, "ws_idle_timeout")?;
+    c.ws.max_message_bytes = opt_count(opts, "ws_max_message_bytes", WS_MAX_MESSAGE_BYTES)?;
+    c.ws.max_outgoing_bytes = opt_count(opts, "ws_max_outgoing_bytes", WS_MAX_OUTGOING_BYTES)?;
+    c.ws.max_inflight_bytes = opt_count(opts, "ws_max_inflight_bytes", WS_MAX_INFLIGHT_BYTES)?;
+    c.ws.ping_interval = opt_secs(opts, "ws_ping_interval", FAR, true)?;
+    c.ws.idle_timeout = opt_secs(opts, "ws_idle_timeout", FAR, true)?;
     c.ws.permessage_deflate = opt_bool(opts, "ws_permessage_deflate")?;
     c.ws.allowed_origins = opt_strings(opts, "ws_allowed_origins")?;
     c.ws.subprotocols = opt_strings(opts, "ws_subprotocols")?;
+    if c.max_body_bytes > c.max_inflight_bytes as u64 {
+        return Err(Error::Other("`max_body_bytes` must not exceed `max_inflight_bytes`".into()));
+    }
     Ok(c)
+}
+
+/// The ranges R's rookdOptions() must agree with, as `list(name = c(lo, hi))` (counts)
+/// and the longest finite timeout; test-options-validation.R compares the two.
+#[extendr]
+fn rookd_option_limits() -> Robj {
+    use rookd_engine::config::limits::*;
+    let r = |(lo, hi): (usize, usize)| vec![lo as f64, hi as f64];
+    list!(
+        max_header_bytes = r(MAX_HEADER_BYTES),
+        max_headers = r(MAX_HEADERS),
+        max_body_bytes = vec![MAX_BODY_BYTES.0 as f64, MAX_BODY_BYTES.1 as f64],
+        max_connections = r(MAX_CONNECTIONS),
+        max_queued_requests = r(MAX_QUEUED_REQUESTS),
+        max_inflight_bytes = r(MAX_INFLIGHT_BYTES),
+        threads = r(THREADS),
+        ws_max_message_bytes = r(WS_MAX_MESSAGE_BYTES),
+        ws_max_outgoing_bytes = r(WS_MAX_OUTGOING_BYTES),
+        ws_max_inflight_bytes = r(WS_MAX_INFLIGHT_BYTES),
+        far_secs = FAR.as_secs_f64(),
+        max_shutdown_grace = MAX_SHUTDOWN_GRACE.as_secs_f64()
+    )
+    .into()
 }
 
 unsafe fn is_function_in(env: SEXP, name: &str) -> bool {
@@ -184,6 +252,8 @@ fn rookd_start(kind: &str, host: &str, port: i32, mask: i32, app_env: Robj, opti
 }
 
 fn start_server(kind: &str, host: &str, port: i32, mask: i32, app_env: &Robj, options: &Robj) -> Result<f64> {
+    // A forked child starts from an empty state, with an engine of its own.
+    state::in_owner_process();
     let env = sexp(app_env);
     let opts = sexp(options);
     // SAFETY: main thread, live objects.
@@ -193,7 +263,7 @@ fn start_server(kind: &str, host: &str, port: i32, mask: i32, app_env: &Robj, op
         }
         (
             server_config(opts)?,
-            opt_count(opts, "threads")?.clamp(1, 64),
+            opt_count(opts, "threads", rookd_engine::config::limits::THREADS)?,
             is_function_in(env, "onHeaders"),
             is_function_in(env, "onWSOpen"),
         )
@@ -233,6 +303,7 @@ fn start_server(kind: &str, host: &str, port: i32, mask: i32, app_env: &Robj, op
 /// Stop listening at once; in-flight requests finish in the background.
 #[extendr]
 fn rookd_stop(id: f64) -> bool {
+    state::in_owner_process();
     STATE.with(|s| match s.borrow_mut().servers.get_mut(&(id as u64)) {
         Some(e) if e.handle.is_running() => {
             e.handle.stop();
@@ -245,6 +316,7 @@ fn rookd_stop(id: f64) -> bool {
 /// `list(running, host, port)` for a server id.
 #[extendr]
 fn rookd_server_info(id: f64) -> Robj {
+    state::in_owner_process();
     STATE.with(|s| match s.borrow().servers.get(&(id as u64)) {
         Some(e) => list!(
             running = e.handle.is_running(),
@@ -259,6 +331,7 @@ fn rookd_server_info(id: f64) -> Robj {
 /// Ids of servers that are listening.
 #[extendr]
 fn rookd_running_ids() -> Vec<f64> {
+    state::in_owner_process();
     STATE.with(|s| s.borrow().servers.iter().filter(|(_, e)| e.handle.is_running()).map(|(id, _)| *id as f64).collect())
 }
 
@@ -318,6 +391,7 @@ fn rookd_stats() -> Robj {
     let queued = state::door().map_or(0, |d| d.len()) as i32;
     let waiting = state::door().map_or(0, |d| d.queued_requests()) as i32;
     let servers = STATE.with(|s| s.borrow().servers.len()) as i32;
+    let inflight = STATE.with(|s| s.borrow().engine.as_ref().map_or(0, |e| e.inflight_bytes())) as f64;
     list!(
         queued_events = queued,
         requests_in_flight = waiting,
@@ -327,14 +401,20 @@ fn rookd_stats() -> Robj {
         streams = stream::open_count() as i32,
         lent_vectors = held::lent_count() as i32,
         header_symbols = env::header_symbol_count() as i32,
+        inflight_bytes = inflight,
         servers = servers
     )
     .into()
 }
 
-/// Stop every server and the I/O threads (package unload, R exit).
+/// Stop every server and the I/O threads (package unload, R exit), then let go of the
+/// lent vectors the engine dropped while stopping. In a forked child nothing is the
+/// child's to stop (see `state::in_owner_process`).
 #[extendr]
 fn rookd_shutdown() {
+    if !state::in_owner_process() {
+        return;
+    }
     let (servers, engine) = STATE.with(|s| {
         let mut s = s.borrow_mut();
         (std::mem::take(&mut s.servers), s.engine.take())
@@ -347,6 +427,7 @@ fn rookd_shutdown() {
     if let Some(engine) = engine {
         engine.shutdown(Duration::from_secs(1));
     }
+    held::release_dropped();
 }
 
 /// Can `host:port` be bound right now? (randomPort)
@@ -433,5 +514,6 @@ extendr_module! {
     fn rookd_base64;
     fn rookd_async_settle;
     fn rookd_stream_settle;
+    fn rookd_option_limits;
     use statics;
 }

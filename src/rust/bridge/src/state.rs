@@ -4,6 +4,7 @@
 //! servers); copy out what a call needs, drop the borrow, then call R.
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use rookd_engine::{Door, Engine, LocalAddr, ServerHandle};
@@ -46,7 +47,39 @@ thread_local! {
     pub static STATE: RefCell<State> = RefCell::new(State::default());
 }
 
+/// The process that loaded the package and owns the engine (0: not yet recorded).
+static OWNER_PID: AtomicU32 = AtomicU32::new(0);
+
+/// Record this process as the engine's owner (package load, main thread).
+pub fn set_owner() {
+    OWNER_PID.store(std::process::id(), Ordering::SeqCst);
+}
+
+/// Is this the process that owns the engine? In a forked child (`parallel::mcparallel`,
+/// `mclapply`) the answer is no the first time: the parent's engine has no threads
+/// here, and its queued events are the parent's requests, which the child must never
+/// run or answer. So the child forgets the parent's state, without dropping it (dropping
+/// would wait for threads that do not exist in this process, and would close sockets the
+/// parent still serves), and starts afresh as the owner of an empty state: a drain finds
+/// no Door, and a server the child starts itself gets an engine of its own.
+pub fn in_owner_process() -> bool {
+    let me = std::process::id();
+    let owner = OWNER_PID.load(Ordering::SeqCst);
+    if owner == 0 || owner == me {
+        return true;
+    }
+    if OWNER_PID.compare_exchange(owner, me, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+        STATE.with(|s| std::mem::forget(std::mem::take(&mut *s.borrow_mut())));
+    }
+    false
+}
+
+/// The engine's Door; `None` when there is no engine, or in a forked child (see
+/// [`in_owner_process`]), so a drain there does nothing.
 pub fn door() -> Option<Arc<Door>> {
+    if !in_owner_process() {
+        return None;
+    }
     STATE.with(|s| s.borrow().engine.as_ref().map(|e| Arc::clone(e.door())))
 }
 

@@ -7,6 +7,11 @@ use http::header::{HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE, VARY
 /// Bodies smaller than this are not worth compressing.
 pub const MIN_COMPRESS_BYTES: usize = 1024;
 
+/// App bodies of at least this size are gzipped on the blocking pool, not on the I/O
+/// thread: at tens of MB/s, 64 KiB takes about a millisecond, a 100 MB body seconds,
+/// during which every other connection of that thread would wait.
+pub const OFF_THREAD_BYTES: usize = 64 * 1024;
+
 /// Does the client accept gzip (q > 0), per RFC 9110 §12.5.3?
 pub fn accepts_gzip(accept_encoding: Option<&HeaderValue>) -> bool {
     let Some(s) = accept_encoding.and_then(|v| v.to_str().ok()) else { return false };
@@ -70,25 +75,62 @@ fn add_vary(headers: &mut Vec<(HeaderName, HeaderValue)>) {
     }
 }
 
-/// Compress an app's in-memory body if the type is compressible and the client accepts
-/// gzip; a body the app already encoded is left alone. Adds `Vary: Accept-Encoding`
-/// whenever the answer depends on the request's Accept-Encoding.
-pub fn maybe_gzip(body: Bytes, headers: &mut Vec<(HeaderName, HeaderValue)>, accept_encoding: Option<&HeaderValue>) -> Bytes {
-    if body.len() < MIN_COMPRESS_BYTES || headers.iter().any(|(n, _)| n == CONTENT_ENCODING) {
-        return body;
+/// Should an app's in-memory body of `len` bytes be gzipped? Yes if the type is
+/// compressible, the client accepts gzip and the app did not encode it already. Adds
+/// `Vary: Accept-Encoding` whenever the answer depends on the request's Accept-Encoding.
+pub fn wants_gzip(len: usize, headers: &mut Vec<(HeaderName, HeaderValue)>, accept_encoding: Option<&HeaderValue>) -> bool {
+    if len < MIN_COMPRESS_BYTES || headers.iter().any(|(n, _)| n == CONTENT_ENCODING) {
+        return false;
     }
     let ct = headers.iter().find(|(n, _)| n == CONTENT_TYPE).map(|(_, v)| v);
     if !is_compressible(ct) {
-        return body;
+        return false;
     }
     add_vary(headers);
-    if !accepts_gzip(accept_encoding) {
+    accepts_gzip(accept_encoding)
+}
+
+/// The gzipped body if that is smaller, else `None` (send it as it is).
+pub fn gzip_if_smaller(body: &[u8]) -> Option<Bytes> {
+    match gzip(body) {
+        Ok(z) if z.len() < body.len() => Some(Bytes::from(z)),
+        _ => None,
+    }
+}
+
+/// Compress an app's in-memory body when [`wants_gzip`] says so (on this thread).
+pub fn maybe_gzip(body: Bytes, headers: &mut Vec<(HeaderName, HeaderValue)>, accept_encoding: Option<&HeaderValue>) -> Bytes {
+    if !wants_gzip(body.len(), headers, accept_encoding) {
         return body;
     }
-    match gzip(&body) {
-        Ok(z) if z.len() < body.len() => {
+    match gzip_if_smaller(&body) {
+        Some(z) => {
             headers.push((CONTENT_ENCODING, HeaderValue::from_static("gzip")));
-            Bytes::from(z)
+            z
+        }
+        None => body,
+    }
+}
+
+/// As [`maybe_gzip`], but a body of [`OFF_THREAD_BYTES`] or more is compressed on the
+/// runtime's blocking pool, so the I/O thread goes on serving other connections.
+pub async fn maybe_gzip_off_thread(
+    body: Bytes,
+    headers: &mut Vec<(HeaderName, HeaderValue)>,
+    accept_encoding: Option<&HeaderValue>,
+) -> Bytes {
+    if body.len() < OFF_THREAD_BYTES {
+        return maybe_gzip(body, headers, accept_encoding);
+    }
+    if !wants_gzip(body.len(), headers, accept_encoding) {
+        return body;
+    }
+    let input = body.clone();
+    // A failed task (it cannot panic short of allocation failure) sends the body as it is.
+    match tokio::task::spawn_blocking(move || gzip_if_smaller(&input)).await {
+        Ok(Some(z)) => {
+            headers.push((CONTENT_ENCODING, HeaderValue::from_static("gzip")));
+            z
         }
         _ => body,
     }

@@ -4,6 +4,7 @@
 //! with a [`Waker`](door::Waker), starts servers, and answers the [`Event`](event::Event)s
 //! that come through the [`Door`](door::Door) on its own main thread.
 pub mod body;
+pub mod budget;
 pub mod compress;
 pub mod config;
 pub mod conn_clock;
@@ -35,16 +36,22 @@ pub use statics::StaticPaths;
 pub struct Engine {
     rt: tokio::runtime::Runtime,
     door: Arc<Door>,
+    budget: Arc<budget::ByteBudget>,
 }
 
 impl Engine {
     pub fn new(worker_threads: usize, waker: Waker) -> Result<Engine, EngineError> {
         let rt = runtime::build(worker_threads).map_err(EngineError::Runtime)?;
-        Ok(Engine { rt, door: Door::new(waker) })
+        Ok(Engine { rt, door: Door::new(waker), budget: budget::ByteBudget::new() })
     }
 
     pub fn door(&self) -> &Arc<Door> {
         &self.door
+    }
+
+    /// Bytes of request bodies and WebSocket messages held for the host right now.
+    pub fn inflight_bytes(&self) -> usize {
+        self.budget.used()
     }
 
     pub fn runtime(&self) -> &tokio::runtime::Handle {
@@ -59,7 +66,7 @@ impl Engine {
         caps: AppCaps,
         statics: StaticPaths,
     ) -> Result<ServerHandle, EngineError> {
-        server::start(self.rt.handle(), Arc::clone(&self.door), target, config, caps, statics)
+        server::start(self.rt.handle(), Arc::clone(&self.door), Arc::clone(&self.budget), target, config, caps, statics)
     }
 
     /// Stop the runtime's threads, giving tasks a moment to finish.

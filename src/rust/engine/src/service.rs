@@ -11,6 +11,7 @@ use hyper::body::Incoming;
 use tokio::sync::oneshot;
 
 use crate::body::{FileBody, HostStream, ResponseBody};
+use crate::budget::{self, ByteBudget, Reservation};
 use crate::door::Door;
 use crate::event::{Endpoint, Event, HeadersVerdict, RequestHead, RequestId};
 use crate::response::{Body, Response};
@@ -87,10 +88,13 @@ async fn handle_request(ctx: Arc<ConnCtx>, mut req: Request<Incoming>) -> HttpRe
     let accept_encoding = head.headers.get(http::header::ACCEPT_ENCODING).cloned();
     let is_head = head.method == Method::HEAD;
 
+    // Too many bytes already wait for the host (max_inflight_bytes): refuse now, before
+    // anything of this request is kept.
+    if shared.budget.is_full(shared.config.max_inflight_bytes) {
+        return busy();
+    }
     let Some(slot) = shared.door.try_reserve_request(shared.config.max_queued_requests) else {
-        let mut r = plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable: the server is busy\n");
-        r.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
-        return r;
+        return busy();
     };
 
     let mut guard = None;
@@ -129,9 +133,16 @@ async fn handle_request(ctx: Arc<ConnCtx>, mut req: Request<Incoming>) -> HttpRe
             return plain(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n");
         }
     }
-    let body = match tokio::time::timeout(shared.config.body_timeout, collect_body(body, declared, max)).await {
+    let room = Room { budget: &shared.budget, limit: shared.config.max_inflight_bytes };
+    let body = match tokio::time::timeout(shared.config.body_timeout, collect_body(body, declared, max, room)).await {
         Ok(Ok(b)) => b,
         Ok(Err(BodyError::TooLarge)) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n"),
+        Ok(Err(BodyError::NoRoom)) => {
+            // The rest of the body is not read: the connection cannot be reused.
+            let mut r = busy();
+            r.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            return r;
+        }
         Ok(Err(BodyError::Broken)) => return plain(StatusCode::BAD_REQUEST, "Bad Request: malformed body\n"),
         Err(_) => {
             let mut r = plain(StatusCode::REQUEST_TIMEOUT, "Request Timeout\n");
@@ -156,28 +167,61 @@ fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
     headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|s| s.trim().parse().ok())
 }
 
+/// 503 with Retry-After: the host is behind (queue or byte budget full).
+fn busy() -> HttpResponse {
+    let mut r = plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable: the server is busy\n");
+    r.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    r
+}
+
 enum BodyError {
     TooLarge,
     Broken,
+    /// The engine-wide byte budget (max_inflight_bytes) has no room for this body.
+    NoRoom,
 }
 
-async fn collect_body(mut body: Incoming, declared: Option<u64>, max: u64) -> Result<Bytes, BodyError> {
-    let cap = usize::try_from(declared.unwrap_or(0).min(max).min(16 * 1024 * 1024)).unwrap_or(0);
+/// Where a body's bytes are counted while it waits for the host.
+struct Room<'a> {
+    budget: &'a Arc<ByteBudget>,
+    limit: usize,
+}
+
+/// Read the whole body, counting its bytes against the budget as they arrive (a declared
+/// length up front), so memory held for the host stays within `max_inflight_bytes`. The
+/// returned bytes carry the reservation: it is given back when the host drops them.
+async fn collect_body(mut body: Incoming, declared: Option<u64>, max: u64, room: Room<'_>) -> Result<Bytes, BodyError> {
+    let want = usize::try_from(declared.unwrap_or(0)).map_err(|_| BodyError::NoRoom)?;
+    let mut reserved = room.budget.try_reserve(want, room.limit).ok_or(BodyError::NoRoom)?;
+    let cap = want.min(16 * 1024 * 1024);
     let mut buf = BytesMut::with_capacity(cap);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|_| BodyError::Broken)?;
         if let Ok(data) = frame.into_data() {
-            if buf.len() as u64 + data.len() as u64 > max {
+            let total = buf.len() as u64 + data.len() as u64;
+            if total > max {
                 return Err(BodyError::TooLarge);
+            }
+            // `total <= max <= 2^40`, so it fits a usize.
+            let total = total as usize;
+            if total > reserved.bytes() && !reserved.try_grow(total - reserved.bytes(), room.limit) {
+                return Err(BodyError::NoRoom);
             }
             if buf.is_empty() && data.len() as u64 == declared.unwrap_or(u64::MAX) {
                 // The whole body in one piece: keep it without copying.
-                return Ok(data);
+                return Ok(keep(data, reserved));
             }
             buf.extend_from_slice(&data);
         }
     }
-    Ok(buf.freeze())
+    Ok(keep(buf.freeze(), reserved))
+}
+
+fn keep(data: Bytes, reserved: Reservation) -> Bytes {
+    if reserved.bytes() == 0 {
+        return data;
+    }
+    budget::hold(data, reserved)
 }
 
 pub(crate) fn plain(status: StatusCode, text: &'static str) -> HttpResponse {
@@ -205,7 +249,7 @@ pub(crate) async fn into_http(
                 headers.retain(|(n, _)| n != CONTENT_LENGTH);
             }
             let b = if compression && !is_head {
-                compress::maybe_gzip(b, &mut headers, accept_encoding)
+                compress::maybe_gzip_off_thread(b, &mut headers, accept_encoding).await
             } else {
                 b
             };

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use super::close;
 use super::conn::{WsConnection, WsCredit};
 use super::parser::{Item, MessageParser};
+use crate::budget::{self, ByteBudget};
 use crate::door::Door;
 use crate::event::Event;
 
@@ -31,15 +32,32 @@ pub struct ReaderSettings {
     pub close_timeout: Duration,
 }
 
+/// The bounds on what waits for the host: this connection's messages (`messages`,
+/// `ws.max_inflight_messages` permits), its bytes (`bytes`, a semaphore of
+/// `ws.max_inflight_bytes` permits, one per byte) and the engine-wide budget
+/// (`max_inflight_bytes`).
+pub struct Credits {
+    pub messages: Arc<Semaphore>,
+    pub bytes: Arc<Semaphore>,
+    pub max_bytes: usize,
+    pub budget: Arc<ByteBudget>,
+    pub global_limit: usize,
+}
+
+/// How often a reader paused by a full engine-wide budget looks again. Only under
+/// overload; a Notify would cost every release a wake-up in the common case.
+const FULL_BUDGET_POLL: Duration = Duration::from_millis(10);
+
 pub async fn run<R: AsyncRead + Unpin>(
     conn: &Arc<WsConnection>,
     mut rd: R,
     mut parser: MessageParser,
     door: &Door,
     settings: ReaderSettings,
-    credits: Arc<Semaphore>,
+    bytes: Credits,
     mut stop: watch::Receiver<bool>,
 ) -> ReadEnd {
+    let credits = Arc::clone(&bytes.messages);
     let max_credits = credits.available_permits();
     let mut closing = conn.closing_rx();
     // Set once a close is under way: from then on we only wait for the peer's close.
@@ -68,10 +86,18 @@ pub async fn run<R: AsyncRead + Unpin>(
                 if close_deadline.is_some() {
                     continue; // closing: the host wants no more messages
                 }
-                // Flow control: wait for a credit, not reading meanwhile (TCP pushes back).
+                // Flow control: wait for a message credit and for this message's bytes
+                // under the connection's byte bound, not reading meanwhile (TCP pushes
+                // back). A message larger than the whole bound waits until nothing else
+                // of this connection is held by the host.
+                let want = u32::try_from(data.len().min(bytes.max_bytes)).unwrap_or(u32::MAX);
                 let credit = tokio::select! {
                     biased;
-                    c = Arc::clone(&credits).acquire_owned() => match c {
+                    c = async {
+                        let m = Arc::clone(&credits).acquire_owned().await?;
+                        let b = Arc::clone(&bytes.bytes).acquire_many_owned(want).await?;
+                        Ok::<_, tokio::sync::AcquireError>((m, b))
+                    } => match c {
                         Ok(c) => c,
                         Err(_) => continue,
                     },
@@ -83,11 +109,15 @@ pub async fn run<R: AsyncRead + Unpin>(
                 };
                 // Time spent waiting for the host is not the peer's silence.
                 idle_deadline = idle_after(Instant::now());
+                // Counted engine-wide for as long as the host holds the bytes; the
+                // per-connection permit lives as long (it rides with the data too).
+                let reserved = bytes.budget.force_reserve(data.len());
+                let data = budget::hold(data, (credit.1, reserved));
                 door.send(Event::WsMessage {
                     conn: Arc::clone(conn),
                     binary,
                     data,
-                    credit: WsCredit(credit),
+                    credit: WsCredit(credit.0),
                 });
                 continue;
             }
@@ -110,6 +140,19 @@ pub async fn run<R: AsyncRead + Unpin>(
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        // The engine-wide budget is full: read nothing more until the host catches up
+        // (the peer's data stays in the kernel's buffers and TCP pushes back).
+        if close_deadline.is_none() && bytes.budget.is_full(bytes.global_limit) {
+            tokio::select! {
+                _ = tokio::time::sleep(FULL_BUDGET_POLL) => {}
+                _ = closing.wait_for(|c| *c) => {}
+                _ = stop.wait_for(|s| *s) => {
+                    conn.close_locally(close::GOING_AWAY, "server stopping", true);
+                }
+            }
+            idle_deadline = idle_after(Instant::now());
+            continue;
+        }
         parser.reserve_for_read();
         tokio::select! {
             r = rd.read_buf(&mut parser.buf) => match r {

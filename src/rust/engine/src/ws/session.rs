@@ -82,7 +82,14 @@ async fn run(
         idle_timeout: cfg.idle_timeout,
         close_timeout: cfg.close_timeout,
     };
-    let reader = reader::run(&conn, rd, parser, &shared.door, settings, credits, stop);
+    let bytes = reader::Credits {
+        messages: credits,
+        bytes: Arc::new(Semaphore::new(cfg.max_inflight_bytes)),
+        max_bytes: cfg.max_inflight_bytes,
+        budget: Arc::clone(&shared.budget),
+        global_limit: shared.config.max_inflight_bytes,
+    };
+    let reader = reader::run(&conn, rd, parser, &shared.door, settings, bytes, stop);
     let writer = writer::run(
         &conn,
         wr,

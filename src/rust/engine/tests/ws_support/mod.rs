@@ -129,6 +129,11 @@ impl Host {
         self.engine.as_ref().map_or(0, |e| e.door().len())
     }
 
+    /// Bytes of bodies and messages the engine holds for the host (max_inflight_bytes).
+    pub fn inflight_bytes(&self) -> usize {
+        self.engine.as_ref().map_or(0, |e| e.inflight_bytes())
+    }
+
     pub fn resume(&self) {
         self.paused.store(false, Ordering::SeqCst);
         let _ = self.wake_tx.try_send(());
