@@ -203,3 +203,44 @@ test_that("the imbalance check above does see a leak (Rook 1.2's rawmatch leaks 
   }
   expect_match(res$stderr, "stack imbalance in '.Call'", fixed = TRUE)
 })
+
+test_that("an app whose C code leaks PROTECTs cannot exhaust R's protect stack", {
+  # Rook 1.2's rawmatch (Rook::Multipart's upload parser) leaks one PROTECT per match:
+  # under httpuv, enough multipart uploads end in "protection stack overflow". The drain
+  # now pops what an event left behind. R runs with the smallest protect stack
+  # (--max-ppsize=10000) so that 60 requests leaking 250 each would overflow it.
+  skip_if_not_installed("Rook")
+  skip_if_not_installed("callr")
+  rscript <- file.path(R.home("bin"), "Rscript")
+  probe <- processx::run(rscript, c("-e", 'Rook::Utils$raw.match(charToRaw("o"), charToRaw("o"), all = FALSE)'),
+                         timeout = 60, error_on_status = FALSE)
+  skip_if(!grepl("stack imbalance", probe$stderr, fixed = TRUE), "this Rook's rawmatch does not leak")
+  errfile <- tempfile("child-stderr")
+  withr::defer(unlink(errfile))
+  port <- randomPort()
+  child <- callr::r_bg(function(port) {
+    library(rookd)
+    s <- startServer("127.0.0.1", port, function(req) {
+      x <- charToRaw("hello")
+      for (i in 1:250) Rook::Utils$raw.match(charToRaw("o"), x, all = FALSE)
+      list(status = 200L, headers = list(), body = "parsed")
+    })
+    repeat later::run_now(1)
+  }, args = list(port = port), supervise = TRUE, stderr = errfile, stdout = errfile,
+  cmdargs = c("--slave", "--no-save", "--no-restore", "--max-ppsize=10000"))
+  withr::defer(if (child$is_alive()) child$kill())
+  wait_until(function() port_accepts(port) || !child$is_alive(), timeout = 30,
+             what = "the child server")
+  statuses <- vapply(1:60, function(i) {
+    r <- tryCatch(fetch_blocking(sprintf("http://127.0.0.1:%d/", port), timeout = 10),
+                  error = function(e) NULL)
+    if (is.null(r)) NA_integer_ else r$status_code
+  }, integer(1))
+  expect_identical(statuses, rep(200L, 60))
+  expect_true(child$is_alive())
+  child$kill()
+  err <- paste(readLines(errfile, warn = FALSE), collapse = "\n")
+  expect_false(grepl("protection stack overflow", err, fixed = TRUE))
+  expect_true(grepl("rookd: C code called by the app left 250 object(s) on R's PROTECT stack",
+                    err, fixed = TRUE))
+})
