@@ -71,8 +71,10 @@
 #' @return A list of class `rookd_options`.
 #' @examples
 #' rookdOptions(max_body_bytes = 10 * 1024^2, header_timeout = 10)
-#' # No keep-alive timeout; at most 64 MiB waiting for R in all.
-#' rookdOptions(keepalive_timeout = Inf, max_inflight_bytes = 64 * 1024^2)
+#' # No keep-alive timeout; at most 64 MiB waiting for R in all (so bodies of at most
+#' # 64 MiB too: max_body_bytes may not exceed max_inflight_bytes).
+#' rookdOptions(keepalive_timeout = Inf, max_inflight_bytes = 64 * 1024^2,
+#'              max_body_bytes = 16 * 1024^2)
 #' # Out of range: an error naming the option and its range.
 #' try(rookdOptions(max_headers = 1e9))
 #' @export
