@@ -21,10 +21,6 @@ thread_local! {
     static NEXT: std::cell::Cell<u64> = const { std::cell::Cell::new(1) };
 }
 
-pub unsafe fn is_promise(x: SEXP) -> bool {
-    Rf_inherits(x, b"promise\0".as_ptr().cast()) != 0
-}
-
 /// Hand the promise to R's `promise_then(promise, token)`, which settles it through
 /// `rookd_async_settle(token, response_or_NULL)`.
 pub unsafe fn wait_for(ctx: &Ctx, promise: SEXP, reply: oneshot::Sender<Response>, slot: RequestSlot) {
@@ -56,7 +52,7 @@ pub unsafe fn settle(token: u64, value: Option<SEXP>) {
         }),
         None => Response::plain(http::StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n"),
     };
-    crate::dispatch::send_or_release(w.reply, resp);
+    crate::answer::send_or_release(w.reply, resp);
 }
 
 pub fn waiting_count() -> usize {

@@ -26,7 +26,7 @@ pub struct Syms {
     pub read: SEXP,
     pub read_lines: SEXP,
     pub rewind: SEXP,
-    /// Names used to call the app in its eval env (dispatch::call_app).
+    /// Names used to call the app in its eval env (app::call_app).
     pub call: SEXP,
     pub on_headers: SEXP,
     pub on_ws_open: SEXP,

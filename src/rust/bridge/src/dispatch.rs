@@ -17,17 +17,20 @@
 //! `drain`, whose frame R never skips, so it is reset on every path.
 use std::cell::Cell;
 use std::ffi::c_void;
+use std::sync::Arc;
 
 use rookd_engine::event::{StreamChunk, StreamId};
-use rookd_engine::{Body, Event, HeadersVerdict, Response};
+use rookd_engine::{Event, HeadersVerdict, Response};
 use tokio::sync::oneshot;
 
 use crate::ctx::{self, Ctx};
 use crate::env::EnvError;
 use crate::rapi::r::{self, Protect};
 use crate::rapi::*;
-use crate::state::{self, AppFns};
+use crate::state;
 use crate::slab::SexpSlab;
+use crate::answer::{release_body, send_or_release};
+use crate::app::{call_app, is_promise, AppFn};
 use crate::{async_reply, env, reply, stream, wake, ws};
 
 thread_local! {
@@ -36,6 +39,11 @@ thread_local! {
 
 /// Retry delay for a drain that was asked for while another one is running.
 const NESTED_RETRY_SECS: f64 = 0.02;
+
+/// The Door's waker: schedule a drain at once (called on the engine's I/O threads).
+pub fn door_waker() -> Arc<dyn Fn() + Send + Sync> {
+    Arc::new(|| wake::schedule(drain_callback, 0.0))
+}
 
 pub extern "C" fn drain_callback(_data: *mut c_void) {
     // No panic may unwind into later's C++ frames.
@@ -99,8 +107,8 @@ unsafe fn handle(ctx: &Ctx, event: Event) {
                     },
                 };
                 env::attach_body(ctx, env, &body);
-                match call_app(ctx, app, Fn::Call, env) {
-                    Some(x) if async_reply::is_promise(x) => {
+                match call_app(ctx, app, AppFn::Call, env) {
+                    Some(x) if is_promise(x) => {
                         p.add(x);
                         if let Some((reply, slot)) = channel.take() {
                             async_reply::wait_for(ctx, x, reply, slot);
@@ -144,7 +152,7 @@ unsafe fn handle(ctx: &Ctx, event: Event) {
                     Ok(e) => p.add(e),
                     Err(e) => return HeadersVerdict::Respond(refused(&e)),
                 };
-                match call_app(ctx, app, Fn::OnHeaders, env) {
+                match call_app(ctx, app, AppFn::OnHeaders, env) {
                     Some(x) if r::is_null(x) => {
                         keep_pending(head.id.0, env);
                         HeadersVerdict::Continue
@@ -222,26 +230,6 @@ unsafe fn pull(ctx: &Ctx, id: StreamId, reply: oneshot::Sender<StreamChunk>) {
     }
 }
 
-/// Send the response; if the client has left meanwhile, release what its body holds
-/// (a streamed body's generator, an owned file) instead of leaking it.
-pub fn send_or_release(reply: oneshot::Sender<Response>, resp: Response) {
-    if let Err(resp) = reply.send(resp) {
-        release_body(resp.body);
-    }
-}
-
-/// Release a body that will never be sent. Main thread.
-pub fn release_body(body: Body) {
-    match body {
-        // SAFETY: main thread (every caller is on the drain or a .Call).
-        Body::Stream(id) => unsafe { stream::end(id) },
-        Body::File { path, owned: true } => {
-            let _ = std::fs::remove_file(path);
-        }
-        _ => {}
-    }
-}
-
 fn refused(e: &EnvError) -> Response {
     r::eprint(&format!("rookd: {e}\n"));
     match e {
@@ -250,34 +238,6 @@ fn refused(e: &EnvError) -> Response {
             "Request Header Fields Too Large: too many distinct header names\n",
         ),
     }
-}
-
-/// Which of the app's functions to call.
-#[derive(Clone, Copy)]
-pub enum Fn {
-    Call,
-    OnHeaders,
-    OnWsOpen,
-}
-
-/// Evaluate `call(req)` (or `onHeaders(req)`, `onWSOpen(ws)`) in the app's eval env.
-/// R errors and interrupts are caught (R prints the message to stderr) and give `None`.
-pub unsafe fn call_app(ctx: &Ctx, app: AppFns, which: Fn, arg: SEXP) -> Option<SEXP> {
-    let s = &ctx.syms;
-    let (fsym, asym) = match which {
-        Fn::Call => (s.call, s.req),
-        Fn::OnHeaders => (s.on_headers, s.req),
-        Fn::OnWsOpen => (s.on_ws_open, s.ws),
-    };
-    // A fresh env per call: the argument is a lazy promise of `asym` in it, which the app
-    // may force after the call returned (in a later callback or a promise).
-    let mut p = Protect::new();
-    let env = p.add(R_NewEnv(app.eval_env, 0, 0));
-    Rf_defineVar(asym, arg, env);
-    let call = p.add(Rf_lang2(fsym, asym));
-    let mut err = 0;
-    let res = R_tryEval(call, env, &mut err);
-    (err == 0).then_some(res)
 }
 
 fn internal_error() -> Response {

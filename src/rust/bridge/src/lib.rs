@@ -10,6 +10,8 @@ use extendr_api::prelude::{extendr, extendr_module, list, Robj};
 use extendr_api::{Error, GetSexp, Result};
 use rookd_engine::{AppCaps, BindTarget, Engine, ServerConfig};
 
+mod answer;
+mod app;
 mod async_reply;
 mod ctx;
 mod dispatch;
@@ -284,7 +286,7 @@ fn start_server(kind: &str, host: &str, port: i32, mask: i32, app_env: &Robj, op
     STATE.with(|s| {
         let mut s = s.borrow_mut();
         if s.engine.is_none() {
-            let engine = Engine::new(threads, wake::door_waker()).map_err(|e| Error::Other(e.to_string()))?;
+            let engine = Engine::new(threads, dispatch::door_waker()).map_err(|e| Error::Other(e.to_string()))?;
             s.engine = Some(engine);
         }
         let engine = s.engine.as_ref().ok_or_else(|| Error::Other("no engine".into()))?;

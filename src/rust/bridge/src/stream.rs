@@ -80,7 +80,7 @@ pub unsafe fn pull(ctx: &Ctx, stream: StreamId, slot: &mut Option<oneshot::Sende
         return;
     }
     p.add(x);
-    if crate::async_reply::is_promise(x) {
+    if crate::app::is_promise(x) {
         let token = NEXT.with(|n| {
             let v = n.get();
             n.set(v + 1);

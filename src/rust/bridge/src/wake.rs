@@ -1,4 +1,6 @@
-//! Waking R: the I/O side of the Door schedules `drain_now` on later's global event loop.
+//! Waking R: schedule a callback on later's global event loop (the Door's waker in
+//! dispatch.rs schedules the drain; held.rs schedules releases). A leaf: it calls no
+//! other bridge module.
 //!
 //! later runs its callbacks only when R is idle at top level (the console prompt, or an
 //! event loop such as Shiny's / `service()` calling `later::run_now()`), never in the middle
@@ -6,7 +8,6 @@
 //! from any thread once it has been looked up, and called once, on the main thread.
 use std::ffi::{c_double, c_int, c_void};
 use std::sync::atomic::{AtomicPtr, Ordering};
-use std::sync::Arc;
 
 use crate::rapi::R_GetCCallable;
 
@@ -47,9 +48,4 @@ pub fn schedule(cb: Callback, secs: f64) {
         let exec: ExecLater = std::mem::transmute::<*mut c_void, ExecLater>(f);
         exec(cb, std::ptr::null_mut(), secs, GLOBAL_LOOP);
     }
-}
-
-/// The Door's waker: schedule a drain at once.
-pub fn door_waker() -> Arc<dyn Fn() + Send + Sync> {
-    Arc::new(|| schedule(crate::dispatch::drain_callback, 0.0))
 }

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use rookd_engine::ws::WsConnection;
 
 use crate::ctx::Ctx;
-use crate::dispatch::{call_app, Fn};
+use crate::app::{call_app, AppFn};
 use crate::rapi::r::{self, Protect};
 use crate::rapi::*;
 use crate::slab::SexpSlab;
@@ -80,7 +80,7 @@ pub unsafe fn open(ctx: &Ctx, app: AppFns, conn: &Arc<WsConnection>, request: SE
     }
     p.add(ws);
     SOCKETS.with(|s| SexpSlab::insert_in(s, conn.id, ws));
-    if app.has_on_ws_open && call_app(ctx, app, Fn::OnWsOpen, ws).is_none() {
+    if app.has_on_ws_open && call_app(ctx, app, AppFn::OnWsOpen, ws).is_none() {
         r::eprint("rookd: error in onWSOpen; closing the WebSocket (1011)\n");
         conn.close(INTERNAL_ERROR, "");
     }
