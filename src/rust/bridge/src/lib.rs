@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use extendr_api::prelude::{extendr, extendr_module, list, Robj};
 use extendr_api::{Error, GetSexp, Result};
-use rookd_engine::{AppCaps, BindTarget, Engine, ServerConfig};
+use rookd_engine::{AppCaps, BindTarget, Engine};
 
 mod answer;
 mod app;
@@ -18,8 +18,10 @@ mod dispatch;
 mod env;
 mod held;
 mod input;
+mod options;
 mod rapi;
 mod reply;
+mod rvalue;
 mod slab;
 mod state;
 mod statics;
@@ -114,124 +116,11 @@ fn quiet_main_thread_panics() {
     });
 }
 
-unsafe fn opt_num(opts: SEXP, name: &str) -> Result<f64> {
-    let v = r::list_get(opts, name).ok_or_else(|| Error::Other(format!("option `{name}` is missing")))?;
-    let t = type_of(v);
-    if Rf_xlength(v) != 1 || !(t == REALSXP || t == INTSXP || t == LGLSXP) {
-        return Err(Error::Other(format!("option `{name}` must be a single number")));
-    }
-    let x = match t {
-        REALSXP => *REAL(v),
-        _ => {
-            let i = *INTEGER(v);
-            if i == NA_INTEGER {
-                f64::NAN
-            } else {
-                f64::from(i)
-            }
-        }
-    };
-    if x.is_nan() {
-        return Err(Error::Other(format!("option `{name}` must not be NA")));
-    }
-    Ok(x)
-}
-
-/// A whole number in `lo..=hi` (the ranges of `rookd_engine::config::limits`, which
-/// R's rookdOptions() checks too); anything else is an error naming the option.
-unsafe fn opt_count(opts: SEXP, name: &str, (lo, hi): (usize, usize)) -> Result<usize> {
-    let x = opt_num(opts, name)?;
-    // `hi as f64` is exact for every limit (all are below 2^53).
-    if !x.is_finite() || x.fract() != 0.0 || x < lo as f64 || x > hi as f64 {
-        return Err(Error::Other(format!("`{name}` must be a single whole number in [{lo}, {hi}]")));
-    }
-    Ok(x as usize)
-}
-
-/// Seconds. With `zero_inf`, 0 and Inf mean "no limit" (`None`); otherwise Inf is refused
-/// and 0 is zero. Finite values above `max` are refused, so no Duration can overflow.
-unsafe fn opt_secs(opts: SEXP, name: &str, max: Duration, zero_inf: bool) -> Result<Option<Duration>> {
-    let x = opt_num(opts, name)?;
-    let max_s = max.as_secs_f64();
-    let ok = x >= 0.0 && (x <= max_s || zero_inf && x.is_infinite());
-    if !ok {
-        let inf = if zero_inf { " or Inf (0 and Inf: no limit)" } else { "" };
-        return Err(Error::Other(format!("`{name}` must be a single number of seconds in [0, {max_s}]{inf}")));
-    }
-    if zero_inf && (x == 0.0 || x.is_infinite()) {
-        return Ok(None);
-    }
-    Ok(Some(Duration::from_secs_f64(x)))
-}
-
-unsafe fn opt_bool(opts: SEXP, name: &str) -> Result<bool> {
-    Ok(opt_num(opts, name)? != 0.0)
-}
-
-unsafe fn opt_strings(opts: SEXP, name: &str) -> Result<Vec<String>> {
-    let Some(v) = r::list_get(opts, name) else { return Ok(Vec::new()) };
-    if r::is_null(v) {
-        return Ok(Vec::new());
-    }
-    if type_of(v) != STRSXP {
-        return Err(Error::Other(format!("option `{name}` must be a character vector")));
-    }
-    Ok((0..Rf_xlength(v)).map(|i| r::char_utf8(STRING_ELT(v, i)).into_owned()).collect())
-}
-
-unsafe fn server_config(opts: SEXP) -> Result<ServerConfig> {
-    use rookd_engine::config::limits::*;
-    let secs = |name: &str| -> Result<Duration> { Ok(opt_secs(opts, name, FAR, true)?.unwrap_or(FAR)) };
-    let mut c = ServerConfig {
-        max_header_bytes: opt_count(opts, "max_header_bytes", MAX_HEADER_BYTES)?,
-        max_headers: opt_count(opts, "max_headers", MAX_HEADERS)?,
-        max_body_bytes: opt_count(opts, "max_body_bytes", (MAX_BODY_BYTES.0 as usize, MAX_BODY_BYTES.1 as usize))? as u64,
-        header_timeout: secs("header_timeout")?,
-        keepalive_timeout: secs("keepalive_timeout")?,
-        body_timeout: secs("body_timeout")?,
-        max_connections: opt_count(opts, "max_connections", MAX_CONNECTIONS)?,
-        max_queued_requests: opt_count(opts, "max_queued_requests", MAX_QUEUED_REQUESTS)?,
-        max_inflight_bytes: opt_count(opts, "max_inflight_bytes", MAX_INFLIGHT_BYTES)?,
-        shutdown_grace: opt_secs(opts, "shutdown_grace", MAX_SHUTDOWN_GRACE, false)?.unwrap_or(Duration::ZERO),
-        query_string_with_question_mark: opt_bool(opts, "query_string_question_mark")?,
-        compression: opt_bool(opts, "compression")?,
-        ..ServerConfig::default()
-    };
-    c.ws.max_message_bytes = opt_count(opts, "ws_max_message_bytes", WS_MAX_MESSAGE_BYTES)?;
-    c.ws.max_outgoing_bytes = opt_count(opts, "ws_max_outgoing_bytes", WS_MAX_OUTGOING_BYTES)?;
-    c.ws.max_inflight_bytes = opt_count(opts, "ws_max_inflight_bytes", WS_MAX_INFLIGHT_BYTES)?;
-    c.ws.ping_interval = opt_secs(opts, "ws_ping_interval", FAR, true)?;
-    c.ws.idle_timeout = opt_secs(opts, "ws_idle_timeout", FAR, true)?;
-    c.ws.permessage_deflate = opt_bool(opts, "ws_permessage_deflate")?;
-    c.ws.allowed_origins = opt_strings(opts, "ws_allowed_origins")?;
-    c.ws.subprotocols = opt_strings(opts, "ws_subprotocols")?;
-    if c.max_body_bytes > c.max_inflight_bytes as u64 {
-        return Err(Error::Other("`max_body_bytes` must not exceed `max_inflight_bytes`".into()));
-    }
-    Ok(c)
-}
-
-/// The ranges R's rookdOptions() must agree with, as `list(name = c(lo, hi))` (counts)
-/// and the longest finite timeout; test-options-validation.R compares the two.
+/// The option table R's `rookdOptions()` validates with (defaults, ranges, and which
+/// options take 0/Inf as "no limit"); test-options-validation.R checks R against it.
 #[extendr]
 fn rookd_option_limits() -> Robj {
-    use rookd_engine::config::limits::*;
-    let r = |(lo, hi): (usize, usize)| vec![lo as f64, hi as f64];
-    list!(
-        max_header_bytes = r(MAX_HEADER_BYTES),
-        max_headers = r(MAX_HEADERS),
-        max_body_bytes = vec![MAX_BODY_BYTES.0 as f64, MAX_BODY_BYTES.1 as f64],
-        max_connections = r(MAX_CONNECTIONS),
-        max_queued_requests = r(MAX_QUEUED_REQUESTS),
-        max_inflight_bytes = r(MAX_INFLIGHT_BYTES),
-        threads = r(THREADS),
-        ws_max_message_bytes = r(WS_MAX_MESSAGE_BYTES),
-        ws_max_outgoing_bytes = r(WS_MAX_OUTGOING_BYTES),
-        ws_max_inflight_bytes = r(WS_MAX_INFLIGHT_BYTES),
-        far_secs = FAR.as_secs_f64(),
-        max_shutdown_grace = MAX_SHUTDOWN_GRACE.as_secs_f64()
-    )
-    .into()
+    options::table_for_r()
 }
 
 unsafe fn is_function_in(env: SEXP, name: &str) -> bool {
@@ -259,17 +148,13 @@ fn start_server(kind: &str, host: &str, port: i32, mask: i32, app_env: &Robj, op
     let env = sexp(app_env);
     let opts = sexp(options);
     // SAFETY: main thread, live objects.
-    let (config, threads, has_on_headers, has_on_ws_open) = unsafe {
+    let (settings, has_on_headers, has_on_ws_open) = unsafe {
         if type_of(env) != ENVSXP || !is_function_in(env, "call") {
             return Err(Error::Other("the app must have a `call` function".into()));
         }
-        (
-            server_config(opts)?,
-            opt_count(opts, "threads", rookd_engine::config::limits::THREADS)?,
-            is_function_in(env, "onHeaders"),
-            is_function_in(env, "onWSOpen"),
-        )
+        (options::settings(opts)?, is_function_in(env, "onHeaders"), is_function_in(env, "onWSOpen"))
     };
+    let options::Settings { config, env: env_opts, threads } = settings;
     let target = match kind {
         "tcp" => {
             let port = u16::try_from(port).map_err(|_| Error::Other(format!("port {port} is not in 0-65535")))?;
@@ -282,7 +167,6 @@ fn start_server(kind: &str, host: &str, port: i32, mask: i32, app_env: &Robj, op
     // SAFETY: main thread; `env` is alive for the call.
     let static_paths = unsafe { statics::table_from_app(env)? };
     let caps = AppCaps { on_headers: has_on_headers, websocket: has_on_ws_open };
-    let env_opts = env::EnvOptions { query_with_question_mark: config.query_string_with_question_mark };
     STATE.with(|s| {
         let mut s = s.borrow_mut();
         if s.engine.is_none() {

@@ -16,6 +16,7 @@ use rookd_engine::StaticPaths;
 
 use crate::rapi::r::{self, Protect};
 use crate::rapi::*;
+use crate::rvalue;
 use crate::state::STATE;
 
 /// Where a value came from, for error messages.
@@ -38,46 +39,15 @@ fn bad(ctx: Ctx<'_>, what: &str) -> Error {
 /// A logical (or number) of length one, not NA. httpuv's C++ reads NA as TRUE; rookd
 /// refuses it, as "NA" is no answer to "serve index.html?".
 unsafe fn flag(v: SEXP, ctx: Ctx<'_>, name: &str) -> Result<bool> {
-    let err = || bad(ctx, &format!("`{name}` must be TRUE or FALSE"));
-    if Rf_xlength(v) != 1 {
-        return Err(err());
-    }
-    match type_of(v) {
-        LGLSXP | INTSXP => {
-            let x = if type_of(v) == LGLSXP { *LOGICAL(v) } else { *INTEGER(v) };
-            if x == NA_INTEGER {
-                Err(err())
-            } else {
-                Ok(x != 0)
-            }
-        }
-        REALSXP => {
-            let x = *REAL(v);
-            if x.is_nan() {
-                Err(err())
-            } else {
-                Ok(x != 0.0)
-            }
-        }
-        _ => Err(err()),
-    }
+    rvalue::flag(v).map_err(|_| bad(ctx, &format!("`{name}` must be TRUE or FALSE")))
 }
 
 /// The elements of a character vector, none NA.
 unsafe fn strings(v: SEXP, ctx: Ctx<'_>, name: &str) -> Result<Vec<String>> {
-    if type_of(v) != STRSXP {
-        return Err(bad(ctx, &format!("`{name}` must be a character vector")));
-    }
-    (0..Rf_xlength(v))
-        .map(|i| {
-            let c = STRING_ELT(v, i);
-            if c == R_NaString {
-                Err(bad(ctx, &format!("`{name}` must not contain NA")))
-            } else {
-                Ok(r::char_utf8(c).into_owned())
-            }
-        })
-        .collect()
+    rvalue::strings(v).map_err(|e| match e {
+        rvalue::Refused::HasNa => bad(ctx, &format!("`{name}` must not contain NA")),
+        _ => bad(ctx, &format!("`{name}` must be a character vector")),
+    })
 }
 
 /// `html_charset`: one string; `character(0)` means none, as in httpuv.
