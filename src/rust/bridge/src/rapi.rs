@@ -2,7 +2,7 @@
 //!
 //! Everything in this module may only be called on R's main thread (the bridge only calls
 //! it from `.Call` entry points and from the drain, which later runs on the main thread).
-#![allow(non_upper_case_globals, non_snake_case, dead_code)]
+#![allow(non_upper_case_globals, non_snake_case)]
 // SEXP is a pointer to an opaque struct: passing it to C is sound whatever the struct holds.
 #![allow(improper_ctypes)]
 use std::ffi::{c_char, c_double, c_int, c_void};
@@ -10,7 +10,6 @@ use std::ffi::{c_char, c_double, c_int, c_void};
 pub use extendr_ffi::SEXP;
 
 pub const NILSXP: c_int = 0;
-pub const SYMSXP: c_int = 1;
 pub const CLOSXP: c_int = 3;
 pub const ENVSXP: c_int = 4;
 pub const SPECIALSXP: c_int = 7;
@@ -51,7 +50,6 @@ extern "C" {
     pub fn Rf_ScalarLogical(x: c_int) -> SEXP;
     pub fn Rf_ScalarReal(x: c_double) -> SEXP;
     pub fn Rf_install(s: *const c_char) -> SEXP;
-    pub fn Rf_installChar(s: SEXP) -> SEXP;
     pub fn Rf_lang1(f: SEXP) -> SEXP;
     pub fn Rf_lang2(f: SEXP, a: SEXP) -> SEXP;
     pub fn Rf_lang3(f: SEXP, a: SEXP, b: SEXP) -> SEXP;
@@ -75,13 +73,10 @@ extern "C" {
     pub fn R_NewEnv(parent: SEXP, hash: c_int, size: c_int) -> SEXP;
     pub fn Rf_defineVar(sym: SEXP, v: SEXP, env: SEXP);
     pub fn Rf_findVarInFrame(env: SEXP, sym: SEXP) -> SEXP;
-    pub fn R_removeVarFromFrame(sym: SEXP, env: SEXP);
     pub fn Rf_shallow_duplicate(x: SEXP) -> SEXP;
     pub fn SET_CLOENV(x: SEXP, env: SEXP);
 
     pub fn R_tryEval(call: SEXP, env: SEXP, error: *mut c_int) -> SEXP;
-    pub fn R_tryEvalSilent(call: SEXP, env: SEXP, error: *mut c_int) -> SEXP;
-    pub fn R_curErrorBuf() -> *const c_char;
 
     pub fn R_MakeExternalPtr(p: *mut c_void, tag: SEXP, prot: SEXP) -> SEXP;
     pub fn R_ExternalPtrTag(s: SEXP) -> SEXP;
