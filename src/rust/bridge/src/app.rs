@@ -1,8 +1,11 @@
 //! Calling the app: evaluate one of its functions (`call`, `onHeaders`, `onWSOpen`) in
 //! its eval env, and recognise what it returned. Used by the drain (dispatch.rs) and by
 //! WebSocket opening (ws.rs); it sits below both so neither imports the other for it.
+//!
+//! Why this is sound: the app's function is evaluated with `R_tryEval`, which catches R
+//! errors (no longjmp through here); its argument is bound in a fresh, protected env.
 use crate::ctx::Ctx;
-use crate::rapi::r::Protect;
+use crate::rapi::r::{MainThread, Protect};
 use crate::rapi::*;
 use crate::state::AppFns;
 
@@ -16,7 +19,11 @@ pub enum AppFn {
 
 /// Evaluate `call(req)` (or `onHeaders(req)`, `onWSOpen(ws)`) in the app's eval env.
 /// R errors and interrupts are caught (R prints the message to stderr) and give `None`.
-pub unsafe fn call_app(ctx: &Ctx, app: AppFns, which: AppFn, arg: SEXP) -> Option<SEXP> {
+///
+/// # Safety
+/// `arg` is a live R object; `app.eval_env` is preserved (it is, while its server is
+/// registered).
+pub unsafe fn call_app(_: MainThread, ctx: &Ctx, app: AppFns, which: AppFn, arg: SEXP) -> Option<SEXP> {
     let s = &ctx.syms;
     let (fsym, asym) = match which {
         AppFn::Call => (s.call, s.req),
@@ -35,6 +42,9 @@ pub unsafe fn call_app(ctx: &Ctx, app: AppFns, which: AppFn, arg: SEXP) -> Optio
 }
 
 /// Did the app return a promise (the promises package)?
+///
+/// # Safety
+/// Main thread; `x` is a live R object.
 pub unsafe fn is_promise(x: SEXP) -> bool {
-    Rf_inherits(x, b"promise\0".as_ptr().cast()) != 0
+    Rf_inherits(x, c"promise".as_ptr()) != 0
 }

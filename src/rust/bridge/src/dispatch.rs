@@ -15,6 +15,13 @@
 //! `handle`'s frame (outside the guarded closure), which only borrows them or takes
 //! them at the point where no R call follows. The draining flag is a drop guard in
 //! `drain`, whose frame R never skips, so it is reset on every path.
+//!
+//! ## Why this is sound
+//! The drain is entered only from later's callback on R's main thread, where it makes the
+//! `MainThread` token everything below needs. Inside `handle`, each R object made is
+//! protected before the next allocation, envs kept between events live in a slab, and
+//! every R evaluation is either `R_tryEval` or inside `r::guarded` (no longjmp escapes
+//! into frames that own anything).
 use std::cell::Cell;
 use std::ffi::c_void;
 use std::sync::Arc;
@@ -25,7 +32,7 @@ use tokio::sync::oneshot;
 
 use crate::ctx::{self, Ctx};
 use crate::env::EnvError;
-use crate::rapi::r::{self, Protect};
+use crate::rapi::r::{self, MainThread, Protect};
 use crate::rapi::*;
 use crate::state;
 use crate::slab::SexpSlab;
@@ -47,7 +54,8 @@ pub fn door_waker() -> Arc<dyn Fn() + Send + Sync> {
 
 pub extern "C" fn drain_callback(_data: *mut c_void) {
     // No panic may unwind into later's C++ frames.
-    let _ = std::panic::catch_unwind(drain);
+    // SAFETY: later runs its callbacks on R's main thread.
+    let _ = std::panic::catch_unwind(|| unsafe { MainThread::run(drain) });
 }
 
 struct DrainingFlag;
@@ -58,7 +66,7 @@ impl Drop for DrainingFlag {
     }
 }
 
-fn drain() {
+fn drain(mt: MainThread) {
     if DRAINING.with(|d| d.replace(true)) {
         wake::schedule(drain_callback, NESTED_RETRY_SECS);
         return;
@@ -66,8 +74,7 @@ fn drain() {
     let _flag = DrainingFlag;
     let (Some(door), Some(ctx)) = (state::door(), ctx::get()) else { return };
     for event in door.begin_drain() {
-        // SAFETY: main thread (later runs callbacks there), ctx initialised.
-        unsafe { handle(ctx, event) };
+        handle(mt, ctx, event);
     }
 }
 
@@ -79,16 +86,18 @@ enum Answer {
     Later,
 }
 
-fn report_caught(what: &str) {
-    r::eprint(&format!("rookd: R error while {what}; the event was answered and serving goes on\n"));
+fn report_caught(mt: MainThread, what: &str) {
+    r::eprint(mt, &format!("rookd: R error while {what}; the event was answered and serving goes on\n"));
 }
 
-unsafe fn handle(ctx: &Ctx, event: Event) {
+/// Handle one event. The `unsafe` blocks are R calls on objects made here and protected
+/// (`p`) before the next allocation, or kept reachable (pending envs, the app's env).
+fn handle(mt: MainThread, ctx: &Ctx, event: Event) {
     match event {
         Event::Call { head, body, reply, slot } => {
             if reply.is_closed() {
                 // The client left while the request waited: don't run the app for nobody.
-                forget_pending(head.id.0);
+                forget_pending(mt, head.id.0);
                 return;
             }
             let Some((app, opts)) = state::app_of(head.server.0) else {
@@ -97,27 +106,27 @@ unsafe fn handle(ctx: &Ctx, event: Event) {
             };
             // Kept here, outside the guarded closure: taken only for a promise.
             let mut channel = Some((reply, slot));
-            let answer = r::guarded(|| {
+            let answer = r::guarded(mt, || unsafe {
                 let mut p = Protect::new();
-                let env = match take_pending(head.id.0) {
+                let env = match take_pending(mt, head.id.0) {
                     Some(e) => p.add(e),
-                    None => match env::build(ctx, &head, opts) {
+                    None => match env::build(mt, ctx, &head, opts) {
                         Ok(e) => p.add(e),
-                        Err(e) => return Answer::Send(refused(&e)),
+                        Err(e) => return Answer::Send(refused(mt, &e)),
                     },
                 };
-                env::attach_body(ctx, env, &body);
-                match call_app(ctx, app, AppFn::Call, env) {
+                env::attach_body(mt, ctx, env, &body);
+                match call_app(mt, ctx, app, AppFn::Call, env) {
                     Some(x) if is_promise(x) => {
                         p.add(x);
                         if let Some((reply, slot)) = channel.take() {
-                            async_reply::wait_for(ctx, x, reply, slot);
+                            async_reply::wait_for(mt, ctx, x, reply, slot);
                         }
                         Answer::Later
                     }
                     Some(x) => {
                         p.add(x);
-                        Answer::Send(reply::read(x).unwrap_or_else(|e| bad_response(&e)))
+                        Answer::Send(reply::read(mt, x).unwrap_or_else(|e| bad_response(mt, &e)))
                     }
                     None => Answer::Send(internal_error()),
                 }
@@ -126,12 +135,12 @@ unsafe fn handle(ctx: &Ctx, event: Event) {
                 Some(Answer::Later) => return,
                 Some(Answer::Send(resp)) => resp,
                 None => {
-                    report_caught("handling a request (answered 500)");
+                    report_caught(mt, "handling a request (answered 500)");
                     internal_error()
                 }
             };
             if let Some((reply, slot)) = channel.take() {
-                send_or_release(reply, resp);
+                send_or_release(mt, reply, resp);
                 drop(slot);
             }
         }
@@ -146,92 +155,92 @@ unsafe fn handle(ctx: &Ctx, event: Event) {
                 )));
                 return;
             };
-            let verdict = r::guarded(|| {
+            let verdict = r::guarded(mt, || unsafe {
                 let mut p = Protect::new();
-                let env = match env::build(ctx, &head, opts) {
+                let env = match env::build(mt, ctx, &head, opts) {
                     Ok(e) => p.add(e),
-                    Err(e) => return HeadersVerdict::Respond(refused(&e)),
+                    Err(e) => return HeadersVerdict::Respond(refused(mt, &e)),
                 };
-                match call_app(ctx, app, AppFn::OnHeaders, env) {
+                match call_app(mt, ctx, app, AppFn::OnHeaders, env) {
                     Some(x) if r::is_null(x) => {
-                        keep_pending(head.id.0, env);
+                        keep_pending(mt, head.id.0, env);
                         HeadersVerdict::Continue
                     }
                     Some(x) => {
                         p.add(x);
-                        HeadersVerdict::Respond(reply::read(x).unwrap_or_else(|e| bad_response(&e)))
+                        HeadersVerdict::Respond(reply::read(mt, x).unwrap_or_else(|e| bad_response(mt, &e)))
                     }
                     None => HeadersVerdict::Respond(internal_error()),
                 }
             })
             .unwrap_or_else(|| {
-                report_caught("running onHeaders (answered 500)");
-                forget_pending(head.id.0);
+                report_caught(mt, "running onHeaders (answered 500)");
+                forget_pending(mt, head.id.0);
                 HeadersVerdict::Respond(internal_error())
             });
             if let Err(HeadersVerdict::Respond(resp)) = reply.send(verdict) {
-                release_body(resp.body);
+                release_body(mt, resp.body);
             }
         }
-        Event::Abandoned { id } => forget_pending(id.0),
-        Event::ServerClosed { server } => state::remove_server(server.0),
-        Event::StreamPull { stream, reply } => pull(ctx, stream, reply),
-        Event::StreamEnd { stream } => stream::end(stream),
+        Event::Abandoned { id } => forget_pending(mt, id.0),
+        Event::ServerClosed { server } => state::remove_server(mt, server.0),
+        Event::StreamPull { stream, reply } => pull(mt, ctx, stream, reply),
+        Event::StreamEnd { stream } => stream::end(mt, stream),
         Event::WsOpen { conn, head } => {
             let Some((app, opts)) = state::app_of(head.server.0) else {
                 conn.close(1001, "server stopped");
                 return;
             };
-            let done = r::guarded(|| {
+            let done = r::guarded(mt, || unsafe {
                 let mut p = Protect::new();
-                let env = match take_pending(head.id.0) {
+                let env = match take_pending(mt, head.id.0) {
                     Some(e) => p.add(e),
-                    None => match env::build(ctx, &head, opts) {
+                    None => match env::build(mt, ctx, &head, opts) {
                         Ok(e) => p.add(e),
                         Err(e) => {
                             // The 101 is already sent: no 431 possible; 1008 = policy.
-                            r::eprint(&format!("rookd: WebSocket closed (1008): {e}\n"));
+                            r::eprint(mt, &format!("rookd: WebSocket closed (1008): {e}\n"));
                             conn.close(1008, "too many distinct header names");
                             return;
                         }
                     },
                 };
-                env::attach_body(ctx, env, &bytes::Bytes::new());
-                ws::open(ctx, app, &conn, env);
+                env::attach_body(mt, ctx, env, &bytes::Bytes::new());
+                ws::open(mt, ctx, app, &conn, env);
             });
             if done.is_none() {
-                report_caught("opening a WebSocket (closed with 1011)");
+                report_caught(mt, "opening a WebSocket (closed with 1011)");
                 conn.close(ws::INTERNAL_ERROR, "");
             }
         }
         Event::WsMessage { conn, binary, data, credit } => {
-            if r::guarded(|| ws::message(ctx, &conn, binary, &data)).is_none() {
-                report_caught("delivering a WebSocket message (closed with 1011)");
+            if r::guarded(mt, || ws::message(mt, ctx, &conn, binary, &data)).is_none() {
+                report_caught(mt, "delivering a WebSocket message (closed with 1011)");
                 conn.close(ws::INTERNAL_ERROR, "");
             }
             drop(credit);
         }
         Event::WsClosed { conn, code, reason } => {
-            if r::guarded(|| ws::closed(ctx, &conn, code, &reason)).is_none() {
-                report_caught("delivering a WebSocket close");
+            if r::guarded(mt, || ws::closed(mt, ctx, &conn, code, &reason)).is_none() {
+                report_caught(mt, "delivering a WebSocket close");
             }
         }
     }
 }
 
 /// A stream's next chunk, with the reply channel kept here until handed on.
-unsafe fn pull(ctx: &Ctx, id: StreamId, reply: oneshot::Sender<StreamChunk>) {
+fn pull(mt: MainThread, ctx: &Ctx, id: StreamId, reply: oneshot::Sender<StreamChunk>) {
     let mut reply = Some(reply);
-    if r::guarded(|| stream::pull(ctx, id, &mut reply)).is_none() {
-        report_caught("pulling a streamed body's next chunk (the response is cut short)");
+    if r::guarded(mt, || stream::pull(mt, ctx, id, &mut reply)).is_none() {
+        report_caught(mt, "pulling a streamed body's next chunk (the response is cut short)");
     }
     if let Some(reply) = reply.take() {
         let _ = reply.send(StreamChunk::Fail);
     }
 }
 
-fn refused(e: &EnvError) -> Response {
-    r::eprint(&format!("rookd: {e}\n"));
+fn refused(mt: MainThread, e: &EnvError) -> Response {
+    r::eprint(mt, &format!("rookd: {e}\n"));
     match e {
         EnvError::TooManyHeaderNames(_) => Response::plain(
             http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -244,8 +253,8 @@ fn internal_error() -> Response {
     Response::plain(http::StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
 }
 
-fn bad_response(e: &reply::ReplyError) -> Response {
-    r::eprint(&format!("rookd: invalid response from the app: {e}\n"));
+fn bad_response(mt: MainThread, e: &reply::ReplyError) -> Response {
+    r::eprint(mt, &format!("rookd: invalid response from the app: {e}\n"));
     internal_error()
 }
 
@@ -254,17 +263,18 @@ thread_local! {
     static PENDING: std::cell::RefCell<SexpSlab> = std::cell::RefCell::new(SexpSlab::new());
 }
 
-unsafe fn keep_pending(id: u64, env: SEXP) {
-    PENDING.with(|p| SexpSlab::insert_in(p, id, env));
+/// # Safety
+/// `env` is a live R object.
+unsafe fn keep_pending(mt: MainThread, id: u64, env: SEXP) {
+    PENDING.with(|p| SexpSlab::insert_in(mt, p, id, env));
 }
 
-unsafe fn take_pending(id: u64) -> Option<SEXP> {
-    PENDING.with(|p| p.borrow_mut().take(id))
+fn take_pending(mt: MainThread, id: u64) -> Option<SEXP> {
+    PENDING.with(|p| p.borrow_mut().take(mt, id))
 }
 
-fn forget_pending(id: u64) {
-    // SAFETY: main thread; take does not allocate.
-    PENDING.with(|p| unsafe { p.borrow_mut().take(id) });
+fn forget_pending(mt: MainThread, id: u64) {
+    PENDING.with(|p| p.borrow_mut().take(mt, id));
 }
 
 /// Requests that passed onHeaders and wait for their body (diagnostics).

@@ -3,6 +3,11 @@
 //! Every function here runs on R's main thread (that is where `.Call` runs). The engine's
 //! I/O threads never enter this crate except through the Door's waker (`wake.rs`), which
 //! only schedules a drain with later.
+//!
+//! Why this is sound: each entry point makes its `MainThread` token (`MainThread::dot_call`
+//! checks the thread; `rookd_init` records it); the `SEXP`s it reads are its arguments,
+//! alive for the call, and results go to R at once as `Robj`s (protected by extendr).
+//! `keep_library_mapped` only asks the loader about this library (see there).
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -18,6 +23,7 @@ mod dispatch;
 mod env;
 mod held;
 mod input;
+mod main_thread;
 mod options;
 mod rapi;
 mod reply;
@@ -30,6 +36,7 @@ mod utils;
 mod wake;
 mod ws;
 
+use main_thread::MainThread;
 use rapi::r;
 use rapi::*;
 use state::{AppFns, ServerEntry, STATE};
@@ -52,13 +59,17 @@ fn rookd_init(
     ws_message: Robj,
     ws_closed: Robj,
 ) -> Result<()> {
-    wake::init().map_err(Error::Other)?;
+    MainThread::dot_call(wake::init).map_err(Error::Other)?;
     quiet_main_thread_panics();
     state::set_owner();
     keep_library_mapped();
-    // SAFETY: main thread; all are live R objects, preserved by `init`.
+    // SAFETY: .Call runs on R's main thread (this first token records it); all are live
+    // R objects, preserved by `init`.
     unsafe {
-        ctx::init(ctx::InitArgs {
+        MainThread::run(|mt| {
+            ctx::init(
+                mt,
+                ctx::InitArgs {
             namespace: sexp(&namespace),
             errors: sexp(&errors),
             tpl_read: sexp(&tpl_read),
@@ -67,6 +78,8 @@ fn rookd_init(
             ws_new: sexp(&ws_new),
             ws_message: sexp(&ws_message),
             ws_closed: sexp(&ws_closed),
+                },
+            )
         })
     };
     Ok(())
@@ -123,8 +136,10 @@ fn rookd_option_limits() -> Robj {
     options::table_for_r()
 }
 
-unsafe fn is_function_in(env: SEXP, name: &str) -> bool {
-    let v = Rf_findVarInFrame(env, r::sym(name));
+/// # Safety
+/// `env` is a live environment.
+unsafe fn is_function_in(mt: MainThread, env: SEXP, name: &str) -> bool {
+    let v = Rf_findVarInFrame(env, r::sym(mt, name));
     v != R_UnboundValue && matches!(type_of(v), CLOSXP | BUILTINSXP | SPECIALSXP)
 }
 
@@ -135,24 +150,24 @@ unsafe fn is_function_in(env: SEXP, name: &str) -> bool {
 /// port) are reported as values, raised by R, so they never go through extendr's panic path.
 #[extendr]
 fn rookd_start(kind: &str, host: &str, port: i32, mask: i32, app_env: Robj, options: Robj) -> Robj {
-    match start_server(kind, host, port, mask, &app_env, &options) {
+    match MainThread::dot_call(|mt| start_server(mt, kind, host, port, mask, &app_env, &options)) {
         Ok(id) => list!(id = id).into(),
         Err(Error::Other(msg)) => list!(error = msg).into(),
         Err(e) => list!(error = e.to_string()).into(),
     }
 }
 
-fn start_server(kind: &str, host: &str, port: i32, mask: i32, app_env: &Robj, options: &Robj) -> Result<f64> {
+fn start_server(mt: MainThread, kind: &str, host: &str, port: i32, mask: i32, app_env: &Robj, options: &Robj) -> Result<f64> {
     // A forked child starts from an empty state, with an engine of its own.
     state::in_owner_process();
     let env = sexp(app_env);
     let opts = sexp(options);
     // SAFETY: main thread, live objects.
     let (settings, has_on_headers, has_on_ws_open) = unsafe {
-        if type_of(env) != ENVSXP || !is_function_in(env, "call") {
+        if type_of(env) != ENVSXP || !is_function_in(mt, env, "call") {
             return Err(Error::Other("the app must have a `call` function".into()));
         }
-        (options::settings(opts)?, is_function_in(env, "onHeaders"), is_function_in(env, "onWSOpen"))
+        (options::settings(opts)?, is_function_in(mt, env, "onHeaders"), is_function_in(mt, env, "onWSOpen"))
     };
     let options::Settings { config, env: env_opts, threads } = settings;
     let target = match kind {
@@ -165,7 +180,7 @@ fn start_server(kind: &str, host: &str, port: i32, mask: i32, app_env: &Robj, op
     };
     // Built before binding, so a bad static path fails the start with nothing to undo.
     // SAFETY: main thread; `env` is alive for the call.
-    let static_paths = unsafe { statics::table_from_app(env)? };
+    let static_paths = unsafe { statics::table_from_app(mt, env)? };
     let caps = AppCaps { on_headers: has_on_headers, websocket: has_on_ws_open };
     STATE.with(|s| {
         let mut s = s.borrow_mut();
@@ -223,43 +238,45 @@ fn rookd_running_ids() -> Vec<f64> {
 
 #[extendr]
 fn rookd_input_read(ptr: Robj, l: f64) -> Result<Robj> {
-    // SAFETY: main thread; the result is returned to R straight away.
-    unsafe { input::read(sexp(&ptr), l).map(|x| Robj::from_sexp(x)).map_err(|e| Error::Other(e.to_string())) }
+    // SAFETY: `ptr` is alive for the call; the result is returned to R straight away.
+    MainThread::dot_call(|mt| unsafe { input::read(mt, sexp(&ptr), l).map(|x| Robj::from_sexp(x)).map_err(|e| Error::Other(e.to_string())) })
 }
 
 #[extendr]
 fn rookd_input_read_lines(ptr: Robj, n: f64) -> Result<Robj> {
     // SAFETY: as above.
-    unsafe { input::read_lines(sexp(&ptr), n).map(|x| Robj::from_sexp(x)).map_err(|e| Error::Other(e.to_string())) }
+    MainThread::dot_call(|mt| unsafe {
+        input::read_lines(mt, sexp(&ptr), n).map(|x| Robj::from_sexp(x)).map_err(|e| Error::Other(e.to_string()))
+    })
 }
 
 #[extendr]
 fn rookd_input_rewind(ptr: Robj) -> Result<()> {
-    // SAFETY: main thread.
-    unsafe { input::rewind(sexp(&ptr)) }.map_err(|e| Error::Other(e.to_string()))
+    // SAFETY: `ptr` is alive for the call.
+    MainThread::dot_call(|mt| unsafe { input::rewind(mt, sexp(&ptr)) }).map_err(|e| Error::Other(e.to_string()))
 }
 
 /// Send a text (character) or binary (raw) message; FALSE if the socket is closed.
 #[extendr]
 fn rookd_ws_send(handle: Robj, message: Robj) -> Result<bool> {
     let m = sexp(&message);
-    // SAFETY: main thread, live objects.
-    unsafe {
-        let Some(conn) = ws::connection(sexp(&handle)).map_err(|e| Error::Other(e.to_string()))? else { return Ok(false) };
+    // SAFETY: `handle` and `message` are alive for the call.
+    MainThread::dot_call(|mt| unsafe {
+        let Some(conn) = ws::connection(mt, sexp(&handle)).map_err(|e| Error::Other(e.to_string()))? else { return Ok(false) };
         match type_of(m) {
-            RAWSXP => Ok(conn.send_binary(held::raw_bytes(m))),
+            RAWSXP => Ok(conn.send_binary(held::raw_bytes(mt, m))),
             STRSXP if Rf_xlength(m) == 1 && STRING_ELT(m, 0) != R_NaString => {
-                Ok(conn.send_text_bytes(held::char_bytes(STRING_ELT(m, 0))))
+                Ok(conn.send_text_bytes(held::char_bytes(mt, STRING_ELT(m, 0))))
             }
             _ => Err(Error::Other("a WebSocket message must be a single string or a raw vector".into())),
         }
-    }
+    })
 }
 
 #[extendr]
 fn rookd_ws_close(handle: Robj, code: i32, reason: &str) -> Result<()> {
-    // SAFETY: main thread.
-    if let Some(conn) = unsafe { ws::connection(sexp(&handle)) }.map_err(|e| Error::Other(e.to_string()))? {
+    // SAFETY: `handle` is alive for the call.
+    if let Some(conn) = MainThread::dot_call(|mt| unsafe { ws::connection(mt, sexp(&handle)) }).map_err(|e| Error::Other(e.to_string()))? {
         conn.close(u16::try_from(code).unwrap_or(1000), reason);
     }
     Ok(())
@@ -267,8 +284,8 @@ fn rookd_ws_close(handle: Robj, code: i32, reason: &str) -> Result<()> {
 
 #[extendr]
 fn rookd_ws_is_open(handle: Robj) -> Result<bool> {
-    // SAFETY: main thread.
-    Ok(unsafe { ws::connection(sexp(&handle)) }.map_err(|e| Error::Other(e.to_string()))?.is_some_and(|c| !c.is_closed()))
+    // SAFETY: `handle` is alive for the call.
+    Ok(MainThread::dot_call(|mt| unsafe { ws::connection(mt, sexp(&handle)) }).map_err(|e| Error::Other(e.to_string()))?.is_some_and(|c| !c.is_closed()))
 }
 
 /// Queue and registry sizes, for diagnostics and leak tests.
@@ -313,7 +330,7 @@ fn rookd_shutdown() {
     if let Some(engine) = engine {
         engine.shutdown(Duration::from_secs(1));
     }
-    held::release_dropped();
+    MainThread::dot_call(held::release_dropped);
 }
 
 /// Can `host:port` be bound right now? (randomPort)
@@ -344,15 +361,15 @@ fn rookd_uri(x: Robj, op: i32) -> Result<Robj> {
         3 => utils::UriOp::Decode,
         _ => utils::UriOp::DecodeComponent,
     };
-    // SAFETY: main thread; R checked that x is a character vector.
-    unsafe {
+    // SAFETY: `x` is alive for the call, and checked to be a character vector.
+    MainThread::dot_call(|mt| unsafe {
         if type_of(x) != STRSXP {
             return Err(Error::Other("`value` must be a character vector".into()));
         }
-        let (out, malformed) = utils::map_uri(x, op);
+        let (out, malformed) = utils::map_uri(mt, x, op);
         let out = Robj::from_sexp(out);
         Ok(list!(value = out, malformed = malformed as i32).into())
-    }
+    })
 }
 
 #[extendr]
@@ -364,19 +381,19 @@ fn rookd_base64(x: &[u8]) -> String {
 #[extendr]
 fn rookd_async_settle(token: f64, value: Robj) {
     let v = sexp(&value);
-    // SAFETY: main thread; `value` stays alive (it is an argument) while it is read.
-    unsafe {
+    // SAFETY: `value` stays alive (it is an argument) while it is read.
+    MainThread::dot_call(|mt| unsafe {
         let settled = if r::is_null(v) { None } else { Some(v) };
-        async_reply::settle(token as u64, settled);
-    }
+        async_reply::settle(mt, token as u64, settled);
+    })
 }
 
 /// Settle a streamed body's pending chunk (R/streaming.R).
 #[extendr]
 fn rookd_stream_settle(token: f64, value: Robj, ok: bool) {
     let v = sexp(&value);
-    // SAFETY: main thread; `value` is alive for the call.
-    unsafe { stream::settle(token as u64, ok.then_some(v)) };
+    // SAFETY: `value` is alive for the call.
+    MainThread::dot_call(|mt| unsafe { stream::settle(mt, token as u64, ok.then_some(v)) });
 }
 
 extendr_module! {

@@ -4,6 +4,9 @@
 //! engine (`rookd_engine::config::options`). R's `rookdOptions()` validates against the
 //! table `table_for_r()` hands it; `settings()` checks again against the same table, for
 //! a list that reached the bridge without going through `rookdOptions()`.
+//!
+//! Why this is sound: only reads R values (the `.Call` argument, alive for the call),
+//! through `rvalue`'s checks; nothing is allocated in R.
 use std::time::Duration;
 
 use extendr_api::prelude::{list, List, Robj};

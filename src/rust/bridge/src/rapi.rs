@@ -2,6 +2,12 @@
 //!
 //! Everything in this module may only be called on R's main thread (the bridge only calls
 //! it from `.Call` entry points and from the drain, which later runs on the main thread).
+//!
+//! Why this is sound: the declarations match R's headers (Rinternals.h, R_ext/*.h) in
+//! C types; every raw function is `unsafe` to call and each call site says why it holds.
+//! The helpers in [`r`] that need only "main thread" take a [`r::MainThread`] token (see
+//! main_thread.rs) and are safe; those that read an `SEXP` stay `unsafe fn` with the
+//! object's liveness (and type) as their `# Safety` condition.
 #![allow(non_upper_case_globals, non_snake_case)]
 // SEXP is a pointer to an opaque struct: passing it to C is sound whatever the struct holds.
 #![allow(improper_ctypes)]
@@ -96,27 +102,42 @@ extern "C" {
 /// Main-thread helpers over raw SEXPs.
 pub mod r {
     use super::*;
+    pub use crate::main_thread::MainThread;
 
-    /// A CHARSXP in UTF-8 from Rust text.
-    pub unsafe fn mkchar(s: &str) -> SEXP {
+    /// A CHARSXP in UTF-8 from Rust text (unprotected: protect it before allocating).
+    /// Like every allocation, an out-of-memory R error here leaves by a longjmp (see
+    /// `guarded`). Text holding NUL is cut there by R.
+    pub fn mkchar(_: MainThread, s: &str) -> SEXP {
         let len = c_int::try_from(s.len()).unwrap_or(c_int::MAX);
-        Rf_mkCharLenCE(s.as_ptr().cast(), len, CE_UTF8)
+        // SAFETY: main thread (the token); `s` is valid for `len` bytes.
+        unsafe { Rf_mkCharLenCE(s.as_ptr().cast(), len, CE_UTF8) }
     }
 
-    pub unsafe fn string(s: &str) -> SEXP {
-        Rf_ScalarString(mkchar(s))
+    /// A character vector of length one (unprotected).
+    pub fn string(mt: MainThread, s: &str) -> SEXP {
+        let c = mkchar(mt, s);
+        // SAFETY: main thread; `c` is a fresh CHARSXP, which ScalarString protects.
+        unsafe { Rf_ScalarString(c) }
     }
 
-    pub unsafe fn sym(name: &str) -> SEXP {
+    /// The symbol `name` (symbols are never collected). Names reach here from the bridge
+    /// or are checked first (R refuses names over 10,000 bytes with an R error).
+    pub fn sym(_: MainThread, name: &str) -> SEXP {
         let c = std::ffi::CString::new(name).unwrap_or_default();
-        Rf_install(c.as_ptr())
+        // SAFETY: main thread; `c` is NUL-terminated.
+        unsafe { Rf_install(c.as_ptr()) }
     }
 
+    /// # Safety
+    /// Main thread; `x` is a live R object.
     pub unsafe fn is_null(x: SEXP) -> bool {
         type_of(x) == NILSXP
     }
 
     /// Element `name` of a named list, or None.
+    ///
+    /// # Safety
+    /// Main thread; `list` is a live R object.
     pub unsafe fn list_get(list: SEXP, name: &str) -> Option<SEXP> {
         if type_of(list) != VECSXP {
             return None;
@@ -136,6 +157,9 @@ pub mod r {
     }
 
     /// For `c(file = path)`: the value of the element named `name` of a character vector.
+    ///
+    /// # Safety
+    /// Main thread; `x` is a live R object.
     pub unsafe fn list_get_names_first(x: SEXP, name: &str) -> Option<String> {
         if type_of(x) != STRSXP || Rf_xlength(x) != 1 {
             return None;
@@ -149,6 +173,9 @@ pub mod r {
     }
 
     /// The bytes of a CHARSXP, converted to UTF-8 (R strings may be latin1 or native).
+    ///
+    /// # Safety
+    /// Main thread; `c` is a live CHARSXP (not `NA_character_`'s), which outlives `'a`.
     pub unsafe fn char_utf8<'a>(c: SEXP) -> std::borrow::Cow<'a, str> {
         // "bytes" strings cannot be translated (R would raise an error, a longjmp through
         // Rust frames): take their bytes as they are.
@@ -157,15 +184,18 @@ pub mod r {
     }
 
     /// The bytes of a CHARSXP as stored (names are ASCII in practice).
+    ///
+    /// # Safety
+    /// As [`char_utf8`].
     pub unsafe fn cstr<'a>(c: SEXP) -> std::borrow::Cow<'a, str> {
         std::ffi::CStr::from_ptr(R_CHAR(c)).to_string_lossy()
     }
 
     /// Print to R's stderr (the console in GUIs). `%` in text is safe: passed as an argument.
-    pub fn eprint(text: &str) {
+    pub fn eprint(_: MainThread, text: &str) {
         let c = std::ffi::CString::new(text.replace('\0', "")).unwrap_or_default();
-        // SAFETY: main thread only (module rule); format string is a literal.
-        unsafe { REprintf(b"%s\0".as_ptr().cast(), c.as_ptr()) };
+        // SAFETY: main thread (the token); the format string is a literal.
+        unsafe { REprintf(c"%s".as_ptr(), c.as_ptr()) };
     }
 
     /// Run `f` under R's unwind protection (`R_ToplevelExec`): `None` if an R error or
@@ -181,8 +211,9 @@ pub mod r {
     /// and must never hold a `RefCell` borrow across an R call (a skipped borrow guard
     /// would leave the cell borrowed for ever). `Protect` inside `f` is fine: R restores
     /// the protect stack to its height at the context's start. A panic is caught inside
-    /// the trampoline, so it never unwinds into R's C frames.
-    pub unsafe fn guarded<T, F: FnOnce() -> T>(f: F) -> Option<T> {
+    /// the trampoline, so it never unwinds into R's C frames. The rules on `f` are about
+    /// leaks and stuck borrows, not memory safety: with the token, this is a safe fn.
+    pub fn guarded<T, F: FnOnce() -> T>(_: MainThread, f: F) -> Option<T> {
         struct Job<F, T> {
             f: Option<F>,
             out: Option<T>,
@@ -195,7 +226,9 @@ pub mod r {
             }
         }
         let mut job = Job { f: Some(f), out: None };
-        let ok = R_ToplevelExec(Some(trampoline::<T, F>), (&mut job as *mut Job<F, T>).cast());
+        // SAFETY: main thread (the token); `job` outlives the call, and the trampoline
+        // matches its type.
+        let ok = unsafe { R_ToplevelExec(Some(trampoline::<T, F>), (&mut job as *mut Job<F, T>).cast()) };
         if ok == 0 {
             None
         } else {
@@ -205,17 +238,18 @@ pub mod r {
 
     /// A symbol to tag external pointers with, checked on every use (see `tagged_addr`).
     /// Callers cache it (`cached_tag`): symbols are never collected.
-    pub unsafe fn tag(name: &std::ffi::CStr) -> SEXP {
-        Rf_install(name.as_ptr())
+    pub fn tag(_: MainThread, name: &std::ffi::CStr) -> SEXP {
+        // SAFETY: main thread (the token); `name` is NUL-terminated.
+        unsafe { Rf_install(name.as_ptr()) }
     }
 
     /// `tag(name)`, looked up once per `cell`.
-    pub unsafe fn cached_tag(cell: &'static std::thread::LocalKey<std::cell::Cell<SEXP>>, name: &std::ffi::CStr) -> SEXP {
+    pub fn cached_tag(mt: MainThread, cell: &'static std::thread::LocalKey<std::cell::Cell<SEXP>>, name: &std::ffi::CStr) -> SEXP {
         let t = cell.with(|c| c.get());
         if !t.is_null() {
             return t;
         }
-        let t = tag(name);
+        let t = tag(mt, name);
         cell.with(|c| c.set(t));
         t
     }
@@ -223,6 +257,9 @@ pub mod r {
     /// The address in external pointer `x` if `x` is one tagged `tag`: `Err(())` if `x`
     /// is something else (another kind of pointer, or not a pointer at all), `Ok(null)`
     /// if it is ours but already cleared.
+    ///
+    /// # Safety
+    /// Main thread; `x` is a live R object.
     pub unsafe fn tagged_addr(x: SEXP, tag: SEXP) -> Result<*mut c_void, ()> {
         if type_of(x) != EXTPTRSXP || R_ExternalPtrTag(x) != tag {
             return Err(());
@@ -237,6 +274,8 @@ pub mod r {
         pub fn new() -> Self {
             Protect(0)
         }
+        /// # Safety
+        /// Main thread; `x` is a live R object (or R_NilValue).
         pub unsafe fn add(&mut self, x: SEXP) -> SEXP {
             Rf_protect(x);
             self.0 += 1;

@@ -1,11 +1,14 @@
 //! The app's answer, `list(status, headers, body)`, read into an engine Response without
 //! running any R code.
+//!
+//! Why this is sound: only reads. Every object read is reachable from the response the
+//! caller protects; strings are copied out (or lent, see held.rs) before it returns.
 use std::path::PathBuf;
 
 use bytes::Bytes;
 use rookd_engine::{Body, Response};
 
-use crate::rapi::r;
+use crate::rapi::r::{self, MainThread};
 use crate::rapi::*;
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +41,8 @@ fn type_name(t: i32) -> &'static str {
     }
 }
 
+/// # Safety
+/// Main thread; `x` is a live R object.
 unsafe fn scalar_number(x: SEXP) -> Option<f64> {
     if Rf_xlength(x) != 1 {
         return None;
@@ -61,6 +66,9 @@ unsafe fn scalar_number(x: SEXP) -> Option<f64> {
 
 /// Header values as the app wrote them: strings, or numbers/logicals coerced the way
 /// `as.character()` would for the common cases.
+///
+/// # Safety
+/// Main thread; `x` is a live R object.
 unsafe fn header_values(name: &str, x: SEXP) -> Result<Vec<String>, ReplyError> {
     let n = Rf_xlength(x);
     let mut out = Vec::with_capacity(n as usize);
@@ -103,6 +111,8 @@ unsafe fn header_values(name: &str, x: SEXP) -> Result<Vec<String>, ReplyError> 
     Ok(out)
 }
 
+/// # Safety
+/// Main thread; `h` is a live R object.
 unsafe fn add_headers(resp: &mut Response, h: SEXP) -> Result<(), ReplyError> {
     let t = type_of(h);
     if t == NILSXP {
@@ -141,6 +151,8 @@ unsafe fn add_headers(resp: &mut Response, h: SEXP) -> Result<(), ReplyError> {
     Ok(())
 }
 
+/// # Safety
+/// Main thread; `x` is a live R object.
 unsafe fn file_path(x: SEXP) -> Result<PathBuf, ReplyError> {
     if type_of(x) != STRSXP || Rf_xlength(x) != 1 || STRING_ELT(x, 0) == R_NaString {
         return Err(ReplyError::Body("the file must be a single path".into()));
@@ -148,14 +160,16 @@ unsafe fn file_path(x: SEXP) -> Result<PathBuf, ReplyError> {
     Ok(PathBuf::from(r::char_utf8(STRING_ELT(x, 0)).into_owned()))
 }
 
-unsafe fn body(x: SEXP) -> Result<Body, ReplyError> {
+/// # Safety
+/// `x` is a live R object.
+unsafe fn body(mt: MainThread, x: SEXP) -> Result<Body, ReplyError> {
     match type_of(x) {
         NILSXP => Ok(Body::Empty),
         RAWSXP => {
             if Rf_xlength(x) == 0 {
                 return Ok(Body::Empty);
             }
-            Ok(Body::Bytes(crate::held::raw_bytes(x)))
+            Ok(Body::Bytes(crate::held::raw_bytes(mt, x)))
         }
         STRSXP => {
             if let Some(f) = r::list_get_names_first(x, "file") {
@@ -163,7 +177,7 @@ unsafe fn body(x: SEXP) -> Result<Body, ReplyError> {
             }
             let n = Rf_xlength(x);
             if n == 1 && STRING_ELT(x, 0) != R_NaString {
-                let b = crate::held::char_bytes(STRING_ELT(x, 0));
+                let b = crate::held::char_bytes(mt, STRING_ELT(x, 0));
                 return Ok(if b.is_empty() { Body::Empty } else { Body::Bytes(b) });
             }
             // httpuv joins a multi-element character body with "\n".
@@ -194,13 +208,16 @@ unsafe fn body(x: SEXP) -> Result<Body, ReplyError> {
             };
             Ok(Body::File { path, owned })
         }
-        CLOSXP => Ok(Body::Stream(crate::stream::register(x))),
+        CLOSXP => Ok(Body::Stream(crate::stream::register(mt, x))),
         t => Err(ReplyError::Body(format!("got {}", type_name(t)))),
     }
 }
 
-/// Read the app's response. Main thread; `x` is protected by the caller.
-pub unsafe fn read(x: SEXP) -> Result<Response, ReplyError> {
+/// Read the app's response.
+///
+/// # Safety
+/// `x` is a live R object, protected by the caller.
+pub unsafe fn read(mt: MainThread, x: SEXP) -> Result<Response, ReplyError> {
     match type_of(x) {
         NILSXP => return Err(ReplyError::Null),
         VECSXP => {}
@@ -215,7 +232,7 @@ pub unsafe fn read(x: SEXP) -> Result<Response, ReplyError> {
         add_headers(&mut resp, h)?;
     }
     if let Some(b) = r::list_get(x, "body") {
-        resp.body = body(b)?;
+        resp.body = body(mt, b)?;
     }
     Ok(resp)
 }

@@ -1,6 +1,9 @@
 //! Checked reads of R values into Rust, shared by the server options (options.rs) and the
 //! static-path options (statics.rs): the one copy of "a single number or flag, not NA" and
 //! "a character vector without NA". Callers word the error for their context.
+//!
+//! Why this is sound: each function checks the type and length of the live object it is
+//! given before reading its data, so every read is in bounds and of the right type.
 use crate::rapi::r;
 use crate::rapi::*;
 
