@@ -24,4 +24,3 @@ pub fn release_body(mt: MainThread, body: Body) {
         _ => {}
     }
 }
-

@@ -30,14 +30,14 @@ use rookd_engine::event::{StreamChunk, StreamId};
 use rookd_engine::{Event, HeadersVerdict, Response};
 use tokio::sync::oneshot;
 
+use crate::answer::{release_body, send_or_release};
+use crate::app::{call_app, is_promise, AppFn};
 use crate::ctx::{self, Ctx};
 use crate::env::EnvError;
 use crate::rapi::r::{self, MainThread, Protect};
 use crate::rapi::*;
-use crate::state;
 use crate::slab::SexpSlab;
-use crate::answer::{release_body, send_or_release};
-use crate::app::{call_app, is_promise, AppFn};
+use crate::state;
 use crate::{async_reply, env, reply, stream, wake, ws};
 
 thread_local! {

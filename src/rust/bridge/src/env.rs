@@ -108,9 +108,10 @@ fn header_symbols(mt: MainThread, head: &RequestHead) -> Result<Vec<Option<SEXP>
                 r::eprint(
                     mt,
                     &format!(
-                    "rookd: more than {max} distinct request header names seen; requests with \
+                        "rookd: more than {max} distinct request header names seen; requests with \
                      new ones are answered 431\n"
-                ));
+                    ),
+                );
             }
             return Err(EnvError::TooManyHeaderNames(max));
         }

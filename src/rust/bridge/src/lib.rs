@@ -70,14 +70,14 @@ fn rookd_init(
             ctx::init(
                 mt,
                 ctx::InitArgs {
-            namespace: sexp(&namespace),
-            errors: sexp(&errors),
-            tpl_read: sexp(&tpl_read),
-            tpl_read_lines: sexp(&tpl_read_lines),
-            tpl_rewind: sexp(&tpl_rewind),
-            ws_new: sexp(&ws_new),
-            ws_message: sexp(&ws_message),
-            ws_closed: sexp(&ws_closed),
+                    namespace: sexp(&namespace),
+                    errors: sexp(&errors),
+                    tpl_read: sexp(&tpl_read),
+                    tpl_read_lines: sexp(&tpl_read_lines),
+                    tpl_rewind: sexp(&tpl_rewind),
+                    ws_new: sexp(&ws_new),
+                    ws_message: sexp(&ws_message),
+                    ws_closed: sexp(&ws_closed),
                 },
             )
         })
@@ -157,7 +157,15 @@ fn rookd_start(kind: &str, host: &str, port: i32, mask: i32, app_env: Robj, opti
     }
 }
 
-fn start_server(mt: MainThread, kind: &str, host: &str, port: i32, mask: i32, app_env: &Robj, options: &Robj) -> Result<f64> {
+fn start_server(
+    mt: MainThread,
+    kind: &str,
+    host: &str,
+    port: i32,
+    mask: i32,
+    app_env: &Robj,
+    options: &Robj,
+) -> Result<f64> {
     // A forked child starts from an empty state, with an engine of its own.
     state::in_owner_process();
     let env = sexp(app_env);
@@ -189,9 +197,8 @@ fn start_server(mt: MainThread, kind: &str, host: &str, port: i32, mask: i32, ap
             s.engine = Some(engine);
         }
         let engine = s.engine.as_ref().ok_or_else(|| Error::Other("no engine".into()))?;
-        let handle = engine
-            .start_server(&target, config, caps, static_paths)
-            .map_err(|e| Error::Other(e.to_string()))?;
+        let handle =
+            engine.start_server(&target, config, caps, static_paths).map_err(|e| Error::Other(e.to_string()))?;
         let id = handle.id().0;
         // SAFETY: main thread; released when the server has closed (state::remove_server).
         unsafe { R_PreserveObject(env) };
@@ -219,12 +226,10 @@ fn rookd_stop(id: f64) -> bool {
 fn rookd_server_info(id: f64) -> Robj {
     state::in_owner_process();
     STATE.with(|s| match s.borrow().servers.get(&(id as u64)) {
-        Some(e) => list!(
-            running = e.handle.is_running(),
-            host = e.host.clone(),
-            port = e.port().map(i32::from).unwrap_or(-1)
-        )
-        .into(),
+        Some(e) => {
+            list!(running = e.handle.is_running(), host = e.host.clone(), port = e.port().map(i32::from).unwrap_or(-1))
+                .into()
+        }
         None => list!(running = false, host = "", port = -1).into(),
     })
 }
@@ -239,7 +244,9 @@ fn rookd_running_ids() -> Vec<f64> {
 #[extendr]
 fn rookd_input_read(ptr: Robj, l: f64) -> Result<Robj> {
     // SAFETY: `ptr` is alive for the call; the result is returned to R straight away.
-    MainThread::dot_call(|mt| unsafe { input::read(mt, sexp(&ptr), l).map(|x| Robj::from_sexp(x)).map_err(|e| Error::Other(e.to_string())) })
+    MainThread::dot_call(|mt| unsafe {
+        input::read(mt, sexp(&ptr), l).map(|x| Robj::from_sexp(x)).map_err(|e| Error::Other(e.to_string()))
+    })
 }
 
 #[extendr]
@@ -262,7 +269,9 @@ fn rookd_ws_send(handle: Robj, message: Robj) -> Result<bool> {
     let m = sexp(&message);
     // SAFETY: `handle` and `message` are alive for the call.
     MainThread::dot_call(|mt| unsafe {
-        let Some(conn) = ws::connection(mt, sexp(&handle)).map_err(|e| Error::Other(e.to_string()))? else { return Ok(false) };
+        let Some(conn) = ws::connection(mt, sexp(&handle)).map_err(|e| Error::Other(e.to_string()))? else {
+            return Ok(false);
+        };
         match type_of(m) {
             RAWSXP => Ok(conn.send_binary(held::raw_bytes(mt, m))),
             STRSXP if Rf_xlength(m) == 1 && STRING_ELT(m, 0) != R_NaString => {
@@ -276,7 +285,9 @@ fn rookd_ws_send(handle: Robj, message: Robj) -> Result<bool> {
 #[extendr]
 fn rookd_ws_close(handle: Robj, code: i32, reason: &str) -> Result<()> {
     // SAFETY: `handle` is alive for the call.
-    if let Some(conn) = MainThread::dot_call(|mt| unsafe { ws::connection(mt, sexp(&handle)) }).map_err(|e| Error::Other(e.to_string()))? {
+    if let Some(conn) = MainThread::dot_call(|mt| unsafe { ws::connection(mt, sexp(&handle)) })
+        .map_err(|e| Error::Other(e.to_string()))?
+    {
         conn.close(u16::try_from(code).unwrap_or(1000), reason);
     }
     Ok(())
@@ -285,7 +296,9 @@ fn rookd_ws_close(handle: Robj, code: i32, reason: &str) -> Result<()> {
 #[extendr]
 fn rookd_ws_is_open(handle: Robj) -> Result<bool> {
     // SAFETY: `handle` is alive for the call.
-    Ok(MainThread::dot_call(|mt| unsafe { ws::connection(mt, sexp(&handle)) }).map_err(|e| Error::Other(e.to_string()))?.is_some_and(|c| !c.is_closed()))
+    Ok(MainThread::dot_call(|mt| unsafe { ws::connection(mt, sexp(&handle)) })
+        .map_err(|e| Error::Other(e.to_string()))?
+        .is_some_and(|c| !c.is_closed()))
 }
 
 /// Queue and registry sizes, for diagnostics and leak tests.

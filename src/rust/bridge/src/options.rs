@@ -148,7 +148,9 @@ pub fn table_for_r() -> Robj {
     let names = options::OPTIONS.iter().map(|o| o.name);
     let specs = options::OPTIONS.iter().map(|o| -> Robj {
         match o.kind {
-            Kind::Count(c) => list!(kind = "count", default = c.default as f64, range = vec![c.lo as f64, c.hi as f64]).into(),
+            Kind::Count(c) => {
+                list!(kind = "count", default = c.default as f64, range = vec![c.lo as f64, c.hi as f64]).into()
+            }
             Kind::Seconds(s) => list!(
                 kind = "seconds",
                 default = s.default.as_secs_f64(),

@@ -244,7 +244,11 @@ pub mod r {
     }
 
     /// `tag(name)`, looked up once per `cell`.
-    pub fn cached_tag(mt: MainThread, cell: &'static std::thread::LocalKey<std::cell::Cell<SEXP>>, name: &std::ffi::CStr) -> SEXP {
+    pub fn cached_tag(
+        mt: MainThread,
+        cell: &'static std::thread::LocalKey<std::cell::Cell<SEXP>>,
+        name: &std::ffi::CStr,
+    ) -> SEXP {
         let t = cell.with(|c| c.get());
         if !t.is_null() {
             return t;

@@ -123,9 +123,7 @@ unsafe fn override_from_r(opts: SEXP, ctx: Ctx<'_>) -> Result<StaticPathOptionsO
         fallthrough: flag_field("fallthrough")?,
         html_charset: field("html_charset").map(|v| charset(v, ctx)).transpose()?,
         headers: field("headers").map(|v| headers(v, ctx)).transpose()?,
-        validation: field("validation")
-            .map(|v| strings(v, ctx, "validation"))
-            .transpose()?,
+        validation: field("validation").map(|v| strings(v, ctx, "validation")).transpose()?,
         exclude: flag_field("exclude")?,
         symlinks: field("symlinks").map(|v| symlinks(v, ctx)).transpose()?,
     })
@@ -345,22 +343,14 @@ fn options_to_r(mt: MainThread, o: &StaticOptions) -> SEXP {
 /// Copied out of STATE so no borrow is held afterwards.
 fn running_server(id: f64) -> Option<Arc<ServerShared>> {
     STATE.with(|s| {
-        s.borrow()
-            .servers
-            .get(&(id as u64))
-            .filter(|e| e.handle.is_running())
-            .map(|e| Arc::clone(e.handle.shared()))
+        s.borrow().servers.get(&(id as u64)).filter(|e| e.handle.is_running()).map(|e| Arc::clone(e.handle.shared()))
     })
 }
 
 /// The current table. A poisoned lock only means a panic elsewhere while it was held;
 /// the table inside is still a whole value (it is replaced, never edited), so use it.
 fn current(shared: &ServerShared) -> StaticPaths {
-    shared
-        .statics
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone()
+    shared.statics.read().unwrap_or_else(PoisonError::into_inner).clone()
 }
 
 /// Swap in a new table. Only this thread writes, so reading, deriving and storing cannot
@@ -397,11 +387,9 @@ fn sexp(x: &Robj) -> SEXP {
 /// `server$getStaticPaths()`: NULL when the server is not running.
 #[extendr]
 fn rookd_static_paths(id: f64) -> Robj {
-    MainThread::dot_call(|mt| {
-            match running_server(id) {
-                Some(shared) => paths_robj(mt, &current(&shared)),
-                None => null(),
-            }
+    MainThread::dot_call(|mt| match running_server(id) {
+        Some(shared) => paths_robj(mt, &current(&shared)),
+        None => null(),
     })
 }
 
@@ -409,13 +397,13 @@ fn rookd_static_paths(id: f64) -> Robj {
 #[extendr]
 fn rookd_static_set_paths(id: f64, paths: Robj) -> Result<Robj> {
     MainThread::dot_call(|mt| {
-            // Read the R objects before touching the server (no borrow is held while R is read).
-            // SAFETY: main thread; `paths` is alive for the call.
-            let entries = unsafe { entries_from_r(sexp(&paths))? };
-            let Some(shared) = running_server(id) else { return Ok(null()) };
-            let table = current(&shared).with_paths(entries).map_err(table_error)?;
-            store(&shared, table.clone());
-            Ok(paths_robj(mt, &table))
+        // Read the R objects before touching the server (no borrow is held while R is read).
+        // SAFETY: main thread; `paths` is alive for the call.
+        let entries = unsafe { entries_from_r(sexp(&paths))? };
+        let Some(shared) = running_server(id) else { return Ok(null()) };
+        let table = current(&shared).with_paths(entries).map_err(table_error)?;
+        store(&shared, table.clone());
+        Ok(paths_robj(mt, &table))
     })
 }
 
@@ -423,31 +411,29 @@ fn rookd_static_set_paths(id: f64, paths: Robj) -> Result<Robj> {
 #[extendr]
 fn rookd_static_remove_paths(id: f64, prefixes: Robj) -> Result<Robj> {
     MainThread::dot_call(|mt| {
-            // SAFETY: main thread; `prefixes` is alive for the call.
-            let prefixes = unsafe {
-                let p = sexp(&prefixes);
-                if r::is_null(p) {
-                    Vec::new()
-                } else {
-                    strings(p, Ctx::Options, "path")
-                        .map_err(|_| Error::Other("`path` must be a character vector of URL prefixes".into()))?
-                }
-            };
-            let Some(shared) = running_server(id) else { return Ok(null()) };
-            let table = current(&shared).without_paths(&prefixes);
-            store(&shared, table.clone());
-            Ok(paths_robj(mt, &table))
+        // SAFETY: main thread; `prefixes` is alive for the call.
+        let prefixes = unsafe {
+            let p = sexp(&prefixes);
+            if r::is_null(p) {
+                Vec::new()
+            } else {
+                strings(p, Ctx::Options, "path")
+                    .map_err(|_| Error::Other("`path` must be a character vector of URL prefixes".into()))?
+            }
+        };
+        let Some(shared) = running_server(id) else { return Ok(null()) };
+        let table = current(&shared).without_paths(&prefixes);
+        store(&shared, table.clone());
+        Ok(paths_robj(mt, &table))
     })
 }
 
 /// `server$getStaticPathOptions()`: NULL when the server is not running.
 #[extendr]
 fn rookd_static_options(id: f64) -> Robj {
-    MainThread::dot_call(|mt| {
-            match running_server(id) {
-                Some(shared) => options_robj(mt, &current(&shared)),
-                None => null(),
-            }
+    MainThread::dot_call(|mt| match running_server(id) {
+        Some(shared) => options_robj(mt, &current(&shared)),
+        None => null(),
     })
 }
 
@@ -456,12 +442,12 @@ fn rookd_static_options(id: f64) -> Robj {
 #[extendr]
 fn rookd_static_set_options(id: f64, update: Robj) -> Result<Robj> {
     MainThread::dot_call(|mt| {
-            // SAFETY: main thread; `update` is alive for the call.
-            let update = unsafe { override_from_r(sexp(&update), Ctx::Options)? };
-            let Some(shared) = running_server(id) else { return Ok(null()) };
-            let table = current(&shared).with_options(&update).map_err(table_error)?;
-            store(&shared, table.clone());
-            Ok(options_robj(mt, &table))
+        // SAFETY: main thread; `update` is alive for the call.
+        let update = unsafe { override_from_r(sexp(&update), Ctx::Options)? };
+        let Some(shared) = running_server(id) else { return Ok(null()) };
+        let table = current(&shared).with_options(&update).map_err(table_error)?;
+        store(&shared, table.clone());
+        Ok(options_robj(mt, &table))
     })
 }
 

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use rookd_engine::ws::WsConnection;
 
-use crate::ctx::Ctx;
 use crate::app::{call_app, AppFn};
+use crate::ctx::Ctx;
 use crate::rapi::r::{self, MainThread, Protect};
 use crate::rapi::*;
 use crate::slab::SexpSlab;
@@ -111,7 +111,10 @@ pub fn message(mt: MainThread, ctx: &Ctx, conn: &Arc<WsConnection>, binary: bool
     unsafe {
         let Some(ws) = SOCKETS.with(|s| s.borrow().get(mt, conn.id)) else { return };
         if !binary && data.contains(&0) {
-            r::eprint(mt, "rookd: a WebSocket text message contains U+0000, which an R string cannot hold; closing it (1003)\n");
+            r::eprint(
+                mt,
+                "rookd: a WebSocket text message contains U+0000, which an R string cannot hold; closing it (1003)\n",
+            );
             conn.close(UNACCEPTABLE_DATA, "text message contains U+0000");
             return;
         }
