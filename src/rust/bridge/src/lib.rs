@@ -169,13 +169,12 @@ fn start_server(
     // A forked child starts from an empty state, with an engine of its own.
     state::in_owner_process();
     let env = sexp(app_env);
-    let opts = sexp(options);
     // SAFETY: main thread, live objects.
     let (settings, has_on_headers, has_on_ws_open) = unsafe {
         if type_of(env) != ENVSXP || !is_function_in(mt, env, "call") {
             return Err(Error::Other("the app must have a `call` function".into()));
         }
-        (options::settings(opts)?, is_function_in(mt, env, "onHeaders"), is_function_in(mt, env, "onWSOpen"))
+        (options::settings(mt, options)?, is_function_in(mt, env, "onHeaders"), is_function_in(mt, env, "onWSOpen"))
     };
     let options::Settings { config, env: env_opts, threads } = settings;
     let target = match kind {
