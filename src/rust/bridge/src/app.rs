@@ -44,7 +44,7 @@ pub unsafe fn call_app(_: MainThread, ctx: &Ctx, app: AppFns, which: AppFn, arg:
 /// Did the app return a promise (the promises package)?
 ///
 /// # Safety
-/// Main thread; `x` is a live R object.
-pub unsafe fn is_promise(x: SEXP) -> bool {
+/// `x` is a live R object.
+pub unsafe fn is_promise(_: MainThread, x: SEXP) -> bool {
     Rf_inherits(x, c"promise".as_ptr()) != 0
 }

@@ -117,7 +117,7 @@ fn handle(mt: MainThread, ctx: &Ctx, event: Event) {
                 };
                 env::attach_body(mt, ctx, env, &body);
                 match call_app(mt, ctx, app, AppFn::Call, env) {
-                    Some(x) if is_promise(x) => {
+                    Some(x) if is_promise(mt, x) => {
                         p.add(x);
                         if let Some((reply, slot)) = channel.take() {
                             async_reply::wait_for(mt, ctx, x, reply, slot);

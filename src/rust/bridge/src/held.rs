@@ -103,7 +103,7 @@ pub unsafe fn char_bytes(mt: MainThread, c: SEXP) -> Bytes {
     if n >= ZERO_COPY_MIN && (Rf_getCharCE(c) == CE_BYTES || Rf_translateCharUTF8(c) == stored) {
         return lend(mt, c, stored as *const u8, n);
     }
-    Bytes::from(crate::rapi::r::char_utf8(c).into_owned())
+    Bytes::from(crate::rapi::r::char_utf8(mt, c).into_owned())
 }
 
 /// Let go of every object the engine has finished with.

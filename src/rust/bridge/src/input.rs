@@ -72,7 +72,7 @@ pub struct NotAStream;
 /// `ptr` is a live R object; the stream is not borrowed elsewhere for `'a` (each entry
 /// point takes it once and calls no R code meanwhile).
 unsafe fn stream<'a>(mt: MainThread, ptr: SEXP) -> Result<Option<&'a mut InputStream>, NotAStream> {
-    let addr = r::tagged_addr(ptr, input_tag(mt)).map_err(|()| NotAStream)?;
+    let addr = r::tagged_addr(mt, ptr, input_tag(mt)).map_err(|()| NotAStream)?;
     // SAFETY: the tag proves `addr` came from `new_input` (a boxed InputStream) or was cleared.
     Ok((addr as *mut InputStream).as_mut())
 }

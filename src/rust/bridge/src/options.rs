@@ -38,18 +38,19 @@ fn kind_of(name: &str) -> Result<Kind> {
 /// element) stays alive, on the main thread.
 struct Opts<'a> {
     list: &'a Robj,
-    _main: MainThread<'a>,
+    main: MainThread<'a>,
 }
 
 fn value(o: &Opts, name: &str) -> Result<SEXP> {
     // SAFETY: main thread (the token); the list is alive (borrowed), and its elements with it.
-    unsafe { r::list_get(o.list.get(), name) }.ok_or_else(|| Error::Other(format!("option `{name}` is missing")))
+    unsafe { r::list_get(o.main, o.list.get(), name) }
+        .ok_or_else(|| Error::Other(format!("option `{name}` is missing")))
 }
 
 fn number(o: &Opts, name: &str) -> Result<f64> {
     let v = value(o, name)?;
     // SAFETY: main thread; `v` is an element of the live list.
-    unsafe { rvalue::number(v) }.map_err(|e| match e {
+    unsafe { rvalue::number(o.main, v) }.map_err(|e| match e {
         Refused::Na => Error::Other(format!("option `{name}` must not be NA")),
         _ => Error::Other(format!("option `{name}` must be a single number")),
     })
@@ -89,12 +90,12 @@ fn flag(o: &Opts, name: &str) -> Result<bool> {
 /// A character vector option; absent or NULL is empty.
 fn strings(o: &Opts, name: &str) -> Result<Vec<String>> {
     // SAFETY: main thread (the token); the list is alive (borrowed), and its elements with it.
-    let v = match unsafe { r::list_get(o.list.get(), name) } {
+    let v = match unsafe { r::list_get(o.main, o.list.get(), name) } {
         Some(v) if unsafe { !r::is_null(v) } => v,
         _ => return Ok(Vec::new()),
     };
     // SAFETY: as above.
-    unsafe { rvalue::strings(v) }.map_err(|e| match e {
+    unsafe { rvalue::strings(o.main, v) }.map_err(|e| match e {
         Refused::HasNa => Error::Other(format!("option `{name}` must not contain NA")),
         _ => Error::Other(format!("option `{name}` must be a character vector")),
     })
@@ -102,7 +103,7 @@ fn strings(o: &Opts, name: &str) -> Result<Vec<String>> {
 
 /// Read and check the options list (from `rookdOptions()`).
 pub fn settings(mt: MainThread, opts: &Robj) -> Result<Settings> {
-    let o = &Opts { list: opts, _main: mt };
+    let o = &Opts { list: opts, main: mt };
     let mut c = ServerConfig {
         max_header_bytes: size(o, "max_header_bytes")?,
         max_headers: size(o, "max_headers")?,

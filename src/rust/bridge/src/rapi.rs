@@ -137,8 +137,8 @@ pub mod r {
     /// Element `name` of a named list, or None.
     ///
     /// # Safety
-    /// Main thread; `list` is a live R object.
-    pub unsafe fn list_get(list: SEXP, name: &str) -> Option<SEXP> {
+    /// `list` is a live R object.
+    pub unsafe fn list_get(mt: MainThread, list: SEXP, name: &str) -> Option<SEXP> {
         if type_of(list) != VECSXP {
             return None;
         }
@@ -149,7 +149,7 @@ pub mod r {
         let n = Rf_xlength(list);
         for i in 0..n {
             let nm = STRING_ELT(names, i);
-            if nm != R_NaString && cstr(nm) == name {
+            if nm != R_NaString && cstr(mt, nm) == name {
                 return Some(VECTOR_ELT(list, i));
             }
         }
@@ -159,24 +159,24 @@ pub mod r {
     /// For `c(file = path)`: the value of the element named `name` of a character vector.
     ///
     /// # Safety
-    /// Main thread; `x` is a live R object.
-    pub unsafe fn list_get_names_first(x: SEXP, name: &str) -> Option<String> {
+    /// `x` is a live R object.
+    pub unsafe fn list_get_names_first(mt: MainThread, x: SEXP, name: &str) -> Option<String> {
         if type_of(x) != STRSXP || Rf_xlength(x) != 1 {
             return None;
         }
         let names = Rf_getAttrib(x, R_NamesSymbol);
-        if type_of(names) != STRSXP || STRING_ELT(names, 0) == R_NaString || cstr(STRING_ELT(names, 0)) != name {
+        if type_of(names) != STRSXP || STRING_ELT(names, 0) == R_NaString || cstr(mt, STRING_ELT(names, 0)) != name {
             return None;
         }
         let v = STRING_ELT(x, 0);
-        (v != R_NaString).then(|| char_utf8(v).into_owned())
+        (v != R_NaString).then(|| char_utf8(mt, v).into_owned())
     }
 
     /// The bytes of a CHARSXP, converted to UTF-8 (R strings may be latin1 or native).
     ///
     /// # Safety
-    /// Main thread; `c` is a live CHARSXP (not `NA_character_`'s), which outlives `'a`.
-    pub unsafe fn char_utf8<'a>(c: SEXP) -> std::borrow::Cow<'a, str> {
+    /// `c` is a live CHARSXP (not `NA_character_`'s), which outlives `'a`.
+    pub unsafe fn char_utf8<'a>(_: MainThread, c: SEXP) -> std::borrow::Cow<'a, str> {
         // "bytes" strings cannot be translated (R would raise an error, a longjmp through
         // Rust frames): take their bytes as they are.
         let p = if Rf_getCharCE(c) == CE_BYTES { R_CHAR(c) } else { Rf_translateCharUTF8(c) };
@@ -187,7 +187,7 @@ pub mod r {
     ///
     /// # Safety
     /// As [`char_utf8`].
-    pub unsafe fn cstr<'a>(c: SEXP) -> std::borrow::Cow<'a, str> {
+    pub unsafe fn cstr<'a>(_: MainThread, c: SEXP) -> std::borrow::Cow<'a, str> {
         std::ffi::CStr::from_ptr(R_CHAR(c)).to_string_lossy()
     }
 
@@ -263,8 +263,8 @@ pub mod r {
     /// if it is ours but already cleared.
     ///
     /// # Safety
-    /// Main thread; `x` is a live R object.
-    pub unsafe fn tagged_addr(x: SEXP, tag: SEXP) -> Result<*mut c_void, ()> {
+    /// `x` is a live R object.
+    pub unsafe fn tagged_addr(_: MainThread, x: SEXP, tag: SEXP) -> Result<*mut c_void, ()> {
         if type_of(x) != EXTPTRSXP || R_ExternalPtrTag(x) != tag {
             return Err(());
         }

@@ -42,8 +42,8 @@ fn type_name(t: i32) -> &'static str {
 }
 
 /// # Safety
-/// Main thread; `x` is a live R object.
-unsafe fn scalar_number(x: SEXP) -> Option<f64> {
+/// `x` is a live R object.
+unsafe fn scalar_number(mt: MainThread, x: SEXP) -> Option<f64> {
     if Rf_xlength(x) != 1 {
         return None;
     }
@@ -58,7 +58,7 @@ unsafe fn scalar_number(x: SEXP) -> Option<f64> {
         }
         STRSXP => {
             let c = STRING_ELT(x, 0);
-            (c != R_NaString).then(|| r::cstr(c).trim().parse().ok()).flatten()
+            (c != R_NaString).then(|| r::cstr(mt, c).trim().parse().ok()).flatten()
         }
         _ => None,
     }
@@ -68,8 +68,8 @@ unsafe fn scalar_number(x: SEXP) -> Option<f64> {
 /// `as.character()` would for the common cases.
 ///
 /// # Safety
-/// Main thread; `x` is a live R object.
-unsafe fn header_values(name: &str, x: SEXP) -> Result<Vec<String>, ReplyError> {
+/// `x` is a live R object.
+unsafe fn header_values(mt: MainThread, name: &str, x: SEXP) -> Result<Vec<String>, ReplyError> {
     let n = Rf_xlength(x);
     let mut out = Vec::with_capacity(n as usize);
     for i in 0..n {
@@ -79,7 +79,7 @@ unsafe fn header_values(name: &str, x: SEXP) -> Result<Vec<String>, ReplyError> 
                 if c == R_NaString {
                     return Err(ReplyError::Headers(format!("header {name:?} is NA")));
                 }
-                r::char_utf8(c).into_owned()
+                r::char_utf8(mt, c).into_owned()
             }
             INTSXP => {
                 let v = *INTEGER(x).offset(i);
@@ -112,8 +112,8 @@ unsafe fn header_values(name: &str, x: SEXP) -> Result<Vec<String>, ReplyError> 
 }
 
 /// # Safety
-/// Main thread; `h` is a live R object.
-unsafe fn add_headers(resp: &mut Response, h: SEXP) -> Result<(), ReplyError> {
+/// `h` is a live R object.
+unsafe fn add_headers(mt: MainThread, resp: &mut Response, h: SEXP) -> Result<(), ReplyError> {
     let t = type_of(h);
     if t == NILSXP {
         return Ok(());
@@ -131,18 +131,18 @@ unsafe fn add_headers(resp: &mut Response, h: SEXP) -> Result<(), ReplyError> {
     }
     for i in 0..n {
         let nm = STRING_ELT(names, i);
-        let name = if nm == R_NaString { String::new() } else { r::char_utf8(nm).into_owned() };
+        let name = if nm == R_NaString { String::new() } else { r::char_utf8(mt, nm).into_owned() };
         if name.is_empty() {
             return Err(ReplyError::Headers(format!("header {} has no name", i + 1)));
         }
         let values = if t == VECSXP {
-            header_values(&name, VECTOR_ELT(h, i))?
+            header_values(mt, &name, VECTOR_ELT(h, i))?
         } else {
             let c = STRING_ELT(h, i);
             if c == R_NaString {
                 return Err(ReplyError::Headers(format!("header {name:?} is NA")));
             }
-            vec![r::char_utf8(c).into_owned()]
+            vec![r::char_utf8(mt, c).into_owned()]
         };
         for v in values {
             resp.add_header(&name, &v)?;
@@ -152,12 +152,12 @@ unsafe fn add_headers(resp: &mut Response, h: SEXP) -> Result<(), ReplyError> {
 }
 
 /// # Safety
-/// Main thread; `x` is a live R object.
-unsafe fn file_path(x: SEXP) -> Result<PathBuf, ReplyError> {
+/// `x` is a live R object.
+unsafe fn file_path(mt: MainThread, x: SEXP) -> Result<PathBuf, ReplyError> {
     if type_of(x) != STRSXP || Rf_xlength(x) != 1 || STRING_ELT(x, 0) == R_NaString {
         return Err(ReplyError::Body("the file must be a single path".into()));
     }
-    Ok(PathBuf::from(r::char_utf8(STRING_ELT(x, 0)).into_owned()))
+    Ok(PathBuf::from(r::char_utf8(mt, STRING_ELT(x, 0)).into_owned()))
 }
 
 /// # Safety
@@ -172,7 +172,7 @@ unsafe fn body(mt: MainThread, x: SEXP) -> Result<Body, ReplyError> {
             Ok(Body::Bytes(crate::held::raw_bytes(mt, x)))
         }
         STRSXP => {
-            if let Some(f) = r::list_get_names_first(x, "file") {
+            if let Some(f) = r::list_get_names_first(mt, x, "file") {
                 return Ok(Body::File { path: PathBuf::from(f), owned: false });
             }
             let n = Rf_xlength(x);
@@ -188,7 +188,7 @@ unsafe fn body(mt: MainThread, x: SEXP) -> Result<Body, ReplyError> {
                 }
                 let c = STRING_ELT(x, i);
                 if c != R_NaString {
-                    out.extend_from_slice(r::char_utf8(c).as_bytes());
+                    out.extend_from_slice(r::char_utf8(mt, c).as_bytes());
                 } else {
                     out.extend_from_slice(b"NA");
                 }
@@ -196,11 +196,11 @@ unsafe fn body(mt: MainThread, x: SEXP) -> Result<Body, ReplyError> {
             Ok(if out.is_empty() { Body::Empty } else { Body::Bytes(Bytes::from(out)) })
         }
         VECSXP => {
-            let Some(f) = r::list_get(x, "file") else {
+            let Some(f) = r::list_get(mt, x, "file") else {
                 return Err(ReplyError::Body("a list body needs a `file` element".into()));
             };
-            let path = file_path(f)?;
-            let owned = match r::list_get(x, "owned") {
+            let path = file_path(mt, f)?;
+            let owned = match r::list_get(mt, x, "owned") {
                 Some(o) if type_of(o) == LGLSXP && Rf_xlength(o) == 1 => *LOGICAL(o) == 1,
                 Some(o) if r::is_null(o) => false,
                 None => false,
@@ -223,15 +223,15 @@ pub unsafe fn read(mt: MainThread, x: SEXP) -> Result<Response, ReplyError> {
         VECSXP => {}
         t => return Err(ReplyError::NotAList(type_name(t))),
     }
-    let status = r::list_get(x, "status").and_then(|s| scalar_number(s)).ok_or(ReplyError::Status)?;
+    let status = r::list_get(mt, x, "status").and_then(|s| scalar_number(mt, s)).ok_or(ReplyError::Status)?;
     if status.fract() != 0.0 || !(0.0..=1e6).contains(&status) {
         return Err(ReplyError::Status);
     }
     let mut resp = Response::new(status as i64)?;
-    if let Some(h) = r::list_get(x, "headers") {
-        add_headers(&mut resp, h)?;
+    if let Some(h) = r::list_get(mt, x, "headers") {
+        add_headers(mt, &mut resp, h)?;
     }
-    if let Some(b) = r::list_get(x, "body") {
+    if let Some(b) = r::list_get(mt, x, "body") {
         resp.body = body(mt, b)?;
     }
     Ok(resp)

@@ -4,7 +4,7 @@
 //!
 //! Why this is sound: each function checks the type and length of the live object it is
 //! given before reading its data, so every read is in bounds and of the right type.
-use crate::rapi::r;
+use crate::rapi::r::{self, MainThread};
 use crate::rapi::*;
 
 /// Why a value was refused.
@@ -23,8 +23,8 @@ pub enum Refused {
 /// A logical, integer or double of length one, not NA, as a double.
 ///
 /// # Safety
-/// Main thread; `v` is a live R object.
-pub unsafe fn number(v: SEXP) -> Result<f64, Refused> {
+/// `v` is a live R object.
+pub unsafe fn number(_: MainThread, v: SEXP) -> Result<f64, Refused> {
     let t = type_of(v);
     if Rf_xlength(v) != 1 || !(t == REALSXP || t == INTSXP || t == LGLSXP) {
         return Err(Refused::NotOneNumber);
@@ -47,15 +47,15 @@ pub unsafe fn number(v: SEXP) -> Result<f64, Refused> {
 ///
 /// # Safety
 /// As [`number`].
-pub unsafe fn flag(v: SEXP) -> Result<bool, Refused> {
-    number(v).map(|x| x != 0.0)
+pub unsafe fn flag(mt: MainThread, v: SEXP) -> Result<bool, Refused> {
+    number(mt, v).map(|x| x != 0.0)
 }
 
 /// The elements of a character vector, none NA, in UTF-8.
 ///
 /// # Safety
 /// As [`number`].
-pub unsafe fn strings(v: SEXP) -> Result<Vec<String>, Refused> {
+pub unsafe fn strings(mt: MainThread, v: SEXP) -> Result<Vec<String>, Refused> {
     if type_of(v) != STRSXP {
         return Err(Refused::NotCharacter);
     }
@@ -65,7 +65,7 @@ pub unsafe fn strings(v: SEXP) -> Result<Vec<String>, Refused> {
             if c == R_NaString {
                 Err(Refused::HasNa)
             } else {
-                Ok(r::char_utf8(c).into_owned())
+                Ok(r::char_utf8(mt, c).into_owned())
             }
         })
         .collect()

@@ -43,17 +43,17 @@ fn bad(ctx: Ctx<'_>, what: &str) -> Error {
 /// refuses it, as "NA" is no answer to "serve index.html?".
 ///
 /// # Safety
-/// Main thread; `v` is a live R object.
-unsafe fn flag(v: SEXP, ctx: Ctx<'_>, name: &str) -> Result<bool> {
-    rvalue::flag(v).map_err(|_| bad(ctx, &format!("`{name}` must be TRUE or FALSE")))
+/// `v` is a live R object.
+unsafe fn flag(mt: MainThread, v: SEXP, ctx: Ctx<'_>, name: &str) -> Result<bool> {
+    rvalue::flag(mt, v).map_err(|_| bad(ctx, &format!("`{name}` must be TRUE or FALSE")))
 }
 
 /// The elements of a character vector, none NA.
 ///
 /// # Safety
-/// Main thread; `v` is a live R object.
-unsafe fn strings(v: SEXP, ctx: Ctx<'_>, name: &str) -> Result<Vec<String>> {
-    rvalue::strings(v).map_err(|e| match e {
+/// `v` is a live R object.
+unsafe fn strings(mt: MainThread, v: SEXP, ctx: Ctx<'_>, name: &str) -> Result<Vec<String>> {
+    rvalue::strings(mt, v).map_err(|e| match e {
         rvalue::Refused::HasNa => bad(ctx, &format!("`{name}` must not contain NA")),
         _ => bad(ctx, &format!("`{name}` must be a character vector")),
     })
@@ -62,9 +62,9 @@ unsafe fn strings(v: SEXP, ctx: Ctx<'_>, name: &str) -> Result<Vec<String>> {
 /// `html_charset`: one string; `character(0)` means none, as in httpuv.
 ///
 /// # Safety
-/// Main thread; `v` is a live R object.
-unsafe fn charset(v: SEXP, ctx: Ctx<'_>) -> Result<String> {
-    let mut s = strings(v, ctx, "html_charset")?;
+/// `v` is a live R object.
+unsafe fn charset(mt: MainThread, v: SEXP, ctx: Ctx<'_>) -> Result<String> {
+    let mut s = strings(mt, v, ctx, "html_charset")?;
     match s.len() {
         0 => Ok(String::new()),
         1 => Ok(s.remove(0)),
@@ -75,9 +75,9 @@ unsafe fn charset(v: SEXP, ctx: Ctx<'_>) -> Result<String> {
 /// `headers`: a named character vector (the R side has already unlisted a named list).
 ///
 /// # Safety
-/// Main thread; `v` is a live R object.
-unsafe fn headers(v: SEXP, ctx: Ctx<'_>) -> Result<Vec<(String, String)>> {
-    let values = strings(v, ctx, "headers")?;
+/// `v` is a live R object.
+unsafe fn headers(mt: MainThread, v: SEXP, ctx: Ctx<'_>) -> Result<Vec<(String, String)>> {
+    let values = strings(mt, v, ctx, "headers")?;
     if values.is_empty() {
         return Ok(Vec::new());
     }
@@ -85,7 +85,7 @@ unsafe fn headers(v: SEXP, ctx: Ctx<'_>) -> Result<Vec<(String, String)>> {
     if type_of(names) != STRSXP || Rf_xlength(names) != Rf_xlength(v) {
         return Err(bad(ctx, "`headers` must be a named list or character vector"));
     }
-    let names = strings(names, ctx, "headers")?;
+    let names = strings(mt, names, ctx, "headers")?;
     if names.iter().any(|n| n.is_empty()) {
         return Err(bad(ctx, "`headers` must be a named list or character vector"));
     }
@@ -95,10 +95,10 @@ unsafe fn headers(v: SEXP, ctx: Ctx<'_>) -> Result<Vec<(String, String)>> {
 /// `symlinks`: one of "follow", "inside", "refuse".
 ///
 /// # Safety
-/// Main thread; `v` is a live R object.
-unsafe fn symlinks(v: SEXP, ctx: Ctx<'_>) -> Result<Symlinks> {
+/// `v` is a live R object.
+unsafe fn symlinks(mt: MainThread, v: SEXP, ctx: Ctx<'_>) -> Result<Symlinks> {
     let err = || bad(ctx, "`symlinks` must be one of \"follow\", \"inside\", \"refuse\"");
-    let mut s = strings(v, ctx, "symlinks").map_err(|_| err())?;
+    let mut s = strings(mt, v, ctx, "symlinks").map_err(|_| err())?;
     if s.len() != 1 {
         return Err(err());
     }
@@ -108,51 +108,51 @@ unsafe fn symlinks(v: SEXP, ctx: Ctx<'_>) -> Result<Symlinks> {
 /// A `staticPathOptions` list; absent and NULL fields are `None` (inherit, or keep).
 ///
 /// # Safety
-/// Main thread; `opts` is a live R object.
-unsafe fn override_from_r(opts: SEXP, ctx: Ctx<'_>) -> Result<StaticPathOptionsOverride> {
+/// `opts` is a live R object.
+unsafe fn override_from_r(mt: MainThread, opts: SEXP, ctx: Ctx<'_>) -> Result<StaticPathOptionsOverride> {
     if r::is_null(opts) {
         return Ok(StaticPathOptionsOverride::default());
     }
     if type_of(opts) != VECSXP {
         return Err(bad(ctx, "the options must be a list (see staticPathOptions())"));
     }
-    let field = |name: &str| r::list_get(opts, name).filter(|v| !r::is_null(*v));
-    let flag_field = |name: &str| field(name).map(|v| flag(v, ctx, name)).transpose();
+    let field = |name: &str| r::list_get(mt, opts, name).filter(|v| !r::is_null(*v));
+    let flag_field = |name: &str| field(name).map(|v| flag(mt, v, ctx, name)).transpose();
     Ok(StaticPathOptionsOverride {
         indexhtml: flag_field("indexhtml")?,
         fallthrough: flag_field("fallthrough")?,
-        html_charset: field("html_charset").map(|v| charset(v, ctx)).transpose()?,
-        headers: field("headers").map(|v| headers(v, ctx)).transpose()?,
-        validation: field("validation").map(|v| strings(v, ctx, "validation")).transpose()?,
+        html_charset: field("html_charset").map(|v| charset(mt, v, ctx)).transpose()?,
+        headers: field("headers").map(|v| headers(mt, v, ctx)).transpose()?,
+        validation: field("validation").map(|v| strings(mt, v, ctx, "validation")).transpose()?,
         exclude: flag_field("exclude")?,
-        symlinks: field("symlinks").map(|v| symlinks(v, ctx)).transpose()?,
+        symlinks: field("symlinks").map(|v| symlinks(mt, v, ctx)).transpose()?,
     })
 }
 
 /// A `staticPath` object: `list(path, options)`.
 ///
 /// # Safety
-/// Main thread; `x` is a live R object.
-unsafe fn spec_from_r(prefix: &str, x: SEXP) -> Result<StaticPathSpec> {
+/// `x` is a live R object.
+unsafe fn spec_from_r(mt: MainThread, prefix: &str, x: SEXP) -> Result<StaticPathSpec> {
     let ctx = Ctx::Path(prefix);
     if type_of(x) != VECSXP {
         return Err(bad(ctx, "must be a staticPath object (see staticPath())"));
     }
-    let path = match r::list_get(x, "path") {
+    let path = match r::list_get(mt, x, "path") {
         Some(p) if type_of(p) == STRSXP && Rf_xlength(p) == 1 && STRING_ELT(p, 0) != R_NaString => {
-            PathBuf::from(r::char_utf8(STRING_ELT(p, 0)).into_owned())
+            PathBuf::from(r::char_utf8(mt, STRING_ELT(p, 0)).into_owned())
         }
         _ => return Err(bad(ctx, "`path` must be a single string")),
     };
-    let options = override_from_r(r::list_get(x, "options").unwrap_or(R_NilValue), ctx)?;
+    let options = override_from_r(mt, r::list_get(mt, x, "options").unwrap_or(R_NilValue), ctx)?;
     Ok(StaticPathSpec { path, options })
 }
 
 /// A named list of `staticPath` objects (names are the URL prefixes).
 ///
 /// # Safety
-/// Main thread; `paths` is a live R object.
-unsafe fn entries_from_r(paths: SEXP) -> Result<Vec<(String, StaticPathSpec)>> {
+/// `paths` is a live R object.
+unsafe fn entries_from_r(mt: MainThread, paths: SEXP) -> Result<Vec<(String, StaticPathSpec)>> {
     if r::is_null(paths) {
         return Ok(Vec::new());
     }
@@ -164,8 +164,8 @@ unsafe fn entries_from_r(paths: SEXP) -> Result<Vec<(String, StaticPathSpec)>> {
     (0..n)
         .map(|i| {
             let nm = STRING_ELT(names, i);
-            let prefix = if nm == R_NaString { String::new() } else { r::char_utf8(nm).into_owned() };
-            let spec = spec_from_r(&prefix, VECTOR_ELT(paths, i))?;
+            let prefix = if nm == R_NaString { String::new() } else { r::char_utf8(mt, nm).into_owned() };
+            let spec = spec_from_r(mt, &prefix, VECTOR_ELT(paths, i))?;
             Ok((prefix, spec))
         })
         .collect()
@@ -189,8 +189,8 @@ pub unsafe fn table_from_app(mt: MainThread, env: SEXP) -> Result<StaticPaths> {
             v
         }
     };
-    let entries = entries_from_r(get(".staticPaths"))?;
-    let options = override_from_r(get(".staticPathOptions"), Ctx::Options)?.apply_to(&StaticOptions::default());
+    let entries = entries_from_r(mt, get(".staticPaths"))?;
+    let options = override_from_r(mt, get(".staticPathOptions"), Ctx::Options)?.apply_to(&StaticOptions::default());
     StaticPaths::new(entries, options).map_err(table_error)
 }
 
@@ -399,7 +399,7 @@ fn rookd_static_set_paths(id: f64, paths: Robj) -> Result<Robj> {
     MainThread::dot_call(|mt| {
         // Read the R objects before touching the server (no borrow is held while R is read).
         // SAFETY: main thread; `paths` is alive for the call.
-        let entries = unsafe { entries_from_r(sexp(&paths))? };
+        let entries = unsafe { entries_from_r(mt, sexp(&paths))? };
         let Some(shared) = running_server(id) else { return Ok(null()) };
         let table = current(&shared).with_paths(entries).map_err(table_error)?;
         store(&shared, table.clone());
@@ -417,7 +417,7 @@ fn rookd_static_remove_paths(id: f64, prefixes: Robj) -> Result<Robj> {
             if r::is_null(p) {
                 Vec::new()
             } else {
-                strings(p, Ctx::Options, "path")
+                strings(mt, p, Ctx::Options, "path")
                     .map_err(|_| Error::Other("`path` must be a character vector of URL prefixes".into()))?
             }
         };
@@ -443,7 +443,7 @@ fn rookd_static_options(id: f64) -> Robj {
 fn rookd_static_set_options(id: f64, update: Robj) -> Result<Robj> {
     MainThread::dot_call(|mt| {
         // SAFETY: main thread; `update` is alive for the call.
-        let update = unsafe { override_from_r(sexp(&update), Ctx::Options)? };
+        let update = unsafe { override_from_r(mt, sexp(&update), Ctx::Options)? };
         let Some(shared) = running_server(id) else { return Ok(null()) };
         let table = current(&shared).with_options(&update).map_err(table_error)?;
         store(&shared, table.clone());

@@ -56,7 +56,7 @@ unsafe fn chunk_of(mt: MainThread, x: SEXP) -> Option<StreamChunk> {
             for i in 0..Rf_xlength(x) {
                 let c = STRING_ELT(x, i);
                 if c != R_NaString {
-                    out.push_str(&r::char_utf8(c));
+                    out.push_str(&r::char_utf8(mt, c));
                 }
             }
             Some(StreamChunk::Data(Bytes::from(out)))
@@ -93,7 +93,7 @@ pub fn pull(mt: MainThread, ctx: &Ctx, stream: StreamId, slot: &mut Option<onesh
             return;
         }
         p.add(x);
-        if crate::app::is_promise(x) {
+        if crate::app::is_promise(mt, x) {
             let token = NEXT.with(|n| {
                 let v = n.get();
                 n.set(v + 1);

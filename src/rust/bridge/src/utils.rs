@@ -30,7 +30,7 @@ pub unsafe fn map_uri(mt: MainThread, x: SEXP, op: UriOp) -> (SEXP, usize) {
             SET_STRING_ELT(out, i, R_NaString);
             continue;
         }
-        let s = r::char_utf8(c);
+        let s = r::char_utf8(mt, c);
         let res = match op {
             UriOp::Encode => Ok(uri::encode_uri(&s)),
             UriOp::EncodeComponent => Ok(uri::encode_uri_component(&s)),

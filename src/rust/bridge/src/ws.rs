@@ -70,14 +70,14 @@ pub struct NotAHandle;
 /// # Safety
 /// `handle` is a live R object that stays alive for `'a`.
 pub unsafe fn connection<'a>(mt: MainThread, handle: SEXP) -> Result<Option<&'a Arc<WsConnection>>, NotAHandle> {
-    let addr = r::tagged_addr(handle, handle_tag(mt)).map_err(|()| NotAHandle)?;
+    let addr = r::tagged_addr(mt, handle, handle_tag(mt)).map_err(|()| NotAHandle)?;
     // SAFETY: the tag proves `addr` came from `handle_of` (a boxed Arc) or was cleared.
     Ok((addr as *const Arc<WsConnection>).as_ref())
 }
 
 /// # Safety
-/// Main thread; `call` is a live (protected) call.
-unsafe fn try_call(call: SEXP) -> bool {
+/// `call` is a live (protected) call.
+unsafe fn try_call(_: MainThread, call: SEXP) -> bool {
     let mut err = 0;
     R_tryEval(call, R_GlobalEnv, &mut err);
     err == 0
@@ -132,14 +132,14 @@ pub fn message(mt: MainThread, ctx: &Ctx, conn: &Arc<WsConnection>, binary: bool
             p.add(Rf_ScalarString(Rf_mkCharLenCE(data.as_ptr().cast(), len, CE_UTF8)))
         };
         let bin = p.add(Rf_ScalarLogical(i32::from(binary)));
-        let call = match sole_callback(ctx, ws) {
+        let call = match sole_callback(mt, ctx, ws) {
             // The common case, one onMessage callback and nothing queued: call it directly.
             Some(f) => p.add(Rf_lang3(f, bin, value)),
             // Several callbacks, none yet (backlog), or a backlog being flushed: the R
             // dispatcher keeps the order.
             None => p.add(Rf_lang4(ctx.ws_message, ws, bin, value)),
         };
-        if !try_call(call) {
+        if !try_call(mt, call) {
             r::eprint(mt, "rookd: error in a WebSocket onMessage callback; closing it (1011)\n");
             conn.close(INTERNAL_ERROR, "");
         }
@@ -150,8 +150,8 @@ pub fn message(mt: MainThread, ctx: &Ctx, conn: &Arc<WsConnection>, binary: bool
 /// flushed (then nothing is queued either: see ws_dispatch_message in R/websocket.R).
 ///
 /// # Safety
-/// Main thread; `ws` is a live environment.
-unsafe fn sole_callback(ctx: &Ctx, ws: SEXP) -> Option<SEXP> {
+/// `ws` is a live environment.
+unsafe fn sole_callback(_: MainThread, ctx: &Ctx, ws: SEXP) -> Option<SEXP> {
     let callbacks = Rf_findVarInFrame(ws, ctx.syms.message_callbacks);
     if type_of(callbacks) != VECSXP || Rf_xlength(callbacks) != 1 {
         return None;
@@ -176,7 +176,7 @@ pub fn closed(mt: MainThread, ctx: &Ctx, conn: &Arc<WsConnection>, code: u16, re
         let reason = reason.split('\0').next().unwrap_or("");
         let reason = p.add(r::string(mt, reason));
         let call = p.add(Rf_lang4(ctx.ws_closed, ws, code, reason));
-        if !try_call(call) {
+        if !try_call(mt, call) {
             r::eprint(mt, "rookd: error in a WebSocket onClose callback (ignored)\n");
         }
     }
