@@ -100,22 +100,9 @@ rookdOptions <- function(max_header_bytes = 96 * 1024,
                          ws_allowed_origins = character(0),
                          ws_subprotocols = character(0)) {
   opts <- as.list(environment())
-  for (nm in names(option_counts)) {
-    opts[[nm]] <- check_count(nm, opts[[nm]], option_counts[[nm]])
-  }
-  for (nm in names(option_secs)) {
-    opts[[nm]] <- check_secs(nm, opts[[nm]], option_secs[[nm]])
-  }
-  flags <- c("query_string_question_mark", "compression", "ws_permessage_deflate")
-  for (nm in flags) {
-    v <- opts[[nm]]
-    if (!is.logical(v) || length(v) != 1 || is.na(v)) {
-      stop("`", nm, "` must be TRUE or FALSE.", call. = FALSE)
-    }
-  }
-  for (nm in c("ws_allowed_origins", "ws_subprotocols")) {
-    v <- opts[[nm]]
-    if (!is.character(v) || anyNA(v)) stop("`", nm, "` must be a character vector.", call. = FALSE)
+  table <- option_table()
+  for (nm in names(table)) {
+    opts[[nm]] <- check_option(nm, opts[[nm]], table[[nm]])
   }
   if (opts$max_body_bytes > opts$max_inflight_bytes) {
     stop("`max_body_bytes` (", format(opts$max_body_bytes, scientific = FALSE),
@@ -125,30 +112,25 @@ rookdOptions <- function(max_header_bytes = 96 * 1024,
   structure(opts, class = "rookd_options")
 }
 
-# The ranges of rookdOptions(): one table, used for the checks and the messages. The
-# bridge (src/rust/bridge/src/lib.rs) and the engine (config.rs, `limits`) hold the same
-# numbers; test-options-validation.R checks that the two agree.
-option_counts <- list(
-  max_header_bytes = c(1024, 64 * 1024^2),
-  max_headers = c(1, 10000),
-  max_body_bytes = c(1, 2^40),
-  max_connections = c(1, 1e6),
-  max_queued_requests = c(1, 1e6),
-  max_inflight_bytes = c(1024^2, 2^40),
-  threads = c(1, 64),
-  ws_max_message_bytes = c(1, 2^31 - 1),
-  ws_max_outgoing_bytes = c(1024, 2^40),
-  ws_max_inflight_bytes = c(1024, 2^32 - 1)
-)
-# Seconds; `zero_inf`: 0 and Inf both mean "no limit" (or "disabled").
-option_secs <- list(
-  header_timeout = list(max = 365 * 86400, zero_inf = TRUE),
-  keepalive_timeout = list(max = 365 * 86400, zero_inf = TRUE),
-  body_timeout = list(max = 365 * 86400, zero_inf = TRUE),
-  shutdown_grace = list(max = 3600, zero_inf = FALSE),
-  ws_ping_interval = list(max = 365 * 86400, zero_inf = TRUE),
-  ws_idle_timeout = list(max = 365 * 86400, zero_inf = TRUE)
-)
+# The option table: kind, default, range and "no limit" meaning of every option, defined
+# once in the engine (src/rust/engine/src/config.rs, `options::OPTIONS`) and read through
+# the bridge. rookdOptions()'s formals repeat the defaults for users and their docs;
+# test-options-validation.R checks that they equal the table's.
+option_table <- function() {
+  if (is.null(the_option_table$table)) the_option_table$table <- rookd_option_limits()
+  the_option_table$table
+}
+the_option_table <- new.env(parent = emptyenv())
+
+check_option <- function(nm, v, spec) {
+  switch(spec$kind,
+    count = check_count(nm, v, spec$range),
+    seconds = check_secs(nm, v, spec),
+    flag = check_flag(nm, v),
+    strings = check_strings(nm, v),
+    stop("rookd: unknown kind of option `", nm, "`.", call. = FALSE)
+  )
+}
 
 fmt_num <- function(x) format(x, scientific = FALSE, big.mark = "")
 
@@ -161,14 +143,30 @@ check_count <- function(nm, v, range) {
   as.numeric(v)
 }
 
-check_secs <- function(nm, v, rule) {
-  ok <- is.numeric(v) && length(v) == 1 && !is.na(v) && v >= 0 &&
-    (v <= rule$max || (rule$zero_inf && is.infinite(v)))
+# Seconds in spec$range; with spec$no_limit, 0 and Inf both mean "no limit" (the engine
+# reads them so: config.rs, `Seconds::check`).
+check_secs <- function(nm, v, spec) {
+  max <- spec$range[2]
+  ok <- is.numeric(v) && length(v) == 1 && !is.na(v) && v >= spec$range[1] &&
+    (v <= max || (spec$no_limit && is.infinite(v)))
   if (!ok) {
-    stop("`", nm, "` must be a single number of seconds in [0, ", fmt_num(rule$max), "]",
-         if (rule$zero_inf) " or Inf (0 and Inf: no limit)" else "", ".", call. = FALSE)
+    stop("`", nm, "` must be a single number of seconds in [", fmt_num(spec$range[1]), ", ",
+         fmt_num(max), "]", if (spec$no_limit) " or Inf (0 and Inf: no limit)" else "", ".",
+         call. = FALSE)
   }
   as.numeric(v)
+}
+
+check_flag <- function(nm, v) {
+  if (!is.logical(v) || length(v) != 1 || is.na(v)) {
+    stop("`", nm, "` must be TRUE or FALSE.", call. = FALSE)
+  }
+  v
+}
+
+check_strings <- function(nm, v) {
+  if (!is.character(v) || anyNA(v)) stop("`", nm, "` must be a character vector.", call. = FALSE)
+  v
 }
 
 as_rookd_options <- function(options) {

@@ -21,12 +21,29 @@ year <- 365 * 86400
 test_that("R's ranges are the engine's ranges", {
   engine <- rookd:::rookd_option_limits()
   for (nm in names(ranges)) {
-    expect_identical(engine[[nm]], ranges[[nm]], info = nm)
-    expect_identical(rookd:::option_counts[[nm]], ranges[[nm]], info = nm)
+    expect_identical(engine[[nm]]$kind, "count", info = nm)
+    expect_identical(engine[[nm]]$range, ranges[[nm]], info = nm)
   }
-  expect_identical(engine$far_secs, year)
-  expect_identical(engine$max_shutdown_grace, 3600)
-  for (nm in timeouts) expect_identical(rookd:::option_secs[[nm]]$max, year, info = nm)
+  for (nm in timeouts) {
+    expect_identical(engine[[nm]]$range, c(0, year), info = nm)
+    expect_true(engine[[nm]]$no_limit, info = nm)
+  }
+  expect_identical(engine$shutdown_grace$range, c(0, 3600))
+  expect_false(engine$shutdown_grace$no_limit)
+  # rookdOptions() checks with this very table (one source).
+  expect_identical(rookd:::option_table(), engine)
+})
+
+test_that("rookdOptions()'s arguments are the engine's options, with its defaults", {
+  engine <- rookd:::rookd_option_limits()
+  f <- formals(rookdOptions)
+  expect_identical(names(f), names(engine))
+  for (nm in names(engine)) {
+    expect_identical(eval(f[[nm]], baseenv()), engine[[nm]]$default, info = nm)
+  }
+  # And rookdOptions() returns them unchanged.
+  o <- unclass(rookdOptions())
+  for (nm in names(engine)) expect_identical(o[[nm]], engine[[nm]]$default, info = nm)
 })
 
 test_that("each count option: both ends accepted, one step outside refused with its range", {

@@ -1,8 +1,12 @@
 //! Main-thread context fixed at package load: interned symbols and the R objects every
 //! request shares. Immutable after `init`, so reading it never conflicts with R callbacks.
+//!
+//! Why this is sound: every object in a `Ctx` is preserved (or a symbol, never collected)
+//! for the life of the process, so the `SEXP`s it hands out stay valid on the main thread;
+//! the context itself is leaked, so a `&'static Ctx` never dangles.
 use std::cell::Cell;
 
-use crate::rapi::r::{self, sym};
+use crate::rapi::r::{self, sym, MainThread};
 use crate::rapi::*;
 
 pub struct Syms {
@@ -26,7 +30,7 @@ pub struct Syms {
     pub read: SEXP,
     pub read_lines: SEXP,
     pub rewind: SEXP,
-    /// Names used to call the app in its eval env (dispatch::call_app).
+    /// Names used to call the app in its eval env (app::call_app).
     pub call: SEXP,
     pub on_headers: SEXP,
     pub on_ws_open: SEXP,
@@ -86,41 +90,41 @@ pub struct InitArgs {
 /// old namespace) per reload, a development-time event.
 ///
 /// # Safety
-/// Main thread; the SEXPs are live R objects. They are preserved for the life of the process.
-pub unsafe fn init(a: InitArgs) {
+/// The SEXPs are live R objects. They are preserved for the life of the process.
+pub unsafe fn init(mt: MainThread, a: InitArgs) {
     let keep = |x: SEXP| {
         R_PreserveObject(x);
         x
     };
     let ctx = Ctx {
         syms: Syms {
-            request_method: sym("REQUEST_METHOD"),
-            script_name: sym("SCRIPT_NAME"),
-            path_info: sym("PATH_INFO"),
-            query_string: sym("QUERY_STRING"),
-            server_name: sym("SERVER_NAME"),
-            server_port: sym("SERVER_PORT"),
-            server_protocol: sym("SERVER_PROTOCOL"),
-            remote_addr: sym("REMOTE_ADDR"),
-            remote_port: sym("REMOTE_PORT"),
-            content_type: sym("CONTENT_TYPE"),
-            content_length: sym("CONTENT_LENGTH"),
-            headers: sym("HEADERS"),
-            rook_version: sym("rook.version"),
-            rook_url_scheme: sym("rook.url_scheme"),
-            rook_input: sym("rook.input"),
-            rook_errors: sym("rook.errors"),
-            ptr: sym(".ptr"),
-            read: sym("read"),
-            read_lines: sym("read_lines"),
-            rewind: sym("rewind"),
-            call: sym("call"),
-            on_headers: sym("onHeaders"),
-            on_ws_open: sym("onWSOpen"),
-            req: sym("req"),
-            ws: sym("ws"),
-            message_callbacks: sym(".message_callbacks"),
-            flushing: sym(".flushing"),
+            request_method: sym(mt, "REQUEST_METHOD"),
+            script_name: sym(mt, "SCRIPT_NAME"),
+            path_info: sym(mt, "PATH_INFO"),
+            query_string: sym(mt, "QUERY_STRING"),
+            server_name: sym(mt, "SERVER_NAME"),
+            server_port: sym(mt, "SERVER_PORT"),
+            server_protocol: sym(mt, "SERVER_PROTOCOL"),
+            remote_addr: sym(mt, "REMOTE_ADDR"),
+            remote_port: sym(mt, "REMOTE_PORT"),
+            content_type: sym(mt, "CONTENT_TYPE"),
+            content_length: sym(mt, "CONTENT_LENGTH"),
+            headers: sym(mt, "HEADERS"),
+            rook_version: sym(mt, "rook.version"),
+            rook_url_scheme: sym(mt, "rook.url_scheme"),
+            rook_input: sym(mt, "rook.input"),
+            rook_errors: sym(mt, "rook.errors"),
+            ptr: sym(mt, ".ptr"),
+            read: sym(mt, "read"),
+            read_lines: sym(mt, "read_lines"),
+            rewind: sym(mt, "rewind"),
+            call: sym(mt, "call"),
+            on_headers: sym(mt, "onHeaders"),
+            on_ws_open: sym(mt, "onWSOpen"),
+            req: sym(mt, "req"),
+            ws: sym(mt, "ws"),
+            message_callbacks: sym(mt, ".message_callbacks"),
+            flushing: sym(mt, ".flushing"),
         },
         namespace: keep(a.namespace),
         errors: keep(a.errors),
@@ -130,19 +134,19 @@ pub unsafe fn init(a: InitArgs) {
         ws_new: keep(a.ws_new),
         ws_message: keep(a.ws_message),
         ws_closed: keep(a.ws_closed),
-        rook_version_value: keep(r::string("1.1-0")),
-        url_scheme_value: keep(r::string("http")),
-        empty_string: keep(r::string("")),
+        rook_version_value: keep(r::string(mt, "1.1-0")),
+        url_scheme_value: keep(r::string(mt, "http")),
+        empty_string: keep(r::string(mt, "")),
     };
     // Values shared by every request env are also bound here, so R's reference count sees
     // them as shared and an app that modifies its copy gets a copy, never ours.
     let constants = keep(R_NewEnv(R_EmptyEnv, 0, 0));
-    Rf_defineVar(sym(".rook_version"), ctx.rook_version_value, constants);
-    Rf_defineVar(sym(".url_scheme"), ctx.url_scheme_value, constants);
-    Rf_defineVar(sym(".empty"), ctx.empty_string, constants);
-    Rf_defineVar(sym(".rook_version2"), ctx.rook_version_value, constants);
-    Rf_defineVar(sym(".url_scheme2"), ctx.url_scheme_value, constants);
-    Rf_defineVar(sym(".empty2"), ctx.empty_string, constants);
+    Rf_defineVar(sym(mt, ".rook_version"), ctx.rook_version_value, constants);
+    Rf_defineVar(sym(mt, ".url_scheme"), ctx.url_scheme_value, constants);
+    Rf_defineVar(sym(mt, ".empty"), ctx.empty_string, constants);
+    Rf_defineVar(sym(mt, ".rook_version2"), ctx.rook_version_value, constants);
+    Rf_defineVar(sym(mt, ".url_scheme2"), ctx.url_scheme_value, constants);
+    Rf_defineVar(sym(mt, ".empty2"), ctx.empty_string, constants);
     let leaked: &'static Ctx = Box::leak(Box::new(ctx));
     CTX.with(|c| c.set(Some(leaked)));
 }

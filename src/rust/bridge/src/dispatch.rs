@@ -15,19 +15,29 @@
 //! `handle`'s frame (outside the guarded closure), which only borrows them or takes
 //! them at the point where no R call follows. The draining flag is a drop guard in
 //! `drain`, whose frame R never skips, so it is reset on every path.
+//!
+//! ## Why this is sound
+//! The drain is entered only from later's callback on R's main thread, where it makes the
+//! `MainThread` token everything below needs. Inside `handle`, each R object made is
+//! protected before the next allocation, envs kept between events live in a slab, and
+//! every R evaluation is either `R_tryEval` or inside `r::guarded` (no longjmp escapes
+//! into frames that own anything).
 use std::cell::Cell;
 use std::ffi::c_void;
+use std::sync::Arc;
 
 use rookd_engine::event::{StreamChunk, StreamId};
-use rookd_engine::{Body, Event, HeadersVerdict, Response};
+use rookd_engine::{Event, HeadersVerdict, Response};
 use tokio::sync::oneshot;
 
+use crate::answer::{release_body, send_or_release};
+use crate::app::{call_app, is_promise, AppFn};
 use crate::ctx::{self, Ctx};
 use crate::env::EnvError;
-use crate::rapi::r::{self, Protect};
+use crate::rapi::r::{self, MainThread, Protect};
 use crate::rapi::*;
-use crate::state::{self, AppFns};
 use crate::slab::SexpSlab;
+use crate::state;
 use crate::{async_reply, env, reply, stream, wake, ws};
 
 thread_local! {
@@ -37,9 +47,15 @@ thread_local! {
 /// Retry delay for a drain that was asked for while another one is running.
 const NESTED_RETRY_SECS: f64 = 0.02;
 
+/// The Door's waker: schedule a drain at once (called on the engine's I/O threads).
+pub fn door_waker() -> Arc<dyn Fn() + Send + Sync> {
+    Arc::new(|| wake::schedule(drain_callback, 0.0))
+}
+
 pub extern "C" fn drain_callback(_data: *mut c_void) {
     // No panic may unwind into later's C++ frames.
-    let _ = std::panic::catch_unwind(drain);
+    // SAFETY: later runs its callbacks on R's main thread.
+    let _ = std::panic::catch_unwind(|| unsafe { MainThread::run(drain) });
 }
 
 struct DrainingFlag;
@@ -50,7 +66,7 @@ impl Drop for DrainingFlag {
     }
 }
 
-fn drain() {
+fn drain(mt: MainThread) {
     if DRAINING.with(|d| d.replace(true)) {
         wake::schedule(drain_callback, NESTED_RETRY_SECS);
         return;
@@ -58,31 +74,33 @@ fn drain() {
     let _flag = DrainingFlag;
     let (Some(door), Some(ctx)) = (state::door(), ctx::get()) else { return };
     for event in door.begin_drain() {
-        // SAFETY: main thread (later runs callbacks there), ctx initialised.
-        unsafe {
-            let depth = r::protect_depth();
-            handle(ctx, event);
-            // An app's C code may leave PROTECTs behind (Rook 1.2's multipart parser
-            // does): undo them here, or each request would bring R nearer to a
-            // "protection stack overflow".
-            let leaked = r::restore_protect_depth(depth);
-            if leaked > 0 {
-                warn_leaked(leaked);
-            }
+        let depth = r::protect_depth(mt);
+        handle(mt, ctx, event);
+        // An app's C code may leave PROTECTs behind (Rook 1.2's multipart parser does):
+        // undo them here, or each request would bring R nearer to a "protection stack
+        // overflow".
+        // SAFETY: `handle` has returned, so every PROTECT the bridge took for the event is
+        // released; what is above `depth` was left by code that has returned.
+        let leaked = unsafe { r::restore_protect_depth(mt, depth) };
+        if leaked > 0 {
+            warn_leaked(mt, leaked);
         }
     }
 }
 
 /// Say once per process that an app leaked PROTECTs (R prints each imbalance itself).
-fn warn_leaked(n: i32) {
+fn warn_leaked(mt: MainThread, n: i32) {
     thread_local! {
         static WARNED: Cell<bool> = const { Cell::new(false) };
     }
     if !WARNED.with(|w| w.replace(true)) {
-        r::eprint(&format!(
-            "rookd: C code called by the app left {n} object(s) on R's PROTECT stack (R's \
-             \"stack imbalance\" warnings); rookd removes them after each event. Said once.\n"
-        ));
+        r::eprint(
+            mt,
+            &format!(
+                "rookd: C code called by the app left {n} object(s) on R's PROTECT stack (R's \
+                 \"stack imbalance\" warnings); rookd removes them after each event. Said once.\n"
+            ),
+        );
     }
 }
 
@@ -94,16 +112,18 @@ enum Answer {
     Later,
 }
 
-fn report_caught(what: &str) {
-    r::eprint(&format!("rookd: R error while {what}; the event was answered and serving goes on\n"));
+fn report_caught(mt: MainThread, what: &str) {
+    r::eprint(mt, &format!("rookd: R error while {what}; the event was answered and serving goes on\n"));
 }
 
-unsafe fn handle(ctx: &Ctx, event: Event) {
+/// Handle one event. The `unsafe` blocks are R calls on objects made here and protected
+/// (`p`) before the next allocation, or kept reachable (pending envs, the app's env).
+fn handle(mt: MainThread, ctx: &Ctx, event: Event) {
     match event {
         Event::Call { head, body, reply, slot } => {
             if reply.is_closed() {
                 // The client left while the request waited: don't run the app for nobody.
-                forget_pending(head.id.0);
+                forget_pending(mt, head.id.0);
                 return;
             }
             let Some((app, opts)) = state::app_of(head.server.0) else {
@@ -112,27 +132,27 @@ unsafe fn handle(ctx: &Ctx, event: Event) {
             };
             // Kept here, outside the guarded closure: taken only for a promise.
             let mut channel = Some((reply, slot));
-            let answer = r::guarded(|| {
+            let answer = r::guarded(mt, || unsafe {
                 let mut p = Protect::new();
-                let env = match take_pending(head.id.0) {
+                let env = match take_pending(mt, head.id.0) {
                     Some(e) => p.add(e),
-                    None => match env::build(ctx, &head, opts) {
+                    None => match env::build(mt, ctx, &head, opts) {
                         Ok(e) => p.add(e),
-                        Err(e) => return Answer::Send(refused(&e)),
+                        Err(e) => return Answer::Send(refused(mt, &e)),
                     },
                 };
-                env::attach_body(ctx, env, &body);
-                match call_app(ctx, app, Fn::Call, env) {
-                    Some(x) if async_reply::is_promise(x) => {
+                env::attach_body(mt, ctx, env, &body);
+                match call_app(mt, ctx, app, AppFn::Call, env) {
+                    Some(x) if is_promise(mt, x) => {
                         p.add(x);
                         if let Some((reply, slot)) = channel.take() {
-                            async_reply::wait_for(ctx, x, reply, slot);
+                            async_reply::wait_for(mt, ctx, x, reply, slot);
                         }
                         Answer::Later
                     }
                     Some(x) => {
                         p.add(x);
-                        Answer::Send(reply::read(x).unwrap_or_else(|e| bad_response(&e)))
+                        Answer::Send(reply::read(mt, x).unwrap_or_else(|e| bad_response(mt, &e)))
                     }
                     None => Answer::Send(internal_error()),
                 }
@@ -141,12 +161,12 @@ unsafe fn handle(ctx: &Ctx, event: Event) {
                 Some(Answer::Later) => return,
                 Some(Answer::Send(resp)) => resp,
                 None => {
-                    report_caught("handling a request (answered 500)");
+                    report_caught(mt, "handling a request (answered 500)");
                     internal_error()
                 }
             };
             if let Some((reply, slot)) = channel.take() {
-                send_or_release(reply, resp);
+                send_or_release(mt, reply, resp);
                 drop(slot);
             }
         }
@@ -161,112 +181,92 @@ unsafe fn handle(ctx: &Ctx, event: Event) {
                 )));
                 return;
             };
-            let verdict = r::guarded(|| {
+            let verdict = r::guarded(mt, || unsafe {
                 let mut p = Protect::new();
-                let env = match env::build(ctx, &head, opts) {
+                let env = match env::build(mt, ctx, &head, opts) {
                     Ok(e) => p.add(e),
-                    Err(e) => return HeadersVerdict::Respond(refused(&e)),
+                    Err(e) => return HeadersVerdict::Respond(refused(mt, &e)),
                 };
-                match call_app(ctx, app, Fn::OnHeaders, env) {
+                match call_app(mt, ctx, app, AppFn::OnHeaders, env) {
                     Some(x) if r::is_null(x) => {
-                        keep_pending(head.id.0, env);
+                        keep_pending(mt, head.id.0, env);
                         HeadersVerdict::Continue
                     }
                     Some(x) => {
                         p.add(x);
-                        HeadersVerdict::Respond(reply::read(x).unwrap_or_else(|e| bad_response(&e)))
+                        HeadersVerdict::Respond(reply::read(mt, x).unwrap_or_else(|e| bad_response(mt, &e)))
                     }
                     None => HeadersVerdict::Respond(internal_error()),
                 }
             })
             .unwrap_or_else(|| {
-                report_caught("running onHeaders (answered 500)");
-                forget_pending(head.id.0);
+                report_caught(mt, "running onHeaders (answered 500)");
+                forget_pending(mt, head.id.0);
                 HeadersVerdict::Respond(internal_error())
             });
             if let Err(HeadersVerdict::Respond(resp)) = reply.send(verdict) {
-                release_body(resp.body);
+                release_body(mt, resp.body);
             }
         }
-        Event::Abandoned { id } => forget_pending(id.0),
-        Event::ServerClosed { server } => state::remove_server(server.0),
-        Event::StreamPull { stream, reply } => pull(ctx, stream, reply),
-        Event::StreamEnd { stream } => stream::end(stream),
+        Event::Abandoned { id } => forget_pending(mt, id.0),
+        Event::ServerClosed { server } => state::remove_server(mt, server.0),
+        Event::StreamPull { stream, reply } => pull(mt, ctx, stream, reply),
+        Event::StreamEnd { stream } => stream::end(mt, stream),
         Event::WsOpen { conn, head } => {
             let Some((app, opts)) = state::app_of(head.server.0) else {
                 conn.close(1001, "server stopped");
                 return;
             };
-            let done = r::guarded(|| {
+            let done = r::guarded(mt, || unsafe {
                 let mut p = Protect::new();
-                let env = match take_pending(head.id.0) {
+                let env = match take_pending(mt, head.id.0) {
                     Some(e) => p.add(e),
-                    None => match env::build(ctx, &head, opts) {
+                    None => match env::build(mt, ctx, &head, opts) {
                         Ok(e) => p.add(e),
                         Err(e) => {
                             // The 101 is already sent: no 431 possible; 1008 = policy.
-                            r::eprint(&format!("rookd: WebSocket closed (1008): {e}\n"));
+                            r::eprint(mt, &format!("rookd: WebSocket closed (1008): {e}\n"));
                             conn.close(1008, "too many distinct header names");
                             return;
                         }
                     },
                 };
-                env::attach_body(ctx, env, &bytes::Bytes::new());
-                ws::open(ctx, app, &conn, env);
+                env::attach_body(mt, ctx, env, &bytes::Bytes::new());
+                ws::open(mt, ctx, app, &conn, env);
             });
             if done.is_none() {
-                report_caught("opening a WebSocket (closed with 1011)");
+                report_caught(mt, "opening a WebSocket (closed with 1011)");
                 conn.close(ws::INTERNAL_ERROR, "");
             }
         }
         Event::WsMessage { conn, binary, data, credit } => {
-            if r::guarded(|| ws::message(ctx, &conn, binary, &data)).is_none() {
-                report_caught("delivering a WebSocket message (closed with 1011)");
+            if r::guarded(mt, || ws::message(mt, ctx, &conn, binary, &data)).is_none() {
+                report_caught(mt, "delivering a WebSocket message (closed with 1011)");
                 conn.close(ws::INTERNAL_ERROR, "");
             }
             drop(credit);
         }
         Event::WsClosed { conn, code, reason } => {
-            if r::guarded(|| ws::closed(ctx, &conn, code, &reason)).is_none() {
-                report_caught("delivering a WebSocket close");
+            if r::guarded(mt, || ws::closed(mt, ctx, &conn, code, &reason)).is_none() {
+                report_caught(mt, "delivering a WebSocket close");
             }
         }
     }
 }
 
 /// A stream's next chunk, with the reply channel kept here until handed on.
-unsafe fn pull(ctx: &Ctx, id: StreamId, reply: oneshot::Sender<StreamChunk>) {
+fn pull(mt: MainThread, ctx: &Ctx, id: StreamId, reply: oneshot::Sender<StreamChunk>) {
     let mut reply = Some(reply);
-    if r::guarded(|| stream::pull(ctx, id, &mut reply)).is_none() {
-        report_caught("pulling a streamed body's next chunk (the response is cut short)");
+    if r::guarded(mt, || stream::pull(mt, ctx, id, &mut reply)).is_none() {
+        report_caught(mt, "pulling a streamed body's next chunk (the response is cut short)");
     }
     if let Some(reply) = reply.take() {
         let _ = reply.send(StreamChunk::Fail);
     }
 }
 
-/// Send the response; if the client has left meanwhile, release what its body holds
-/// (a streamed body's generator, an owned file) instead of leaking it.
-pub fn send_or_release(reply: oneshot::Sender<Response>, resp: Response) {
-    if let Err(resp) = reply.send(resp) {
-        release_body(resp.body);
-    }
-}
-
-/// Release a body that will never be sent. Main thread.
-pub fn release_body(body: Body) {
-    match body {
-        // SAFETY: main thread (every caller is on the drain or a .Call).
-        Body::Stream(id) => unsafe { stream::end(id) },
-        Body::File { path, owned: true } => {
-            let _ = std::fs::remove_file(path);
-        }
-        _ => {}
-    }
-}
-
-fn refused(e: &EnvError) -> Response {
-    r::eprint(&format!("rookd: {e}\n"));
+fn refused(mt: MainThread, e: &EnvError) -> Response {
+    r::eprint(mt, &format!("rookd: {e}\n"));
     match e {
         EnvError::TooManyHeaderNames(_) => Response::plain(
             http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -275,40 +275,12 @@ fn refused(e: &EnvError) -> Response {
     }
 }
 
-/// Which of the app's functions to call.
-#[derive(Clone, Copy)]
-pub enum Fn {
-    Call,
-    OnHeaders,
-    OnWsOpen,
-}
-
-/// Evaluate `call(req)` (or `onHeaders(req)`, `onWSOpen(ws)`) in the app's eval env.
-/// R errors and interrupts are caught (R prints the message to stderr) and give `None`.
-pub unsafe fn call_app(ctx: &Ctx, app: AppFns, which: Fn, arg: SEXP) -> Option<SEXP> {
-    let s = &ctx.syms;
-    let (fsym, asym) = match which {
-        Fn::Call => (s.call, s.req),
-        Fn::OnHeaders => (s.on_headers, s.req),
-        Fn::OnWsOpen => (s.on_ws_open, s.ws),
-    };
-    // A fresh env per call: the argument is a lazy promise of `asym` in it, which the app
-    // may force after the call returned (in a later callback or a promise).
-    let mut p = Protect::new();
-    let env = p.add(R_NewEnv(app.eval_env, 0, 0));
-    Rf_defineVar(asym, arg, env);
-    let call = p.add(Rf_lang2(fsym, asym));
-    let mut err = 0;
-    let res = R_tryEval(call, env, &mut err);
-    (err == 0).then_some(res)
-}
-
 fn internal_error() -> Response {
     Response::plain(http::StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
 }
 
-fn bad_response(e: &reply::ReplyError) -> Response {
-    r::eprint(&format!("rookd: invalid response from the app: {e}\n"));
+fn bad_response(mt: MainThread, e: &reply::ReplyError) -> Response {
+    r::eprint(mt, &format!("rookd: invalid response from the app: {e}\n"));
     internal_error()
 }
 
@@ -317,17 +289,18 @@ thread_local! {
     static PENDING: std::cell::RefCell<SexpSlab> = std::cell::RefCell::new(SexpSlab::new());
 }
 
-unsafe fn keep_pending(id: u64, env: SEXP) {
-    PENDING.with(|p| SexpSlab::insert_in(p, id, env));
+/// # Safety
+/// `env` is a live R object.
+unsafe fn keep_pending(mt: MainThread, id: u64, env: SEXP) {
+    PENDING.with(|p| SexpSlab::insert_in(mt, p, id, env));
 }
 
-unsafe fn take_pending(id: u64) -> Option<SEXP> {
-    PENDING.with(|p| p.borrow_mut().take(id))
+fn take_pending(mt: MainThread, id: u64) -> Option<SEXP> {
+    PENDING.with(|p| p.borrow_mut().take(mt, id))
 }
 
-fn forget_pending(id: u64) {
-    // SAFETY: main thread; take does not allocate.
-    PENDING.with(|p| unsafe { p.borrow_mut().take(id) });
+fn forget_pending(mt: MainThread, id: u64) {
+    PENDING.with(|p| p.borrow_mut().take(mt, id));
 }
 
 /// Requests that passed onHeaders and wait for their body (diagnostics).

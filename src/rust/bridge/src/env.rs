@@ -1,4 +1,9 @@
 //! The Rook env for a request, built with C-level calls and pre-interned symbols.
+//!
+//! Why this is sound: main thread (a token); the env is protected while it is filled and
+//! each value is bound into it as soon as it is made. Header names become symbols only
+//! when short enough for R (`has_cgi_name`), within a bound, so `Rf_install` cannot fail on
+//! client input.
 use std::net::SocketAddr;
 
 use bytes::Bytes;
@@ -7,7 +12,7 @@ use rookd_engine::RequestHead;
 
 use crate::ctx::Ctx;
 use crate::input;
-use crate::rapi::r::{self, Protect};
+use crate::rapi::r::{self, MainThread, Protect};
 use crate::rapi::*;
 
 /// Options of the server the request came to that shape its env.
@@ -81,7 +86,7 @@ pub fn has_cgi_name(name: &http::HeaderName) -> bool {
 /// The `HTTP_*` symbol for each header name of `head` that has one (`has_cgi_name`), or
 /// an error if one of them would need a symbol past the bound. Checked for the whole
 /// request before anything is installed, so a refused request adds no symbol.
-unsafe fn header_symbols(head: &RequestHead) -> Result<Vec<Option<SEXP>>, EnvError> {
+fn header_symbols(mt: MainThread, head: &RequestHead) -> Result<Vec<Option<SEXP>>, EnvError> {
     let max = max_header_symbols();
     let mut out = Vec::with_capacity(head.headers.keys_len());
     let mut new_names = Vec::new();
@@ -100,10 +105,13 @@ unsafe fn header_symbols(head: &RequestHead) -> Result<Vec<Option<SEXP>>, EnvErr
         }
         if !new_names.is_empty() && cache.len() + new_names.len() > max {
             if !WARNED_FULL.with(|w| w.replace(true)) {
-                r::eprint(&format!(
-                    "rookd: more than {max} distinct request header names seen; requests with \
+                r::eprint(
+                    mt,
+                    &format!(
+                        "rookd: more than {max} distinct request header names seen; requests with \
                      new ones are answered 431\n"
-                ));
+                    ),
+                );
             }
             return Err(EnvError::TooManyHeaderNames(max));
         }
@@ -113,7 +121,7 @@ unsafe fn header_symbols(head: &RequestHead) -> Result<Vec<Option<SEXP>>, EnvErr
     // leave the cell borrowed); each name is short enough (has_cgi_name), so R accepts it.
     for (i, name) in head.headers.keys().enumerate() {
         if out[i].is_none() && has_cgi_name(name) {
-            let sym = r::sym(&cgi_name(name.as_str()));
+            let sym = r::sym(mt, &cgi_name(name.as_str()));
             HEADER_SYMBOLS.with(|c| c.borrow_mut().insert(name.clone(), sym));
             out[i] = Some(sym);
         }
@@ -145,97 +153,107 @@ fn header_text(v: &[u8]) -> std::borrow::Cow<'_, str> {
     }
 }
 
-unsafe fn set(env: SEXP, sym: SEXP, value: &str) {
-    Rf_defineVar(sym, r::string(value), env);
+/// # Safety
+/// `env` is a live environment, `sym` a symbol.
+unsafe fn set(mt: MainThread, env: SEXP, sym: SEXP, value: &str) {
+    let v = Rf_protect(r::string(mt, value));
+    Rf_defineVar(sym, v, env);
+    Rf_unprotect(1);
 }
 
 /// Build the env for `head`. The body is attached separately (`attach_body`) because with
 /// onHeaders the env exists before the body has been read.
 ///
 /// Runs R's allocator: call it inside `r::guarded` (the drain does).
-pub unsafe fn build(ctx: &Ctx, head: &RequestHead, opts: EnvOptions) -> Result<SEXP, EnvError> {
-    let s = &ctx.syms;
-    let header_syms = header_symbols(head)?;
-    let mut p = Protect::new();
-    let env = p.add(R_NewEnv(R_GlobalEnv, 1, 29));
-    set(env, s.request_method, head.method.as_str());
-    Rf_defineVar(s.script_name, ctx.empty_string, env);
-    set(env, s.path_info, head.path());
-    let q = head.query();
-    if opts.query_with_question_mark && head.uri.query().is_some() {
-        set(env, s.query_string, &format!("?{q}"));
-    } else if q.is_empty() {
-        Rf_defineVar(s.query_string, ctx.empty_string, env);
-    } else {
-        set(env, s.query_string, q);
-    }
-    let (server_name, server_port) = match &head.local {
-        Endpoint::Unix => ("localhost".to_string(), String::new()),
-        e => host_and_port(e),
-    };
-    set(env, s.server_name, &server_name);
-    set(env, s.server_port, &server_port);
-    set(env, s.server_protocol, head.protocol());
-    let (remote_addr, remote_port) = host_and_port(&head.remote);
-    set(env, s.remote_addr, &remote_addr);
-    set(env, s.remote_port, &remote_port);
-    Rf_defineVar(s.rook_version, ctx.rook_version_value, env);
-    Rf_defineVar(s.rook_url_scheme, ctx.url_scheme_value, env);
-    Rf_defineVar(s.rook_errors, ctx.errors, env);
-
-    // Headers: HTTP_* (repeated ones joined with ","), and HEADERS with lower-case names.
-    let keys: Vec<&http::HeaderName> = head.headers.keys().collect();
-    let values = p.add(Rf_allocVector(STRSXP, keys.len() as isize));
-    let names = p.add(Rf_allocVector(STRSXP, keys.len() as isize));
-    for (i, name) in keys.iter().enumerate() {
-        // One value (the common case) is not copied: an R error while making its CHARSXP
-        // (allocation failure) then leaks nothing big (see r::guarded).
-        let mut all = head.headers.get_all(*name).iter();
-        let text = match (all.next(), all.next()) {
-            (Some(v), None) => header_text(v.as_bytes()),
-            _ => {
-                let mut joined = String::new();
-                for (j, v) in head.headers.get_all(*name).iter().enumerate() {
-                    if j > 0 {
-                        joined.push(',');
-                    }
-                    joined.push_str(&header_text(v.as_bytes()));
-                }
-                std::borrow::Cow::Owned(joined)
-            }
-        };
-        let value = r::mkchar(&text);
-        drop(text);
-        SET_STRING_ELT(values, i as isize, value);
-        SET_STRING_ELT(names, i as isize, r::mkchar(name.as_str()));
-        if let Some(var) = header_syms[i] {
-            Rf_defineVar(var, Rf_ScalarString(value), env);
+pub fn build(mt: MainThread, ctx: &Ctx, head: &RequestHead, opts: EnvOptions) -> Result<SEXP, EnvError> {
+    // SAFETY: main thread (the token); each new object is protected before the next allocation; `ctx`'s are preserved.
+    unsafe {
+        let s = &ctx.syms;
+        let header_syms = header_symbols(mt, head)?;
+        let mut p = Protect::new();
+        let env = p.add(R_NewEnv(R_GlobalEnv, 1, 29));
+        set(mt, env, s.request_method, head.method.as_str());
+        Rf_defineVar(s.script_name, ctx.empty_string, env);
+        set(mt, env, s.path_info, head.path());
+        let q = head.query();
+        if opts.query_with_question_mark && head.uri.query().is_some() {
+            set(mt, env, s.query_string, &format!("?{q}"));
+        } else if q.is_empty() {
+            Rf_defineVar(s.query_string, ctx.empty_string, env);
+        } else {
+            set(mt, env, s.query_string, q);
         }
+        let (server_name, server_port) = match &head.local {
+            Endpoint::Unix => ("localhost".to_string(), String::new()),
+            e => host_and_port(e),
+        };
+        set(mt, env, s.server_name, &server_name);
+        set(mt, env, s.server_port, &server_port);
+        set(mt, env, s.server_protocol, head.protocol());
+        let (remote_addr, remote_port) = host_and_port(&head.remote);
+        set(mt, env, s.remote_addr, &remote_addr);
+        set(mt, env, s.remote_port, &remote_port);
+        Rf_defineVar(s.rook_version, ctx.rook_version_value, env);
+        Rf_defineVar(s.rook_url_scheme, ctx.url_scheme_value, env);
+        Rf_defineVar(s.rook_errors, ctx.errors, env);
+
+        // Headers: HTTP_* (repeated ones joined with ","), and HEADERS with lower-case names.
+        let keys: Vec<&http::HeaderName> = head.headers.keys().collect();
+        let values = p.add(Rf_allocVector(STRSXP, keys.len() as isize));
+        let names = p.add(Rf_allocVector(STRSXP, keys.len() as isize));
+        for (i, name) in keys.iter().enumerate() {
+            // One value (the common case) is not copied: an R error while making its CHARSXP
+            // (allocation failure) then leaks nothing big (see r::guarded).
+            let mut all = head.headers.get_all(*name).iter();
+            let text = match (all.next(), all.next()) {
+                (Some(v), None) => header_text(v.as_bytes()),
+                _ => {
+                    let mut joined = String::new();
+                    for (j, v) in head.headers.get_all(*name).iter().enumerate() {
+                        if j > 0 {
+                            joined.push(',');
+                        }
+                        joined.push_str(&header_text(v.as_bytes()));
+                    }
+                    std::borrow::Cow::Owned(joined)
+                }
+            };
+            let value = r::mkchar(mt, &text);
+            drop(text);
+            SET_STRING_ELT(values, i as isize, value);
+            SET_STRING_ELT(names, i as isize, r::mkchar(mt, name.as_str()));
+            if let Some(var) = header_syms[i] {
+                Rf_defineVar(var, Rf_ScalarString(value), env);
+            }
+        }
+        Rf_setAttrib(values, R_NamesSymbol, names);
+        Rf_defineVar(s.headers, values, env);
+        if let Some(ct) = head.headers.get(http::header::CONTENT_TYPE) {
+            set(mt, env, s.content_type, &header_text(ct.as_bytes()));
+        }
+        if let Some(cl) = head.headers.get(http::header::CONTENT_LENGTH) {
+            set(mt, env, s.content_length, &header_text(cl.as_bytes()));
+        }
+        Ok(env)
     }
-    Rf_setAttrib(values, R_NamesSymbol, names);
-    Rf_defineVar(s.headers, values, env);
-    if let Some(ct) = head.headers.get(http::header::CONTENT_TYPE) {
-        set(env, s.content_type, &header_text(ct.as_bytes()));
-    }
-    if let Some(cl) = head.headers.get(http::header::CONTENT_LENGTH) {
-        set(env, s.content_length, &header_text(cl.as_bytes()));
-    }
-    Ok(env)
 }
 
 /// Give the env its rook.input; a chunked upload learns its CONTENT_LENGTH here.
-pub unsafe fn attach_body(ctx: &Ctx, env: SEXP, body: &Bytes) {
+///
+/// # Safety
+/// `env` is a live environment.
+pub unsafe fn attach_body(mt: MainThread, ctx: &Ctx, env: SEXP, body: &Bytes) {
     let s = &ctx.syms;
     if Rf_findVarInFrame(env, s.content_length) == R_UnboundValue && !body.is_empty() {
-        set(env, s.content_length, &body.len().to_string());
+        set(mt, env, s.content_length, &body.len().to_string());
     }
     if body.is_empty() {
         // Most requests have no body: they share one empty, stateless stream.
-        Rf_defineVar(s.rook_input, empty_input(ctx), env);
+        Rf_defineVar(s.rook_input, empty_input(mt, ctx), env);
         return;
     }
     let mut p = Protect::new();
-    let input = p.add(input::new_input(ctx, body.clone()));
+    let input = p.add(input::new_input(mt, ctx, body.clone()));
     Rf_defineVar(s.rook_input, input, env);
 }
 
@@ -246,12 +264,13 @@ thread_local! {
     static EMPTY_INPUT: std::cell::Cell<Option<(*const Ctx, SEXP)>> = const { std::cell::Cell::new(None) };
 }
 
-unsafe fn empty_input(ctx: &Ctx) -> SEXP {
+fn empty_input(mt: MainThread, ctx: &Ctx) -> SEXP {
     EMPTY_INPUT.with(|c| match c.get() {
         Some((made_for, x)) if std::ptr::eq(made_for, ctx) => x,
         _ => {
-            let x = input::new_input(ctx, Bytes::new());
-            R_PreserveObject(x);
+            let x = input::new_input(mt, ctx, Bytes::new());
+            // SAFETY: main thread (the token); `x` is a fresh, live object.
+            unsafe { R_PreserveObject(x) };
             c.set(Some((ctx as *const Ctx, x)));
             x
         }

@@ -23,6 +23,7 @@ use std::sync::Mutex;
 
 use bytes::Bytes;
 
+use crate::rapi::r::MainThread;
 use crate::rapi::*;
 use crate::slab::SexpSlab;
 use crate::wake;
@@ -66,19 +67,19 @@ impl Drop for Lent {
 /// Lend `len` bytes at `data`, which belong to `owner`.
 ///
 /// # Safety
-/// Main thread; `owner` is a live R object whose data (immutable from now on, see the
-/// module comment) is `data..data+len`.
-unsafe fn lend(owner: SEXP, data: *const u8, len: usize) -> Bytes {
+/// `owner` is a live R object whose data (immutable from now on, see the module
+/// comment) is `data..data+len`.
+unsafe fn lend(mt: MainThread, owner: SEXP, data: *const u8, len: usize) -> Bytes {
     let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
-    HELD.with(|h| SexpSlab::insert_in(h, key, owner)); // grows with no borrow held (r::guarded)
+    HELD.with(|h| SexpSlab::insert_in(mt, h, key, owner)); // grows with no borrow held (r::guarded)
     Bytes::from_owner(Lent { key, addr: data as usize, len })
 }
 
 /// The bytes of a raw vector: lent if large, copied if small.
 ///
 /// # Safety
-/// Main thread; `x` is a live RAWSXP.
-pub unsafe fn raw_bytes(x: SEXP) -> Bytes {
+/// `x` is a live RAWSXP.
+pub unsafe fn raw_bytes(mt: MainThread, x: SEXP) -> Bytes {
     let n = Rf_xlength(x) as usize;
     if n == 0 {
         return Bytes::new();
@@ -87,26 +88,26 @@ pub unsafe fn raw_bytes(x: SEXP) -> Bytes {
     if n < ZERO_COPY_MIN {
         return Bytes::copy_from_slice(std::slice::from_raw_parts(data, n));
     }
-    lend(x, data, n)
+    lend(mt, x, data, n)
 }
 
 /// The bytes of a CHARSXP (not NA) in UTF-8: lent if large and stored as UTF-8 (or
 /// ASCII, or "bytes", which are sent as they are), else translated and copied.
 ///
 /// # Safety
-/// Main thread; `c` is a live CHARSXP.
-pub unsafe fn char_bytes(c: SEXP) -> Bytes {
+/// `c` is a live CHARSXP.
+pub unsafe fn char_bytes(mt: MainThread, c: SEXP) -> Bytes {
     let n = Rf_xlength(c) as usize;
     let stored = R_CHAR(c);
     // translateCharUTF8 returns the stored bytes themselves when they need no translation.
     if n >= ZERO_COPY_MIN && (Rf_getCharCE(c) == CE_BYTES || Rf_translateCharUTF8(c) == stored) {
-        return lend(c, stored as *const u8, n);
+        return lend(mt, c, stored as *const u8, n);
     }
-    Bytes::from(crate::rapi::r::char_utf8(c).into_owned())
+    Bytes::from(crate::rapi::r::char_utf8(mt, c).into_owned())
 }
 
-/// Let go of every object the engine has finished with. Main thread.
-fn release_now() {
+/// Let go of every object the engine has finished with.
+fn release_now(mt: MainThread) {
     RELEASE_SCHEDULED.store(false, Ordering::Release);
     let keys = std::mem::take(&mut *TO_RELEASE.lock().unwrap_or_else(|e| e.into_inner()));
     if keys.is_empty() {
@@ -115,8 +116,7 @@ fn release_now() {
     HELD.with(|h| {
         let mut slab = h.borrow_mut();
         for k in keys {
-            // SAFETY: main thread.
-            unsafe { slab.take(k) };
+            slab.take(mt, k);
         }
     });
 }
@@ -124,12 +124,13 @@ fn release_now() {
 /// Let go now of whatever the engine has already dropped (package unload, after the
 /// engine's threads have stopped). Objects still lent are kept: a thread that outlived
 /// the shutdown may still read them.
-pub fn release_dropped() {
-    release_now();
+pub fn release_dropped(mt: MainThread) {
+    release_now(mt);
 }
 
 extern "C" fn release_callback(_: *mut c_void) {
-    let _ = std::panic::catch_unwind(release_now);
+    // SAFETY: later runs its callbacks on R's main thread.
+    let _ = std::panic::catch_unwind(|| unsafe { MainThread::run(release_now) });
 }
 
 /// Objects currently lent to the engine (for tests and diagnostics).

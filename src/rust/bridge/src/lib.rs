@@ -3,21 +3,31 @@
 //! Every function here runs on R's main thread (that is where `.Call` runs). The engine's
 //! I/O threads never enter this crate except through the Door's waker (`wake.rs`), which
 //! only schedules a drain with later.
+//!
+//! Why this is sound: each entry point makes its `MainThread` token (`MainThread::dot_call`
+//! checks the thread; `rookd_init` records it); the `SEXP`s it reads are its arguments,
+//! alive for the call, and results go to R at once as `Robj`s (protected by extendr).
+//! `keep_library_mapped` only asks the loader about this library (see there).
 use std::path::PathBuf;
 use std::time::Duration;
 
 use extendr_api::prelude::{extendr, extendr_module, list, Robj};
 use extendr_api::{Error, GetSexp, Result};
-use rookd_engine::{AppCaps, BindTarget, Engine, ServerConfig};
+use rookd_engine::{AppCaps, BindTarget, Engine};
 
+mod answer;
+mod app;
 mod async_reply;
 mod ctx;
 mod dispatch;
 mod env;
 mod held;
 mod input;
+mod main_thread;
+mod options;
 mod rapi;
 mod reply;
+mod rvalue;
 mod slab;
 mod state;
 mod statics;
@@ -26,6 +36,7 @@ mod utils;
 mod wake;
 mod ws;
 
+use main_thread::MainThread;
 use rapi::r;
 use rapi::*;
 use state::{AppFns, ServerEntry, STATE};
@@ -48,21 +59,27 @@ fn rookd_init(
     ws_message: Robj,
     ws_closed: Robj,
 ) -> Result<()> {
-    wake::init().map_err(Error::Other)?;
+    MainThread::dot_call(wake::init).map_err(Error::Other)?;
     quiet_main_thread_panics();
     state::set_owner();
     keep_library_mapped();
-    // SAFETY: main thread; all are live R objects, preserved by `init`.
+    // SAFETY: .Call runs on R's main thread (this first token records it); all are live
+    // R objects, preserved by `init`.
     unsafe {
-        ctx::init(ctx::InitArgs {
-            namespace: sexp(&namespace),
-            errors: sexp(&errors),
-            tpl_read: sexp(&tpl_read),
-            tpl_read_lines: sexp(&tpl_read_lines),
-            tpl_rewind: sexp(&tpl_rewind),
-            ws_new: sexp(&ws_new),
-            ws_message: sexp(&ws_message),
-            ws_closed: sexp(&ws_closed),
+        MainThread::run(|mt| {
+            ctx::init(
+                mt,
+                ctx::InitArgs {
+                    namespace: sexp(&namespace),
+                    errors: sexp(&errors),
+                    tpl_read: sexp(&tpl_read),
+                    tpl_read_lines: sexp(&tpl_read_lines),
+                    tpl_rewind: sexp(&tpl_rewind),
+                    ws_new: sexp(&ws_new),
+                    ws_message: sexp(&ws_message),
+                    ws_closed: sexp(&ws_closed),
+                },
+            )
         })
     };
     Ok(())
@@ -112,128 +129,17 @@ fn quiet_main_thread_panics() {
     });
 }
 
-unsafe fn opt_num(opts: SEXP, name: &str) -> Result<f64> {
-    let v = r::list_get(opts, name).ok_or_else(|| Error::Other(format!("option `{name}` is missing")))?;
-    let t = type_of(v);
-    if Rf_xlength(v) != 1 || !(t == REALSXP || t == INTSXP || t == LGLSXP) {
-        return Err(Error::Other(format!("option `{name}` must be a single number")));
-    }
-    let x = match t {
-        REALSXP => *REAL(v),
-        _ => {
-            let i = *INTEGER(v);
-            if i == NA_INTEGER {
-                f64::NAN
-            } else {
-                f64::from(i)
-            }
-        }
-    };
-    if x.is_nan() {
-        return Err(Error::Other(format!("option `{name}` must not be NA")));
-    }
-    Ok(x)
-}
-
-/// A whole number in `lo..=hi` (the ranges of `rookd_engine::config::limits`, which
-/// R's rookdOptions() checks too); anything else is an error naming the option.
-unsafe fn opt_count(opts: SEXP, name: &str, (lo, hi): (usize, usize)) -> Result<usize> {
-    let x = opt_num(opts, name)?;
-    // `hi as f64` is exact for every limit (all are below 2^53).
-    if !x.is_finite() || x.fract() != 0.0 || x < lo as f64 || x > hi as f64 {
-        return Err(Error::Other(format!("`{name}` must be a single whole number in [{lo}, {hi}]")));
-    }
-    Ok(x as usize)
-}
-
-/// Seconds. With `zero_inf`, 0 and Inf mean "no limit" (`None`); otherwise Inf is refused
-/// and 0 is zero. Finite values above `max` are refused, so no Duration can overflow.
-unsafe fn opt_secs(opts: SEXP, name: &str, max: Duration, zero_inf: bool) -> Result<Option<Duration>> {
-    let x = opt_num(opts, name)?;
-    let max_s = max.as_secs_f64();
-    let ok = x >= 0.0 && (x <= max_s || zero_inf && x.is_infinite());
-    if !ok {
-        let inf = if zero_inf { " or Inf (0 and Inf: no limit)" } else { "" };
-        return Err(Error::Other(format!("`{name}` must be a single number of seconds in [0, {max_s}]{inf}")));
-    }
-    if zero_inf && (x == 0.0 || x.is_infinite()) {
-        return Ok(None);
-    }
-    Ok(Some(Duration::from_secs_f64(x)))
-}
-
-unsafe fn opt_bool(opts: SEXP, name: &str) -> Result<bool> {
-    Ok(opt_num(opts, name)? != 0.0)
-}
-
-unsafe fn opt_strings(opts: SEXP, name: &str) -> Result<Vec<String>> {
-    let Some(v) = r::list_get(opts, name) else { return Ok(Vec::new()) };
-    if r::is_null(v) {
-        return Ok(Vec::new());
-    }
-    if type_of(v) != STRSXP {
-        return Err(Error::Other(format!("option `{name}` must be a character vector")));
-    }
-    Ok((0..Rf_xlength(v)).map(|i| r::char_utf8(STRING_ELT(v, i)).into_owned()).collect())
-}
-
-unsafe fn server_config(opts: SEXP) -> Result<ServerConfig> {
-    use rookd_engine::config::limits::*;
-    let secs = |name: &str| -> Result<Duration> { Ok(opt_secs(opts, name, FAR, true)?.unwrap_or(FAR)) };
-    let mut c = ServerConfig {
-        max_header_bytes: opt_count(opts, "max_header_bytes", MAX_HEADER_BYTES)?,
-        max_headers: opt_count(opts, "max_headers", MAX_HEADERS)?,
-        max_body_bytes: opt_count(opts, "max_body_bytes", (MAX_BODY_BYTES.0 as usize, MAX_BODY_BYTES.1 as usize))? as u64,
-        header_timeout: secs("header_timeout")?,
-        keepalive_timeout: secs("keepalive_timeout")?,
-        body_timeout: secs("body_timeout")?,
-        max_connections: opt_count(opts, "max_connections", MAX_CONNECTIONS)?,
-        max_queued_requests: opt_count(opts, "max_queued_requests", MAX_QUEUED_REQUESTS)?,
-        max_inflight_bytes: opt_count(opts, "max_inflight_bytes", MAX_INFLIGHT_BYTES)?,
-        shutdown_grace: opt_secs(opts, "shutdown_grace", MAX_SHUTDOWN_GRACE, false)?.unwrap_or(Duration::ZERO),
-        query_string_with_question_mark: opt_bool(opts, "query_string_question_mark")?,
-        compression: opt_bool(opts, "compression")?,
-        ..ServerConfig::default()
-    };
-    c.ws.max_message_bytes = opt_count(opts, "ws_max_message_bytes", WS_MAX_MESSAGE_BYTES)?;
-    c.ws.max_outgoing_bytes = opt_count(opts, "ws_max_outgoing_bytes", WS_MAX_OUTGOING_BYTES)?;
-    c.ws.max_inflight_bytes = opt_count(opts, "ws_max_inflight_bytes", WS_MAX_INFLIGHT_BYTES)?;
-    c.ws.ping_interval = opt_secs(opts, "ws_ping_interval", FAR, true)?;
-    c.ws.idle_timeout = opt_secs(opts, "ws_idle_timeout", FAR, true)?;
-    c.ws.permessage_deflate = opt_bool(opts, "ws_permessage_deflate")?;
-    c.ws.allowed_origins = opt_strings(opts, "ws_allowed_origins")?;
-    c.ws.subprotocols = opt_strings(opts, "ws_subprotocols")?;
-    if c.max_body_bytes > c.max_inflight_bytes as u64 {
-        return Err(Error::Other("`max_body_bytes` must not exceed `max_inflight_bytes`".into()));
-    }
-    Ok(c)
-}
-
-/// The ranges R's rookdOptions() must agree with, as `list(name = c(lo, hi))` (counts)
-/// and the longest finite timeout; test-options-validation.R compares the two.
+/// The option table R's `rookdOptions()` validates with (defaults, ranges, and which
+/// options take 0/Inf as "no limit"); test-options-validation.R checks R against it.
 #[extendr]
 fn rookd_option_limits() -> Robj {
-    use rookd_engine::config::limits::*;
-    let r = |(lo, hi): (usize, usize)| vec![lo as f64, hi as f64];
-    list!(
-        max_header_bytes = r(MAX_HEADER_BYTES),
-        max_headers = r(MAX_HEADERS),
-        max_body_bytes = vec![MAX_BODY_BYTES.0 as f64, MAX_BODY_BYTES.1 as f64],
-        max_connections = r(MAX_CONNECTIONS),
-        max_queued_requests = r(MAX_QUEUED_REQUESTS),
-        max_inflight_bytes = r(MAX_INFLIGHT_BYTES),
-        threads = r(THREADS),
-        ws_max_message_bytes = r(WS_MAX_MESSAGE_BYTES),
-        ws_max_outgoing_bytes = r(WS_MAX_OUTGOING_BYTES),
-        ws_max_inflight_bytes = r(WS_MAX_INFLIGHT_BYTES),
-        far_secs = FAR.as_secs_f64(),
-        max_shutdown_grace = MAX_SHUTDOWN_GRACE.as_secs_f64()
-    )
-    .into()
+    options::table_for_r()
 }
 
-unsafe fn is_function_in(env: SEXP, name: &str) -> bool {
-    let v = Rf_findVarInFrame(env, r::sym(name));
+/// # Safety
+/// `env` is a live environment.
+unsafe fn is_function_in(mt: MainThread, env: SEXP, name: &str) -> bool {
+    let v = Rf_findVarInFrame(env, r::sym(mt, name));
     v != R_UnboundValue && matches!(type_of(v), CLOSXP | BUILTINSXP | SPECIALSXP)
 }
 
@@ -244,30 +150,33 @@ unsafe fn is_function_in(env: SEXP, name: &str) -> bool {
 /// port) are reported as values, raised by R, so they never go through extendr's panic path.
 #[extendr]
 fn rookd_start(kind: &str, host: &str, port: i32, mask: i32, app_env: Robj, options: Robj) -> Robj {
-    match start_server(kind, host, port, mask, &app_env, &options) {
+    match MainThread::dot_call(|mt| start_server(mt, kind, host, port, mask, &app_env, &options)) {
         Ok(id) => list!(id = id).into(),
         Err(Error::Other(msg)) => list!(error = msg).into(),
         Err(e) => list!(error = e.to_string()).into(),
     }
 }
 
-fn start_server(kind: &str, host: &str, port: i32, mask: i32, app_env: &Robj, options: &Robj) -> Result<f64> {
+fn start_server(
+    mt: MainThread,
+    kind: &str,
+    host: &str,
+    port: i32,
+    mask: i32,
+    app_env: &Robj,
+    options: &Robj,
+) -> Result<f64> {
     // A forked child starts from an empty state, with an engine of its own.
     state::in_owner_process();
     let env = sexp(app_env);
-    let opts = sexp(options);
     // SAFETY: main thread, live objects.
-    let (config, threads, has_on_headers, has_on_ws_open) = unsafe {
-        if type_of(env) != ENVSXP || !is_function_in(env, "call") {
+    let (settings, has_on_headers, has_on_ws_open) = unsafe {
+        if type_of(env) != ENVSXP || !is_function_in(mt, env, "call") {
             return Err(Error::Other("the app must have a `call` function".into()));
         }
-        (
-            server_config(opts)?,
-            opt_count(opts, "threads", rookd_engine::config::limits::THREADS)?,
-            is_function_in(env, "onHeaders"),
-            is_function_in(env, "onWSOpen"),
-        )
+        (options::settings(mt, options)?, is_function_in(mt, env, "onHeaders"), is_function_in(mt, env, "onWSOpen"))
     };
+    let options::Settings { config, env: env_opts, threads } = settings;
     let target = match kind {
         "tcp" => {
             let port = u16::try_from(port).map_err(|_| Error::Other(format!("port {port} is not in 0-65535")))?;
@@ -278,19 +187,17 @@ fn start_server(kind: &str, host: &str, port: i32, mask: i32, app_env: &Robj, op
     };
     // Built before binding, so a bad static path fails the start with nothing to undo.
     // SAFETY: main thread; `env` is alive for the call.
-    let static_paths = unsafe { statics::table_from_app(env)? };
+    let static_paths = unsafe { statics::table_from_app(mt, env)? };
     let caps = AppCaps { on_headers: has_on_headers, websocket: has_on_ws_open };
-    let env_opts = env::EnvOptions { query_with_question_mark: config.query_string_with_question_mark };
     STATE.with(|s| {
         let mut s = s.borrow_mut();
         if s.engine.is_none() {
-            let engine = Engine::new(threads, wake::door_waker()).map_err(|e| Error::Other(e.to_string()))?;
+            let engine = Engine::new(threads, dispatch::door_waker()).map_err(|e| Error::Other(e.to_string()))?;
             s.engine = Some(engine);
         }
         let engine = s.engine.as_ref().ok_or_else(|| Error::Other("no engine".into()))?;
-        let handle = engine
-            .start_server(&target, config, caps, static_paths)
-            .map_err(|e| Error::Other(e.to_string()))?;
+        let handle =
+            engine.start_server(&target, config, caps, static_paths).map_err(|e| Error::Other(e.to_string()))?;
         let id = handle.id().0;
         // SAFETY: main thread; released when the server has closed (state::remove_server).
         unsafe { R_PreserveObject(env) };
@@ -318,12 +225,10 @@ fn rookd_stop(id: f64) -> bool {
 fn rookd_server_info(id: f64) -> Robj {
     state::in_owner_process();
     STATE.with(|s| match s.borrow().servers.get(&(id as u64)) {
-        Some(e) => list!(
-            running = e.handle.is_running(),
-            host = e.host.clone(),
-            port = e.port().map(i32::from).unwrap_or(-1)
-        )
-        .into(),
+        Some(e) => {
+            list!(running = e.handle.is_running(), host = e.host.clone(), port = e.port().map(i32::from).unwrap_or(-1))
+                .into()
+        }
         None => list!(running = false, host = "", port = -1).into(),
     })
 }
@@ -337,43 +242,51 @@ fn rookd_running_ids() -> Vec<f64> {
 
 #[extendr]
 fn rookd_input_read(ptr: Robj, l: f64) -> Result<Robj> {
-    // SAFETY: main thread; the result is returned to R straight away.
-    unsafe { input::read(sexp(&ptr), l).map(|x| Robj::from_sexp(x)).map_err(|e| Error::Other(e.to_string())) }
+    // SAFETY: `ptr` is alive for the call; the result is returned to R straight away.
+    MainThread::dot_call(|mt| unsafe {
+        input::read(mt, sexp(&ptr), l).map(|x| Robj::from_sexp(x)).map_err(|e| Error::Other(e.to_string()))
+    })
 }
 
 #[extendr]
 fn rookd_input_read_lines(ptr: Robj, n: f64) -> Result<Robj> {
     // SAFETY: as above.
-    unsafe { input::read_lines(sexp(&ptr), n).map(|x| Robj::from_sexp(x)).map_err(|e| Error::Other(e.to_string())) }
+    MainThread::dot_call(|mt| unsafe {
+        input::read_lines(mt, sexp(&ptr), n).map(|x| Robj::from_sexp(x)).map_err(|e| Error::Other(e.to_string()))
+    })
 }
 
 #[extendr]
 fn rookd_input_rewind(ptr: Robj) -> Result<()> {
-    // SAFETY: main thread.
-    unsafe { input::rewind(sexp(&ptr)) }.map_err(|e| Error::Other(e.to_string()))
+    // SAFETY: `ptr` is alive for the call.
+    MainThread::dot_call(|mt| unsafe { input::rewind(mt, sexp(&ptr)) }).map_err(|e| Error::Other(e.to_string()))
 }
 
 /// Send a text (character) or binary (raw) message; FALSE if the socket is closed.
 #[extendr]
 fn rookd_ws_send(handle: Robj, message: Robj) -> Result<bool> {
     let m = sexp(&message);
-    // SAFETY: main thread, live objects.
-    unsafe {
-        let Some(conn) = ws::connection(sexp(&handle)).map_err(|e| Error::Other(e.to_string()))? else { return Ok(false) };
+    // SAFETY: `handle` and `message` are alive for the call.
+    MainThread::dot_call(|mt| unsafe {
+        let Some(conn) = ws::connection(mt, sexp(&handle)).map_err(|e| Error::Other(e.to_string()))? else {
+            return Ok(false);
+        };
         match type_of(m) {
-            RAWSXP => Ok(conn.send_binary(held::raw_bytes(m))),
+            RAWSXP => Ok(conn.send_binary(held::raw_bytes(mt, m))),
             STRSXP if Rf_xlength(m) == 1 && STRING_ELT(m, 0) != R_NaString => {
-                Ok(conn.send_text_bytes(held::char_bytes(STRING_ELT(m, 0))))
+                Ok(conn.send_text_bytes(held::char_bytes(mt, STRING_ELT(m, 0))))
             }
             _ => Err(Error::Other("a WebSocket message must be a single string or a raw vector".into())),
         }
-    }
+    })
 }
 
 #[extendr]
 fn rookd_ws_close(handle: Robj, code: i32, reason: &str) -> Result<()> {
-    // SAFETY: main thread.
-    if let Some(conn) = unsafe { ws::connection(sexp(&handle)) }.map_err(|e| Error::Other(e.to_string()))? {
+    // SAFETY: `handle` is alive for the call.
+    if let Some(conn) = MainThread::dot_call(|mt| unsafe { ws::connection(mt, sexp(&handle)) })
+        .map_err(|e| Error::Other(e.to_string()))?
+    {
         conn.close(u16::try_from(code).unwrap_or(1000), reason);
     }
     Ok(())
@@ -381,8 +294,10 @@ fn rookd_ws_close(handle: Robj, code: i32, reason: &str) -> Result<()> {
 
 #[extendr]
 fn rookd_ws_is_open(handle: Robj) -> Result<bool> {
-    // SAFETY: main thread.
-    Ok(unsafe { ws::connection(sexp(&handle)) }.map_err(|e| Error::Other(e.to_string()))?.is_some_and(|c| !c.is_closed()))
+    // SAFETY: `handle` is alive for the call.
+    Ok(MainThread::dot_call(|mt| unsafe { ws::connection(mt, sexp(&handle)) })
+        .map_err(|e| Error::Other(e.to_string()))?
+        .is_some_and(|c| !c.is_closed()))
 }
 
 /// Queue and registry sizes, for diagnostics and leak tests.
@@ -427,7 +342,7 @@ fn rookd_shutdown() {
     if let Some(engine) = engine {
         engine.shutdown(Duration::from_secs(1));
     }
-    held::release_dropped();
+    MainThread::dot_call(held::release_dropped);
 }
 
 /// Can `host:port` be bound right now? (randomPort)
@@ -458,15 +373,15 @@ fn rookd_uri(x: Robj, op: i32) -> Result<Robj> {
         3 => utils::UriOp::Decode,
         _ => utils::UriOp::DecodeComponent,
     };
-    // SAFETY: main thread; R checked that x is a character vector.
-    unsafe {
+    // SAFETY: `x` is alive for the call, and checked to be a character vector.
+    MainThread::dot_call(|mt| unsafe {
         if type_of(x) != STRSXP {
             return Err(Error::Other("`value` must be a character vector".into()));
         }
-        let (out, malformed) = utils::map_uri(x, op);
+        let (out, malformed) = utils::map_uri(mt, x, op);
         let out = Robj::from_sexp(out);
         Ok(list!(value = out, malformed = malformed as i32).into())
-    }
+    })
 }
 
 #[extendr]
@@ -478,19 +393,19 @@ fn rookd_base64(x: &[u8]) -> String {
 #[extendr]
 fn rookd_async_settle(token: f64, value: Robj) {
     let v = sexp(&value);
-    // SAFETY: main thread; `value` stays alive (it is an argument) while it is read.
-    unsafe {
+    // SAFETY: `value` stays alive (it is an argument) while it is read.
+    MainThread::dot_call(|mt| unsafe {
         let settled = if r::is_null(v) { None } else { Some(v) };
-        async_reply::settle(token as u64, settled);
-    }
+        async_reply::settle(mt, token as u64, settled);
+    })
 }
 
 /// Settle a streamed body's pending chunk (R/streaming.R).
 #[extendr]
 fn rookd_stream_settle(token: f64, value: Robj, ok: bool) {
     let v = sexp(&value);
-    // SAFETY: main thread; `value` is alive for the call.
-    unsafe { stream::settle(token as u64, ok.then_some(v)) };
+    // SAFETY: `value` is alive for the call.
+    MainThread::dot_call(|mt| unsafe { stream::settle(mt, token as u64, ok.then_some(v)) });
 }
 
 extendr_module! {

@@ -2,7 +2,13 @@
 //!
 //! Everything in this module may only be called on R's main thread (the bridge only calls
 //! it from `.Call` entry points and from the drain, which later runs on the main thread).
-#![allow(non_upper_case_globals, non_snake_case, dead_code)]
+//!
+//! Why this is sound: the declarations match R's headers (Rinternals.h, R_ext/*.h) in
+//! C types; every raw function is `unsafe` to call and each call site says why it holds.
+//! The helpers in [`r`] that need only "main thread" take a [`r::MainThread`] token (see
+//! main_thread.rs) and are safe; those that read an `SEXP` stay `unsafe fn` with the
+//! object's liveness (and type) as their `# Safety` condition.
+#![allow(non_upper_case_globals, non_snake_case)]
 // SEXP is a pointer to an opaque struct: passing it to C is sound whatever the struct holds.
 #![allow(improper_ctypes)]
 use std::ffi::{c_char, c_double, c_int, c_void};
@@ -10,7 +16,6 @@ use std::ffi::{c_char, c_double, c_int, c_void};
 pub use extendr_ffi::SEXP;
 
 pub const NILSXP: c_int = 0;
-pub const SYMSXP: c_int = 1;
 pub const CLOSXP: c_int = 3;
 pub const ENVSXP: c_int = 4;
 pub const SPECIALSXP: c_int = 7;
@@ -53,7 +58,6 @@ extern "C" {
     pub fn Rf_ScalarLogical(x: c_int) -> SEXP;
     pub fn Rf_ScalarReal(x: c_double) -> SEXP;
     pub fn Rf_install(s: *const c_char) -> SEXP;
-    pub fn Rf_installChar(s: SEXP) -> SEXP;
     pub fn Rf_lang1(f: SEXP) -> SEXP;
     pub fn Rf_lang2(f: SEXP, a: SEXP) -> SEXP;
     pub fn Rf_lang3(f: SEXP, a: SEXP, b: SEXP) -> SEXP;
@@ -77,13 +81,10 @@ extern "C" {
     pub fn R_NewEnv(parent: SEXP, hash: c_int, size: c_int) -> SEXP;
     pub fn Rf_defineVar(sym: SEXP, v: SEXP, env: SEXP);
     pub fn Rf_findVarInFrame(env: SEXP, sym: SEXP) -> SEXP;
-    pub fn R_removeVarFromFrame(sym: SEXP, env: SEXP);
     pub fn Rf_shallow_duplicate(x: SEXP) -> SEXP;
     pub fn SET_CLOENV(x: SEXP, env: SEXP);
 
     pub fn R_tryEval(call: SEXP, env: SEXP, error: *mut c_int) -> SEXP;
-    pub fn R_tryEvalSilent(call: SEXP, env: SEXP, error: *mut c_int) -> SEXP;
-    pub fn R_curErrorBuf() -> *const c_char;
 
     pub fn R_MakeExternalPtr(p: *mut c_void, tag: SEXP, prot: SEXP) -> SEXP;
     pub fn R_ExternalPtrTag(s: SEXP) -> SEXP;
@@ -103,28 +104,43 @@ extern "C" {
 /// Main-thread helpers over raw SEXPs.
 pub mod r {
     use super::*;
+    pub use crate::main_thread::MainThread;
 
-    /// A CHARSXP in UTF-8 from Rust text.
-    pub unsafe fn mkchar(s: &str) -> SEXP {
+    /// A CHARSXP in UTF-8 from Rust text (unprotected: protect it before allocating).
+    /// Like every allocation, an out-of-memory R error here leaves by a longjmp (see
+    /// `guarded`). Text holding NUL is cut there by R.
+    pub fn mkchar(_: MainThread, s: &str) -> SEXP {
         let len = c_int::try_from(s.len()).unwrap_or(c_int::MAX);
-        Rf_mkCharLenCE(s.as_ptr().cast(), len, CE_UTF8)
+        // SAFETY: main thread (the token); `s` is valid for `len` bytes.
+        unsafe { Rf_mkCharLenCE(s.as_ptr().cast(), len, CE_UTF8) }
     }
 
-    pub unsafe fn string(s: &str) -> SEXP {
-        Rf_ScalarString(mkchar(s))
+    /// A character vector of length one (unprotected).
+    pub fn string(mt: MainThread, s: &str) -> SEXP {
+        let c = mkchar(mt, s);
+        // SAFETY: main thread; `c` is a fresh CHARSXP, which ScalarString protects.
+        unsafe { Rf_ScalarString(c) }
     }
 
-    pub unsafe fn sym(name: &str) -> SEXP {
+    /// The symbol `name` (symbols are never collected). Names reach here from the bridge
+    /// or are checked first (R refuses names over 10,000 bytes with an R error).
+    pub fn sym(_: MainThread, name: &str) -> SEXP {
         let c = std::ffi::CString::new(name).unwrap_or_default();
-        Rf_install(c.as_ptr())
+        // SAFETY: main thread; `c` is NUL-terminated.
+        unsafe { Rf_install(c.as_ptr()) }
     }
 
+    /// # Safety
+    /// Main thread; `x` is a live R object.
     pub unsafe fn is_null(x: SEXP) -> bool {
         type_of(x) == NILSXP
     }
 
     /// Element `name` of a named list, or None.
-    pub unsafe fn list_get(list: SEXP, name: &str) -> Option<SEXP> {
+    ///
+    /// # Safety
+    /// `list` is a live R object.
+    pub unsafe fn list_get(mt: MainThread, list: SEXP, name: &str) -> Option<SEXP> {
         if type_of(list) != VECSXP {
             return None;
         }
@@ -135,7 +151,7 @@ pub mod r {
         let n = Rf_xlength(list);
         for i in 0..n {
             let nm = STRING_ELT(names, i);
-            if nm != R_NaString && cstr(nm) == name {
+            if nm != R_NaString && cstr(mt, nm) == name {
                 return Some(VECTOR_ELT(list, i));
             }
         }
@@ -143,20 +159,26 @@ pub mod r {
     }
 
     /// For `c(file = path)`: the value of the element named `name` of a character vector.
-    pub unsafe fn list_get_names_first(x: SEXP, name: &str) -> Option<String> {
+    ///
+    /// # Safety
+    /// `x` is a live R object.
+    pub unsafe fn list_get_names_first(mt: MainThread, x: SEXP, name: &str) -> Option<String> {
         if type_of(x) != STRSXP || Rf_xlength(x) != 1 {
             return None;
         }
         let names = Rf_getAttrib(x, R_NamesSymbol);
-        if type_of(names) != STRSXP || STRING_ELT(names, 0) == R_NaString || cstr(STRING_ELT(names, 0)) != name {
+        if type_of(names) != STRSXP || STRING_ELT(names, 0) == R_NaString || cstr(mt, STRING_ELT(names, 0)) != name {
             return None;
         }
         let v = STRING_ELT(x, 0);
-        (v != R_NaString).then(|| char_utf8(v).into_owned())
+        (v != R_NaString).then(|| char_utf8(mt, v).into_owned())
     }
 
     /// The bytes of a CHARSXP, converted to UTF-8 (R strings may be latin1 or native).
-    pub unsafe fn char_utf8<'a>(c: SEXP) -> std::borrow::Cow<'a, str> {
+    ///
+    /// # Safety
+    /// `c` is a live CHARSXP (not `NA_character_`'s), which outlives `'a`.
+    pub unsafe fn char_utf8<'a>(_: MainThread, c: SEXP) -> std::borrow::Cow<'a, str> {
         // "bytes" strings cannot be translated (R would raise an error, a longjmp through
         // Rust frames): take their bytes as they are.
         let p = if Rf_getCharCE(c) == CE_BYTES { R_CHAR(c) } else { Rf_translateCharUTF8(c) };
@@ -164,15 +186,18 @@ pub mod r {
     }
 
     /// The bytes of a CHARSXP as stored (names are ASCII in practice).
-    pub unsafe fn cstr<'a>(c: SEXP) -> std::borrow::Cow<'a, str> {
+    ///
+    /// # Safety
+    /// As [`char_utf8`].
+    pub unsafe fn cstr<'a>(_: MainThread, c: SEXP) -> std::borrow::Cow<'a, str> {
         std::ffi::CStr::from_ptr(R_CHAR(c)).to_string_lossy()
     }
 
     /// Print to R's stderr (the console in GUIs). `%` in text is safe: passed as an argument.
-    pub fn eprint(text: &str) {
+    pub fn eprint(_: MainThread, text: &str) {
         let c = std::ffi::CString::new(text.replace('\0', "")).unwrap_or_default();
-        // SAFETY: main thread only (module rule); format string is a literal.
-        unsafe { REprintf(b"%s\0".as_ptr().cast(), c.as_ptr()) };
+        // SAFETY: main thread (the token); the format string is a literal.
+        unsafe { REprintf(c"%s".as_ptr(), c.as_ptr()) };
     }
 
     /// Run `f` under R's unwind protection (`R_ToplevelExec`): `None` if an R error or
@@ -188,8 +213,9 @@ pub mod r {
     /// and must never hold a `RefCell` borrow across an R call (a skipped borrow guard
     /// would leave the cell borrowed for ever). `Protect` inside `f` is fine: R restores
     /// the protect stack to its height at the context's start. A panic is caught inside
-    /// the trampoline, so it never unwinds into R's C frames.
-    pub unsafe fn guarded<T, F: FnOnce() -> T>(f: F) -> Option<T> {
+    /// the trampoline, so it never unwinds into R's C frames. The rules on `f` are about
+    /// leaks and stuck borrows, not memory safety: with the token, this is a safe fn.
+    pub fn guarded<T, F: FnOnce() -> T>(_: MainThread, f: F) -> Option<T> {
         struct Job<F, T> {
             f: Option<F>,
             out: Option<T>,
@@ -202,7 +228,9 @@ pub mod r {
             }
         }
         let mut job = Job { f: Some(f), out: None };
-        let ok = R_ToplevelExec(Some(trampoline::<T, F>), (&mut job as *mut Job<F, T>).cast());
+        // SAFETY: main thread (the token); `job` outlives the call, and the trampoline
+        // matches its type.
+        let ok = unsafe { R_ToplevelExec(Some(trampoline::<T, F>), (&mut job as *mut Job<F, T>).cast()) };
         if ok == 0 {
             None
         } else {
@@ -212,17 +240,22 @@ pub mod r {
 
     /// A symbol to tag external pointers with, checked on every use (see `tagged_addr`).
     /// Callers cache it (`cached_tag`): symbols are never collected.
-    pub unsafe fn tag(name: &std::ffi::CStr) -> SEXP {
-        Rf_install(name.as_ptr())
+    pub fn tag(_: MainThread, name: &std::ffi::CStr) -> SEXP {
+        // SAFETY: main thread (the token); `name` is NUL-terminated.
+        unsafe { Rf_install(name.as_ptr()) }
     }
 
     /// `tag(name)`, looked up once per `cell`.
-    pub unsafe fn cached_tag(cell: &'static std::thread::LocalKey<std::cell::Cell<SEXP>>, name: &std::ffi::CStr) -> SEXP {
+    pub fn cached_tag(
+        mt: MainThread,
+        cell: &'static std::thread::LocalKey<std::cell::Cell<SEXP>>,
+        name: &std::ffi::CStr,
+    ) -> SEXP {
         let t = cell.with(|c| c.get());
         if !t.is_null() {
             return t;
         }
-        let t = tag(name);
+        let t = tag(mt, name);
         cell.with(|c| c.set(t));
         t
     }
@@ -230,7 +263,10 @@ pub mod r {
     /// The address in external pointer `x` if `x` is one tagged `tag`: `Err(())` if `x`
     /// is something else (another kind of pointer, or not a pointer at all), `Ok(null)`
     /// if it is ours but already cleared.
-    pub unsafe fn tagged_addr(x: SEXP, tag: SEXP) -> Result<*mut c_void, ()> {
+    ///
+    /// # Safety
+    /// `x` is a live R object.
+    pub unsafe fn tagged_addr(_: MainThread, x: SEXP, tag: SEXP) -> Result<*mut c_void, ()> {
         if type_of(x) != EXTPTRSXP || R_ExternalPtrTag(x) != tag {
             return Err(());
         }
@@ -238,10 +274,13 @@ pub mod r {
     }
 
     /// The PROTECT stack's height now (R has no getter: push a slot, read its index, pop).
-    pub unsafe fn protect_depth() -> c_int {
+    pub fn protect_depth(_: MainThread) -> c_int {
         let mut i: c_int = 0;
-        R_ProtectWithIndex(R_NilValue, &mut i);
-        Rf_unprotect(1);
+        // SAFETY: main thread (the token); one slot pushed and popped at once.
+        unsafe {
+            R_ProtectWithIndex(R_NilValue, &mut i);
+            Rf_unprotect(1);
+        }
         i
     }
 
@@ -255,8 +294,12 @@ pub mod r {
     /// (`Protect` guards dropped), so the slots above `depth` belong to calls that have
     /// returned, which cannot use them any more; dropping them is what R does itself when
     /// an error unwinds to a top-level context.
-    pub unsafe fn restore_protect_depth(depth: c_int) -> c_int {
-        let extra = protect_depth() - depth;
+    ///
+    /// # Safety
+    /// No `Protect` guard or other PROTECT of the caller's taken after `depth` was measured
+    /// is still alive.
+    pub unsafe fn restore_protect_depth(mt: MainThread, depth: c_int) -> c_int {
+        let extra = protect_depth(mt) - depth;
         if extra > 0 {
             Rf_unprotect(extra);
         }
@@ -270,6 +313,8 @@ pub mod r {
         pub fn new() -> Self {
             Protect(0)
         }
+        /// # Safety
+        /// Main thread; `x` is a live R object (or R_NilValue).
         pub unsafe fn add(&mut self, x: SEXP) -> SEXP {
             Rf_protect(x);
             self.0 += 1;

@@ -1,11 +1,14 @@
 //! The app's answer, `list(status, headers, body)`, read into an engine Response without
 //! running any R code.
+//!
+//! Why this is sound: only reads. Every object read is reachable from the response the
+//! caller protects; strings are copied out (or lent, see held.rs) before it returns.
 use std::path::PathBuf;
 
 use bytes::Bytes;
 use rookd_engine::{Body, Response};
 
-use crate::rapi::r;
+use crate::rapi::r::{self, MainThread};
 use crate::rapi::*;
 
 #[derive(Debug, thiserror::Error)]
@@ -38,7 +41,9 @@ fn type_name(t: i32) -> &'static str {
     }
 }
 
-unsafe fn scalar_number(x: SEXP) -> Option<f64> {
+/// # Safety
+/// `x` is a live R object.
+unsafe fn scalar_number(mt: MainThread, x: SEXP) -> Option<f64> {
     if Rf_xlength(x) != 1 {
         return None;
     }
@@ -53,7 +58,7 @@ unsafe fn scalar_number(x: SEXP) -> Option<f64> {
         }
         STRSXP => {
             let c = STRING_ELT(x, 0);
-            (c != R_NaString).then(|| r::cstr(c).trim().parse().ok()).flatten()
+            (c != R_NaString).then(|| r::cstr(mt, c).trim().parse().ok()).flatten()
         }
         _ => None,
     }
@@ -61,7 +66,10 @@ unsafe fn scalar_number(x: SEXP) -> Option<f64> {
 
 /// Header values as the app wrote them: strings, or numbers/logicals coerced the way
 /// `as.character()` would for the common cases.
-unsafe fn header_values(name: &str, x: SEXP) -> Result<Vec<String>, ReplyError> {
+///
+/// # Safety
+/// `x` is a live R object.
+unsafe fn header_values(mt: MainThread, name: &str, x: SEXP) -> Result<Vec<String>, ReplyError> {
     let n = Rf_xlength(x);
     let mut out = Vec::with_capacity(n as usize);
     for i in 0..n {
@@ -71,7 +79,7 @@ unsafe fn header_values(name: &str, x: SEXP) -> Result<Vec<String>, ReplyError> 
                 if c == R_NaString {
                     return Err(ReplyError::Headers(format!("header {name:?} is NA")));
                 }
-                r::char_utf8(c).into_owned()
+                r::char_utf8(mt, c).into_owned()
             }
             INTSXP => {
                 let v = *INTEGER(x).offset(i);
@@ -103,7 +111,9 @@ unsafe fn header_values(name: &str, x: SEXP) -> Result<Vec<String>, ReplyError> 
     Ok(out)
 }
 
-unsafe fn add_headers(resp: &mut Response, h: SEXP) -> Result<(), ReplyError> {
+/// # Safety
+/// `h` is a live R object.
+unsafe fn add_headers(mt: MainThread, resp: &mut Response, h: SEXP) -> Result<(), ReplyError> {
     let t = type_of(h);
     if t == NILSXP {
         return Ok(());
@@ -121,18 +131,18 @@ unsafe fn add_headers(resp: &mut Response, h: SEXP) -> Result<(), ReplyError> {
     }
     for i in 0..n {
         let nm = STRING_ELT(names, i);
-        let name = if nm == R_NaString { String::new() } else { r::char_utf8(nm).into_owned() };
+        let name = if nm == R_NaString { String::new() } else { r::char_utf8(mt, nm).into_owned() };
         if name.is_empty() {
             return Err(ReplyError::Headers(format!("header {} has no name", i + 1)));
         }
         let values = if t == VECSXP {
-            header_values(&name, VECTOR_ELT(h, i))?
+            header_values(mt, &name, VECTOR_ELT(h, i))?
         } else {
             let c = STRING_ELT(h, i);
             if c == R_NaString {
                 return Err(ReplyError::Headers(format!("header {name:?} is NA")));
             }
-            vec![r::char_utf8(c).into_owned()]
+            vec![r::char_utf8(mt, c).into_owned()]
         };
         for v in values {
             resp.add_header(&name, &v)?;
@@ -141,29 +151,33 @@ unsafe fn add_headers(resp: &mut Response, h: SEXP) -> Result<(), ReplyError> {
     Ok(())
 }
 
-unsafe fn file_path(x: SEXP) -> Result<PathBuf, ReplyError> {
+/// # Safety
+/// `x` is a live R object.
+unsafe fn file_path(mt: MainThread, x: SEXP) -> Result<PathBuf, ReplyError> {
     if type_of(x) != STRSXP || Rf_xlength(x) != 1 || STRING_ELT(x, 0) == R_NaString {
         return Err(ReplyError::Body("the file must be a single path".into()));
     }
-    Ok(PathBuf::from(r::char_utf8(STRING_ELT(x, 0)).into_owned()))
+    Ok(PathBuf::from(r::char_utf8(mt, STRING_ELT(x, 0)).into_owned()))
 }
 
-unsafe fn body(x: SEXP) -> Result<Body, ReplyError> {
+/// # Safety
+/// `x` is a live R object.
+unsafe fn body(mt: MainThread, x: SEXP) -> Result<Body, ReplyError> {
     match type_of(x) {
         NILSXP => Ok(Body::Empty),
         RAWSXP => {
             if Rf_xlength(x) == 0 {
                 return Ok(Body::Empty);
             }
-            Ok(Body::Bytes(crate::held::raw_bytes(x)))
+            Ok(Body::Bytes(crate::held::raw_bytes(mt, x)))
         }
         STRSXP => {
-            if let Some(f) = r::list_get_names_first(x, "file") {
+            if let Some(f) = r::list_get_names_first(mt, x, "file") {
                 return Ok(Body::File { path: PathBuf::from(f), owned: false });
             }
             let n = Rf_xlength(x);
             if n == 1 && STRING_ELT(x, 0) != R_NaString {
-                let b = crate::held::char_bytes(STRING_ELT(x, 0));
+                let b = crate::held::char_bytes(mt, STRING_ELT(x, 0));
                 return Ok(if b.is_empty() { Body::Empty } else { Body::Bytes(b) });
             }
             // httpuv joins a multi-element character body with "\n".
@@ -174,7 +188,7 @@ unsafe fn body(x: SEXP) -> Result<Body, ReplyError> {
                 }
                 let c = STRING_ELT(x, i);
                 if c != R_NaString {
-                    out.extend_from_slice(r::char_utf8(c).as_bytes());
+                    out.extend_from_slice(r::char_utf8(mt, c).as_bytes());
                 } else {
                     out.extend_from_slice(b"NA");
                 }
@@ -182,11 +196,11 @@ unsafe fn body(x: SEXP) -> Result<Body, ReplyError> {
             Ok(if out.is_empty() { Body::Empty } else { Body::Bytes(Bytes::from(out)) })
         }
         VECSXP => {
-            let Some(f) = r::list_get(x, "file") else {
+            let Some(f) = r::list_get(mt, x, "file") else {
                 return Err(ReplyError::Body("a list body needs a `file` element".into()));
             };
-            let path = file_path(f)?;
-            let owned = match r::list_get(x, "owned") {
+            let path = file_path(mt, f)?;
+            let owned = match r::list_get(mt, x, "owned") {
                 Some(o) if type_of(o) == LGLSXP && Rf_xlength(o) == 1 => *LOGICAL(o) == 1,
                 Some(o) if r::is_null(o) => false,
                 None => false,
@@ -194,28 +208,31 @@ unsafe fn body(x: SEXP) -> Result<Body, ReplyError> {
             };
             Ok(Body::File { path, owned })
         }
-        CLOSXP => Ok(Body::Stream(crate::stream::register(x))),
+        CLOSXP => Ok(Body::Stream(crate::stream::register(mt, x))),
         t => Err(ReplyError::Body(format!("got {}", type_name(t)))),
     }
 }
 
-/// Read the app's response. Main thread; `x` is protected by the caller.
-pub unsafe fn read(x: SEXP) -> Result<Response, ReplyError> {
+/// Read the app's response.
+///
+/// # Safety
+/// `x` is a live R object, protected by the caller.
+pub unsafe fn read(mt: MainThread, x: SEXP) -> Result<Response, ReplyError> {
     match type_of(x) {
         NILSXP => return Err(ReplyError::Null),
         VECSXP => {}
         t => return Err(ReplyError::NotAList(type_name(t))),
     }
-    let status = r::list_get(x, "status").and_then(|s| scalar_number(s)).ok_or(ReplyError::Status)?;
+    let status = r::list_get(mt, x, "status").and_then(|s| scalar_number(mt, s)).ok_or(ReplyError::Status)?;
     if status.fract() != 0.0 || !(0.0..=1e6).contains(&status) {
         return Err(ReplyError::Status);
     }
     let mut resp = Response::new(status as i64)?;
-    if let Some(h) = r::list_get(x, "headers") {
-        add_headers(&mut resp, h)?;
+    if let Some(h) = r::list_get(mt, x, "headers") {
+        add_headers(mt, &mut resp, h)?;
     }
-    if let Some(b) = r::list_get(x, "body") {
-        resp.body = body(b)?;
+    if let Some(b) = r::list_get(mt, x, "body") {
+        resp.body = body(mt, b)?;
     }
     Ok(resp)
 }

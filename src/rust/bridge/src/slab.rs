@@ -1,8 +1,14 @@
 //! Keeps R objects alive between events without R_PreserveObject's linear release and
 //! without interning a symbol per key: one preserved list, slots reused through a free list.
+//!
+//! Why this is sound: `list` is null or a VECSXP preserved by this slab (released only
+//! when replaced by a larger copy), and every index in `index` and `free` is below its
+//! length; so reads and writes of its slots stay in bounds, and kept objects stay
+//! reachable. Only the main thread (a token) touches it: slabs live in thread-locals.
 use std::cell::RefCell;
 use std::collections::HashMap;
 
+use crate::rapi::r::MainThread;
 use crate::rapi::*;
 
 pub struct SexpSlab {
@@ -16,34 +22,37 @@ impl SexpSlab {
         SexpSlab { list: std::ptr::null_mut(), free: Vec::new(), index: HashMap::new() }
     }
 
-    /// # Safety
-    /// Main thread.
-    unsafe fn grow(&mut self) {
-        let old_len = if self.list.is_null() { 0 } else { Rf_xlength(self.list) };
-        let new_len = (old_len * 2).max(64);
-        let list = Rf_protect(Rf_allocVector(VECSXP, new_len));
-        for i in 0..old_len {
-            SET_VECTOR_ELT(list, i, VECTOR_ELT(self.list, i));
-        }
-        R_PreserveObject(list);
-        Rf_unprotect(1);
-        if !self.list.is_null() {
-            R_ReleaseObject(self.list);
-        }
-        self.list = list;
+    fn grow(&mut self, _: MainThread) {
+        // SAFETY: main thread (the token); the new list is protected until preserved, and
+        // the old list's slots are in bounds.
+        let (old_len, new_len) = unsafe {
+            let old_len = if self.list.is_null() { 0 } else { Rf_xlength(self.list) };
+            let new_len = (old_len * 2).max(64);
+            let list = Rf_protect(Rf_allocVector(VECSXP, new_len));
+            for i in 0..old_len {
+                SET_VECTOR_ELT(list, i, VECTOR_ELT(self.list, i));
+            }
+            R_PreserveObject(list);
+            Rf_unprotect(1);
+            if !self.list.is_null() {
+                R_ReleaseObject(self.list);
+            }
+            self.list = list;
+            (old_len, new_len)
+        };
         self.free.extend((old_len..new_len).rev());
     }
 
     /// # Safety
-    /// Main thread; `x` is a live R object.
-    pub unsafe fn insert(&mut self, key: u64, x: SEXP) {
+    /// `x` is a live R object.
+    pub unsafe fn insert(&mut self, mt: MainThread, key: u64, x: SEXP) {
         if let Some(&i) = self.index.get(&key) {
             SET_VECTOR_ELT(self.list, i, x);
             return;
         }
         if self.free.is_empty() {
             Rf_protect(x);
-            self.grow();
+            self.grow(mt);
             Rf_unprotect(1);
         }
         if let Some(i) = self.free.pop() {
@@ -52,19 +61,21 @@ impl SexpSlab {
         }
     }
 
-    /// # Safety
-    /// Main thread.
-    pub unsafe fn get(&self, key: u64) -> Option<SEXP> {
-        self.index.get(&key).map(|&i| VECTOR_ELT(self.list, i))
+    /// The object kept under `key` (reachable while kept).
+    pub fn get(&self, _: MainThread, key: u64) -> Option<SEXP> {
+        // SAFETY: main thread (the token); `list` is the preserved list and `i` < its length.
+        self.index.get(&key).map(|&i| unsafe { VECTOR_ELT(self.list, i) })
     }
 
     /// Remove and return; the caller must protect the result before allocating.
-    /// # Safety
-    /// Main thread.
-    pub unsafe fn take(&mut self, key: u64) -> Option<SEXP> {
+    pub fn take(&mut self, _: MainThread, key: u64) -> Option<SEXP> {
         let i = self.index.remove(&key)?;
-        let x = VECTOR_ELT(self.list, i);
-        SET_VECTOR_ELT(self.list, i, R_NilValue);
+        // SAFETY: main thread (the token); `list` is the preserved list and `i` < its length.
+        let x = unsafe {
+            let x = VECTOR_ELT(self.list, i);
+            SET_VECTOR_ELT(self.list, i, R_NilValue);
+            x
+        };
         self.free.push(i);
         Some(x)
     }
@@ -73,8 +84,8 @@ impl SexpSlab {
     /// `cell` held: an allocation failure is an R error (a longjmp), which would otherwise
     /// leave the cell borrowed for ever (see `rapi::r::guarded`).
     /// # Safety
-    /// Main thread; `x` is a live R object.
-    pub unsafe fn insert_in(cell: &RefCell<SexpSlab>, key: u64, x: SEXP) {
+    /// `x` is a live R object.
+    pub unsafe fn insert_in(mt: MainThread, cell: &RefCell<SexpSlab>, key: u64, x: SEXP) {
         let (must_grow, old) = {
             let s = cell.borrow();
             (s.free.is_empty() && !s.index.contains_key(&key), s.list)
@@ -97,7 +108,7 @@ impl SexpSlab {
             s.free.extend((old_len..new_len).rev());
         }
         // Cannot allocate now: a free slot exists (or the key has one).
-        cell.borrow_mut().insert(key, x);
+        cell.borrow_mut().insert(mt, key, x);
     }
 
     pub fn len(&self) -> usize {

@@ -2,6 +2,9 @@
 //!
 //! Rule: never hold a borrow of `STATE` while R code runs (the app may start or stop
 //! servers); copy out what a call needs, drop the borrow, then call R.
+//!
+//! Why this is sound: the registry is a thread-local of the main thread; each app's env
+//! is preserved while its server is registered and released once, when it is removed.
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -10,6 +13,7 @@ use std::sync::Arc;
 use rookd_engine::{Door, Engine, LocalAddr, ServerHandle};
 
 use crate::env::EnvOptions;
+use crate::rapi::r::MainThread;
 use crate::rapi::*;
 
 /// An app's functions, kept alive in a preserved environment that is also the
@@ -88,10 +92,10 @@ pub fn app_of(server: u64) -> Option<(AppFns, EnvOptions)> {
 }
 
 /// Forget a server whose last connection closed; its app may now be collected.
-pub fn remove_server(server: u64) {
+pub fn remove_server(_: MainThread, server: u64) {
     let entry = STATE.with(|s| s.borrow_mut().servers.remove(&server));
     if let Some(e) = entry {
-        // SAFETY: main thread; eval_env was preserved when the server started.
+        // SAFETY: main thread (the token); eval_env was preserved when the server started.
         unsafe { R_ReleaseObject(e.app.eval_env) };
     }
 }

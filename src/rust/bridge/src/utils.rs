@@ -1,7 +1,10 @@
 //! Vectorised URI helpers for R (encodeURI() and friends), NA-safe.
+//!
+//! Why this is sound: the output vector is protected while it is filled, and each
+//! element read is a CHARSXP of the live input vector.
 use rookd_engine::uri;
 
-use crate::rapi::r::{self, Protect};
+use crate::rapi::r::{self, MainThread, Protect};
 use crate::rapi::*;
 
 pub enum UriOp {
@@ -12,8 +15,11 @@ pub enum UriOp {
 }
 
 /// Apply `op` to each element of a character vector; NA stays NA, and a decoded string
-/// that is not valid UTF-8 becomes NA (JavaScript would throw URIError). Main thread.
-pub unsafe fn map_uri(x: SEXP, op: UriOp) -> (SEXP, usize) {
+/// that is not valid UTF-8 becomes NA (JavaScript would throw URIError).
+///
+/// # Safety
+/// `x` is a live character vector.
+pub unsafe fn map_uri(mt: MainThread, x: SEXP, op: UriOp) -> (SEXP, usize) {
     let n = Rf_xlength(x);
     let mut p = Protect::new();
     let out = p.add(Rf_allocVector(STRSXP, n));
@@ -24,7 +30,7 @@ pub unsafe fn map_uri(x: SEXP, op: UriOp) -> (SEXP, usize) {
             SET_STRING_ELT(out, i, R_NaString);
             continue;
         }
-        let s = r::char_utf8(c);
+        let s = r::char_utf8(mt, c);
         let res = match op {
             UriOp::Encode => Ok(uri::encode_uri(&s)),
             UriOp::EncodeComponent => Ok(uri::encode_uri_component(&s)),
@@ -33,7 +39,7 @@ pub unsafe fn map_uri(x: SEXP, op: UriOp) -> (SEXP, usize) {
         };
         match res {
             // An R string cannot hold NUL: "%00" decodes to NA too.
-            Ok(v) if !v.contains('\0') => SET_STRING_ELT(out, i, r::mkchar(&v)),
+            Ok(v) if !v.contains('\0') => SET_STRING_ELT(out, i, r::mkchar(mt, &v)),
             _ => {
                 malformed += 1;
                 SET_STRING_ELT(out, i, R_NaString);
