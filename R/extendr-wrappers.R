@@ -62,8 +62,8 @@ rookd_async_settle <- function(token, value) .Call(wrap__rookd_async_settle, tok
 # Settle a streamed body's pending chunk (R/streaming.R).
 rookd_stream_settle <- function(token, value, ok) .Call(wrap__rookd_stream_settle, token, value, ok)
 
-# The ranges R's rookdOptions() must agree with, as `list(name = c(lo, hi))` (counts)
-# and the longest finite timeout; test-options-validation.R compares the two.
+# The option table R's `rookdOptions()` validates with (defaults, ranges, and which
+# options take 0/Inf as "no limit"); test-options-validation.R checks R against it.
 rookd_option_limits <- function() .Call(wrap__rookd_option_limits)
 
 # `server$getStaticPaths()`: NULL when the server is not running.
