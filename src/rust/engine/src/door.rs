@@ -34,12 +34,14 @@
 //! 7. **Every announced id is closed.** A request id the host saw in an [`Event::Headers`]
 //!    is followed by exactly one of `Call`, `WsOpen` or `Abandoned` (refused upgrades and
 //!    upgrades the client left included), so the host can release what it kept for it.
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use crate::event::Event;
+use crate::request_slot::RequestCount;
+pub use crate::request_slot::RequestSlot;
 
 /// Schedules a drain on the host's main thread. Called from I/O threads.
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
@@ -48,20 +50,8 @@ pub struct Door {
     tx: Sender<Event>,
     rx: Receiver<Event>,
     wake_pending: AtomicBool,
-    queued_requests: AtomicUsize,
+    queued_requests: RequestCount,
     waker: Waker,
-}
-
-/// A slot for one request in the queue towards the host; released when dropped
-/// (i.e. once the host has answered or the request was abandoned).
-pub struct RequestSlot {
-    door: Arc<Door>,
-}
-
-impl Drop for RequestSlot {
-    fn drop(&mut self) {
-        self.door.queued_requests.fetch_sub(1, Ordering::SeqCst);
-    }
 }
 
 impl Door {
@@ -74,7 +64,7 @@ impl Door {
             tx,
             rx,
             wake_pending: AtomicBool::new(false),
-            queued_requests: AtomicUsize::new(0),
+            queued_requests: RequestCount::default(),
             waker,
         })
     }
@@ -89,19 +79,13 @@ impl Door {
     }
 
     /// Reserve room for one more request waiting for the host (rule 4).
-    pub fn try_reserve_request(self: &Arc<Self>, max_queued: usize) -> Option<RequestSlot> {
-        let prev = self.queued_requests.fetch_add(1, Ordering::SeqCst);
-        let slot = RequestSlot { door: Arc::clone(self) };
-        if prev >= max_queued {
-            drop(slot);
-            return None;
-        }
-        Some(slot)
+    pub fn try_reserve_request(&self, max_queued: usize) -> Option<RequestSlot> {
+        self.queued_requests.try_reserve(max_queued)
     }
 
     /// Requests currently waiting for, or being handled by, the host.
     pub fn queued_requests(&self) -> usize {
-        self.queued_requests.load(Ordering::SeqCst)
+        self.queued_requests.current()
     }
 
     /// Start a drain: main thread only. Clears the wake flag *before* any event is taken.
@@ -151,7 +135,7 @@ impl Iterator for Drain<'_> {
 mod tests {
     use super::*;
     use crate::event::{Event, ServerId};
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]
     fn one_wake_per_burst_and_none_lost() {

@@ -33,11 +33,12 @@ use http::{Method, StatusCode};
 use hyper::body::Incoming;
 use hyper::Request;
 
-use crate::service::{plain, HttpResponse};
+use crate::http_response::{plain, HttpResponse};
 
 mod conditional;
 mod error;
 mod gzcache;
+mod handle;
 mod mime;
 mod options;
 mod path;
@@ -48,6 +49,7 @@ mod table;
 mod validation;
 
 pub use error::StaticError;
+pub use handle::StaticPathsHandle;
 pub use options::{StaticOptions, StaticPathOptionsOverride, StaticPathSpec, Symlinks};
 pub use path::normalize_prefix;
 
