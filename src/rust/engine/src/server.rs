@@ -1,5 +1,5 @@
 //! A running server: its accept loop, how it stops, and the host's handle on it. Each
-//! accepted socket is handed to the connection driver ([`conn`](crate::conn)).
+//! accepted socket is handed to the connection driver (`conn`).
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -16,7 +16,7 @@
 //! being called for a parsed head (→ `Busy`), and the response body finishing or being
 //! dropped (→ `Idle`). All three happen on the connection's own task; the atomics only
 //! make the shared state `Sync`. The clock is one part of a connection's
-//! [`ConnState`](super::state::ConnState).
+//! `ConnState` (in `conn::state`).
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 

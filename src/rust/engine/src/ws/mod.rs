@@ -1,6 +1,6 @@
 //! WebSockets (RFC 6455, with permessage-deflate from RFC 7692) on top of hyper's upgrade.
 //!
-//! * [`accept`] checks the handshake and answers 101, then a task per connection runs it.
+//! * `accept` checks the handshake and answers 101, then a task per connection runs it.
 //! * The host sees [`Event::WsOpen`](crate::event::Event::WsOpen), one
 //!   [`Event::WsMessage`](crate::event::Event::WsMessage) per complete message, and
 //!   exactly one [`Event::WsClosed`](crate::event::Event::WsClosed); it answers through
