@@ -1,8 +1,8 @@
 //! rookd-engine: the HTTP/1.1 and WebSocket server behind the rookd R package.
 //!
 //! It knows nothing of R. A host (rookd's extendr bridge, or a test) creates an [`Engine`]
-//! with a [`Waker`](door::Waker), starts servers, and answers the [`Event`](event::Event)s
-//! that come through the [`Door`](door::Door) on its own main thread.
+//! with a [`Waker`], starts servers, and answers the [`Event`]s
+//! that come through the [`Door`] on its own main thread.
 //!
 //! The modules form layers that only import downwards; `src/rust/README.md` draws the map.
 pub mod body;

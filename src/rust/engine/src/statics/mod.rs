@@ -10,7 +10,7 @@
 //!   [`StaticPaths::options`] (`getStaticPathOptions()`).
 //! * Change: [`StaticPaths::with_paths`] (`setStaticPath()`), [`StaticPaths::without_paths`]
 //!   (`removeStaticPath()`), [`StaticPaths::with_options`] (`setStaticPathOptions()`); each
-//!   returns a new table to store in `ServerShared::statics` (write lock, swap, done).
+//!   returns a new table, which the host stores with [`StaticPathsHandle::replace`] (a swap).
 //!   In-flight requests finish with the table they started with.
 //!
 //! # Per request ([`StaticPaths::serve`], on an I/O thread)
