@@ -1,6 +1,12 @@
 # No lost wake-ups: with R idle at the prompt of an interactive session, a client sending
 # one request at a time on one keep-alive connection for ROOKD_WAKEUP_SECONDS (default 40)
-# never waits more than ROOKD_WAKEUP_MAX_MS (default 100) for a reply.
+# never waits more than ROOKD_WAKEUP_MAX_MS (default 1000) for a reply.
+#
+# A lost wake-up leaves a request waiting until something else wakes R; at an idle prompt
+# nothing does, so the client waits for ever (here: its 10 s timeout). A bound of 1 s
+# catches that with a wide margin, while a busy machine's scheduling hiccups (100-200 ms
+# seen with the load average at 5 on 2 cores) do not fail the test. The latencies are
+# reported, not asserted: speed is measured in bench/, not here.
 
 wakeup_client_py <- '
 import http.client, json, random, sys, time
@@ -75,14 +81,14 @@ json.dump({"count": len(lat), "max_ms": lat[-1] * 1000, "n_slow": sum(1 for x in
 
 readLines_safe <- function(path) tryCatch(readLines(path, warn = FALSE), error = function(e) "?")
 
-test_that("no lost wake-ups: every reply within 100 ms while R idles at the prompt", {
+test_that("no lost wake-ups: every reply comes while R idles at the prompt", {
   skip_if_slow_disabled()
   skip_if_no_tmux()
   skip_if_no_python()
   secs <- as.numeric(Sys.getenv("ROOKD_WAKEUP_SECONDS", "40"))
-  max_ms <- as.numeric(Sys.getenv("ROOKD_WAKEUP_MAX_MS", "100"))
+  max_ms <- as.numeric(Sys.getenv("ROOKD_WAKEUP_MAX_MS", "1000"))
   if (is.na(secs) || secs <= 0) secs <- 40
-  if (is.na(max_ms) || max_ms <= 0) max_ms <- 100
+  if (is.na(max_ms) || max_ms <= 0) max_ms <- 1000
   sess <- tmux_r_session()
   expect_true(at_prompt(sess$capture()))
   script <- tempfile(fileext = ".py")

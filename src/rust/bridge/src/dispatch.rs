@@ -59,7 +59,30 @@ fn drain() {
     let (Some(door), Some(ctx)) = (state::door(), ctx::get()) else { return };
     for event in door.begin_drain() {
         // SAFETY: main thread (later runs callbacks there), ctx initialised.
-        unsafe { handle(ctx, event) };
+        unsafe {
+            let depth = r::protect_depth();
+            handle(ctx, event);
+            // An app's C code may leave PROTECTs behind (Rook 1.2's multipart parser
+            // does): undo them here, or each request would bring R nearer to a
+            // "protection stack overflow".
+            let leaked = r::restore_protect_depth(depth);
+            if leaked > 0 {
+                warn_leaked(leaked);
+            }
+        }
+    }
+}
+
+/// Say once per process that an app leaked PROTECTs (R prints each imbalance itself).
+fn warn_leaked(n: i32) {
+    thread_local! {
+        static WARNED: Cell<bool> = const { Cell::new(false) };
+    }
+    if !WARNED.with(|w| w.replace(true)) {
+        r::eprint(&format!(
+            "rookd: C code called by the app left {n} object(s) on R's PROTECT stack (R's \
+             \"stack imbalance\" warnings); rookd removes them after each event. Said once.\n"
+        ));
     }
 }
 

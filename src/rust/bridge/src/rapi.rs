@@ -41,6 +41,8 @@ extern "C" {
     pub fn Rf_xlength(x: SEXP) -> isize;
     pub fn Rf_protect(x: SEXP) -> SEXP;
     pub fn Rf_unprotect(n: c_int);
+    /// PROTECT `x` and store in `*index` its slot: the stack's height before the push.
+    pub fn R_ProtectWithIndex(x: SEXP, index: *mut c_int);
     pub fn R_PreserveObject(x: SEXP);
     pub fn R_ReleaseObject(x: SEXP);
 
@@ -233,6 +235,32 @@ pub mod r {
             return Err(());
         }
         Ok(R_ExternalPtrAddr(x))
+    }
+
+    /// The PROTECT stack's height now (R has no getter: push a slot, read its index, pop).
+    pub unsafe fn protect_depth() -> c_int {
+        let mut i: c_int = 0;
+        R_ProtectWithIndex(R_NilValue, &mut i);
+        Rf_unprotect(1);
+        i
+    }
+
+    /// Pop what was left on the PROTECT stack above `depth`, and say how many.
+    ///
+    /// For after an event: C code that an app called may return with objects still
+    /// PROTECTed (R then warns "stack imbalance"); each is left there for good, and after
+    /// ~50,000 R fails with "protection stack overflow", so a client repeating a request
+    /// could bring R down. Why this is sound: the caller measured `depth` before the
+    /// event and every PROTECT taken since by the bridge itself is already released
+    /// (`Protect` guards dropped), so the slots above `depth` belong to calls that have
+    /// returned, which cannot use them any more; dropping them is what R does itself when
+    /// an error unwinds to a top-level context.
+    pub unsafe fn restore_protect_depth(depth: c_int) -> c_int {
+        let extra = protect_depth() - depth;
+        if extra > 0 {
+            Rf_unprotect(extra);
+        }
+        extra.max(0)
     }
 
     /// PROTECT for the length of a scope.

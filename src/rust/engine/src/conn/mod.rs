@@ -170,7 +170,20 @@ where
     })
     .await;
     match outcome {
-        Outcome::Done => {}
+        Outcome::Done => {
+            // hyper ends a connection whose request was answered before its body was read
+            // (413, 503, an early onHeaders answer): linger, or the client still sending
+            // gets a reset instead of the answer.
+            if state.is_pinned() {
+                if let Some(parts) = conn.into_parts() {
+                    // A stopping server does not wait for lingering clients.
+                    tokio::select! {
+                        _ = linger(parts.io.into_inner()) => {}
+                        _ = stop.as_mut() => {}
+                    }
+                }
+            }
+        }
         Outcome::Park => {
             let parts = conn.into_parts()?;
             let mut io = parts.io.into_inner();
@@ -202,6 +215,28 @@ where
 
 /// How long a keep-alive connection sits idle before it is parked (see `serve_connection`).
 const PARK_AFTER: Duration = Duration::from_millis(250);
+
+/// A lingering close lasts at most this long in all ...
+const LINGER_TOTAL: Duration = Duration::from_secs(5);
+/// ... and ends earlier once the client has sent nothing for this long (or closed).
+const LINGER_QUIET: Duration = Duration::from_secs(1);
+
+/// Read and drop what the client still sends after the answer and the server's FIN (as
+/// nginx's `lingering_close`). Closing a socket with unread input sends an RST: a client
+/// still uploading a body that was refused would see "connection reset" or "broken pipe"
+/// rather than the 413 it was sent. Bounded in time; the buffer exists only while lingering.
+async fn linger<IO: AsyncRead + Unpin>(mut io: IO) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 16 * 1024];
+    let end = Instant::now() + LINGER_TOTAL;
+    loop {
+        let quiet_until = (Instant::now() + LINGER_QUIET).min(end);
+        match tokio::time::timeout_at(quiet_until, io.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return,
+        }
+    }
+}
 
 enum Outcome {
     Done,

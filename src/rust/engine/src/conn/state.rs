@@ -50,6 +50,11 @@ impl ConnState {
         self.pinned.store(true, Ordering::Relaxed);
     }
 
+    /// Did this hyper connection see a request with a body or an upgrade?
+    pub(crate) fn is_pinned(&self) -> bool {
+        self.pinned.load(Ordering::Relaxed)
+    }
+
     /// A new hyper connection over the same socket starts unpinned.
     pub(crate) fn unpin(&self) {
         self.pinned.store(false, Ordering::Relaxed);
