@@ -9,13 +9,11 @@
 //! httpuv's messages; the checks here are for hand-built objects, so that nothing a user
 //! passes can panic, and every error says which path and which field is wrong.
 use std::path::PathBuf;
-use std::sync::{Arc, PoisonError};
 
 use extendr_api::prelude::{extendr, extendr_module, Robj};
 use extendr_api::{Error, Result};
-use rookd_engine::server::ServerShared;
 use rookd_engine::statics::{StaticOptions, StaticPathOptionsOverride, StaticPathSpec, Symlinks};
-use rookd_engine::StaticPaths;
+use rookd_engine::{StaticPaths, StaticPathsHandle};
 
 use crate::rapi::r::{self, MainThread, Protect};
 use crate::rapi::*;
@@ -339,24 +337,27 @@ fn options_to_r(mt: MainThread, o: &StaticOptions) -> SEXP {
 // ---------------------------------------------------------------------------------------
 // The running server's table
 
-/// The server's shared part, if it is running (httpuv's methods give NULL once stopped).
-/// Copied out of STATE so no borrow is held afterwards.
-fn running_server(id: f64) -> Option<Arc<ServerShared>> {
+/// The server's static-path table, if it is running (httpuv's methods give NULL once
+/// stopped). A handle copied out of STATE, so no borrow is held afterwards.
+fn running_server(id: f64) -> Option<StaticPathsHandle> {
     STATE.with(|s| {
-        s.borrow().servers.get(&(id as u64)).filter(|e| e.handle.is_running()).map(|e| Arc::clone(e.handle.shared()))
+        s.borrow()
+            .servers
+            .get(&(id as u64))
+            .filter(|e| e.handle.is_running())
+            .map(|e| e.handle.static_paths())
     })
 }
 
-/// The current table. A poisoned lock only means a panic elsewhere while it was held;
-/// the table inside is still a whole value (it is replaced, never edited), so use it.
-fn current(shared: &ServerShared) -> StaticPaths {
-    shared.statics.read().unwrap_or_else(PoisonError::into_inner).clone()
+/// The current table (see [`StaticPathsHandle::get`]).
+fn current(shared: &StaticPathsHandle) -> StaticPaths {
+    shared.get()
 }
 
 /// Swap in a new table. Only this thread writes, so reading, deriving and storing cannot
 /// lose a concurrent update; I/O threads keep the table they cloned for in-flight requests.
-fn store(shared: &ServerShared, table: StaticPaths) {
-    *shared.statics.write().unwrap_or_else(PoisonError::into_inner) = table;
+fn store(shared: &StaticPathsHandle, table: StaticPaths) {
+    shared.replace(table);
 }
 
 fn null() -> Robj {

@@ -152,7 +152,8 @@ impl FileBody {
         if self.buf.capacity() < want {
             self.buf.reserve(want.max(FILE_CHUNK));
         }
-        // SAFETY-free path: read into the spare capacity via ReadBuf over an initialised slice.
+        // Read into an initialised (zeroed) slice: no unsafe, at the cost of one memset
+        // per chunk.
         self.buf.resize(want, 0);
         let mut rb = ReadBuf::new(&mut self.buf[..want]);
         match Pin::new(&mut self.file).poll_read(cx, &mut rb) {

@@ -1,13 +1,16 @@
 //! # The Door
 //!
-//! The one passage between the engine's I/O threads and the host's main thread (R's, in rookd).
+//! The one queue from the engine's I/O threads to the host's main thread (R's, in rookd).
 //! Everything the host must decide (call the app, run onHeaders, WebSocket callbacks) walks
 //! through here as an [`Event`]; answers go back on per-event one-shot channels that never
-//! need the host's thread.
+//! need the host's thread. The Door and the handles it gives out (in its events, or from
+//! [`Engine`](crate::Engine) and [`ServerHandle`](crate::ServerHandle)) are the whole host
+//! seam: the list of crossings below is complete, and no lock or field of the engine is
+//! public to the host.
 //!
 //! ## Rules
 //! 1. **Who does what.** I/O threads only [`Door::send`]. Only the host's main thread calls
-//!    [`Door::begin_drain`] and [`Door::next_event`]. The waker runs on an I/O thread and must
+//!    [`Door::begin_drain`] and takes events from its [`Drain`]. The waker runs on an I/O thread and must
 //!    only *schedule* a drain (write a byte to a pipe, post to an event loop); it never runs
 //!    host code itself.
 //! 2. **No lost wake-ups.** `send` pushes the event *first*, then swaps `wake_pending` to
@@ -34,12 +37,59 @@
 //! 7. **Every announced id is closed.** A request id the host saw in an [`Event::Headers`]
 //!    is followed by exactly one of `Call`, `WsOpen` or `Abandoned` (refused upgrades and
 //!    upgrades the client left included), so the host can release what it kept for it.
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+//!
+//! ## Every crossing between the I/O threads and the host's thread
+//! Host → engine calls never wait for the I/O threads, except where said (C5, C9).
+//! - **C1 Events** (I/O → host): [`Door::send`], drained by the host (rules 1-7). The only
+//!   way an I/O thread makes the host run code; the waker only schedules.
+//! - **C2 Replies** (host → I/O): the one-shot sender in `Headers`, `Call` and
+//!   `StreamPull`. Sending never blocks; if the I/O side has gone (client left) the value
+//!   is dropped on the host's thread. Dropping the sender unanswered makes the I/O side
+//!   answer 503 (request) or fail the stream.
+//! - **C3 Held capacity** (host → I/O, by drop): the [`RequestSlot`] in `Call`, the byte
+//!   reservation carried by a request body's or message's `Bytes` ([`budget::hold`]) and
+//!   the [`WsCredit`] in `WsMessage` are given back when the host drops them, on its own
+//!   thread, with one atomic operation (no lock, no wake-up); a full budget resumes
+//!   readers through a semaphore.
+//! - **C4 WebSocket handles** (host → I/O): [`WsConnection`]'s `send_*` and `close` push
+//!   onto that connection's own bounded queue and wake its writer task; they never block
+//!   (a send past `max_outgoing_bytes` is refused with `false`). Not through the Door.
+//! - **C5 Server lifecycle** (host → I/O): [`Engine::start_server`](crate::Engine::start_server)
+//!   binds on the host's thread (a busy port is an immediate error).
+//!   [`ServerHandle::stop`](crate::ServerHandle::stop) blocks the host's thread until the
+//!   accept loop has dropped the listener (at most 5 s; it does not wait for the
+//!   `shutdown_grace` period, which runs on the I/O threads and ends with
+//!   `ServerClosed`, C1). [`Engine::shutdown`](crate::Engine::shutdown) blocks up to its
+//!   timeout.
+//! - **C6 Static-path tables** (host → I/O): [`StaticPathsHandle`] (from
+//!   [`ServerHandle::static_paths`](crate::ServerHandle::static_paths)): the host replaces
+//!   the whole table; each request takes a copy. Its lock is private and held only to
+//!   clone or swap an `Arc`.
+//! - **C7 Streamed bodies** (I/O → host): a [`Body::Stream`](crate::Body) response asks
+//!   for each chunk with a `StreamPull` event (C1) and answers on its one-shot (C2); its
+//!   end is a `StreamEnd` event.
+//! - **C8 Counters** (read by the host): [`Engine::inflight_bytes`](crate::Engine::inflight_bytes),
+//!   [`Door::queued_requests`], [`Door::len`], [`WsConnection::queued_bytes`]: atomic
+//!   reads, never blocking.
+//! - **C9 Lent bytes** (I/O → host, the host's own path): a host may send bytes that
+//!   borrow its own memory (rookd lends large R vectors without copying). When an I/O
+//!   thread drops them, the host's drop hook runs there; rookd's only queues a key and
+//!   schedules the release on R's thread through `later` (the bridge's `held.rs`), the
+//!   same loop that runs drains, not through the Door's queue.
+//!
+//! [`budget::hold`]: crate::budget::hold
+//! [`WsCredit`]: crate::ws::WsCredit
+//! [`WsConnection`]: crate::ws::WsConnection
+//! [`WsConnection::queued_bytes`]: crate::ws::WsConnection::queued_bytes
+//! [`StaticPathsHandle`]: crate::StaticPathsHandle
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use crate::event::Event;
+use crate::request_slot::RequestCount;
+pub use crate::request_slot::RequestSlot;
 
 /// Schedules a drain on the host's main thread. Called from I/O threads.
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
@@ -48,20 +98,8 @@ pub struct Door {
     tx: Sender<Event>,
     rx: Receiver<Event>,
     wake_pending: AtomicBool,
-    queued_requests: AtomicUsize,
+    queued_requests: RequestCount,
     waker: Waker,
-}
-
-/// A slot for one request in the queue towards the host; released when dropped
-/// (i.e. once the host has answered or the request was abandoned).
-pub struct RequestSlot {
-    door: Arc<Door>,
-}
-
-impl Drop for RequestSlot {
-    fn drop(&mut self) {
-        self.door.queued_requests.fetch_sub(1, Ordering::SeqCst);
-    }
 }
 
 impl Door {
@@ -74,7 +112,7 @@ impl Door {
             tx,
             rx,
             wake_pending: AtomicBool::new(false),
-            queued_requests: AtomicUsize::new(0),
+            queued_requests: RequestCount::default(),
             waker,
         })
     }
@@ -89,19 +127,13 @@ impl Door {
     }
 
     /// Reserve room for one more request waiting for the host (rule 4).
-    pub fn try_reserve_request(self: &Arc<Self>, max_queued: usize) -> Option<RequestSlot> {
-        let prev = self.queued_requests.fetch_add(1, Ordering::SeqCst);
-        let slot = RequestSlot { door: Arc::clone(self) };
-        if prev >= max_queued {
-            drop(slot);
-            return None;
-        }
-        Some(slot)
+    pub fn try_reserve_request(&self, max_queued: usize) -> Option<RequestSlot> {
+        self.queued_requests.try_reserve(max_queued)
     }
 
     /// Requests currently waiting for, or being handled by, the host.
     pub fn queued_requests(&self) -> usize {
-        self.queued_requests.load(Ordering::SeqCst)
+        self.queued_requests.current()
     }
 
     /// Start a drain: main thread only. Clears the wake flag *before* any event is taken.
@@ -151,7 +183,7 @@ impl Iterator for Drain<'_> {
 mod tests {
     use super::*;
     use crate::event::{Event, ServerId};
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]
     fn one_wake_per_burst_and_none_lost() {

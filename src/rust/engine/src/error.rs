@@ -8,6 +8,4 @@ pub enum EngineError {
     Resolve { host: String, reason: String },
     #[error("cannot start the I/O runtime: {0}")]
     Runtime(io::Error),
-    #[error("the engine is shut down")]
-    ShutDown,
 }

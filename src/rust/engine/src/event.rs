@@ -7,15 +7,10 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, Uri, Version};
 use tokio::sync::oneshot;
 
-use crate::door::RequestSlot;
+pub use crate::ids::{RequestId, ServerId, StreamId};
+use crate::request_slot::RequestSlot;
 use crate::response::Response;
-use crate::ws::{WsConnection, WsCredit};
-
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ServerId(pub u64);
-
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-pub struct RequestId(pub u64);
+use crate::ws::conn::{WsConnection, WsCredit};
 
 /// Where a connection arrived: a TCP socket or a Unix domain socket (pipe server).
 #[derive(Clone, Debug)]
@@ -59,10 +54,6 @@ impl RequestHead {
         }
     }
 }
-
-/// Names a response body the host produces piece by piece.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-pub struct StreamId(pub u64);
 
 /// The host's answer to a [`Event::StreamPull`].
 pub enum StreamChunk {

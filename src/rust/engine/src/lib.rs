@@ -1,24 +1,33 @@
 //! rookd-engine: the HTTP/1.1 and WebSocket server behind the rookd R package.
 //!
 //! It knows nothing of R. A host (rookd's extendr bridge, or a test) creates an [`Engine`]
-//! with a [`Waker`](door::Waker), starts servers, and answers the [`Event`](event::Event)s
-//! that come through the [`Door`](door::Door) on its own main thread.
+//! with a [`Waker`], starts servers, and answers the [`Event`]s
+//! that come through the [`Door`] on its own main thread.
+//!
+//! The modules form layers that only import downwards; `src/rust/README.md` draws the map.
 pub mod body;
 pub mod budget;
 pub mod compress;
 pub mod config;
-pub mod conn_clock;
+pub(crate) mod conn;
 pub mod door;
 pub mod error;
 pub mod event;
+pub mod http_response;
+pub mod ids;
 pub mod listener;
+mod request_slot;
 pub mod response;
 mod runtime;
 pub mod server;
-pub mod service;
+mod service;
+mod shared;
 pub mod statics;
 pub mod uri;
 pub mod ws;
+
+/// The per-connection clock (header and keep-alive timeouts), at its former path.
+pub use conn::clock as conn_clock;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +39,7 @@ pub use event::{Event, HeadersVerdict, RequestHead, RequestId, ServerId};
 pub use listener::{BindTarget, LocalAddr};
 pub use response::{Body, Response, ResponseError};
 pub use server::{AppCaps, ServerHandle};
-pub use statics::StaticPaths;
+pub use statics::{StaticPaths, StaticPathsHandle};
 
 /// The I/O runtime and the Door; one per host process.
 pub struct Engine {

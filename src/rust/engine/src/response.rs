@@ -5,6 +5,8 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, SET_COOKIE, TRANSFER_ENCODING};
 use http::StatusCode;
 
+use crate::ids::StreamId;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ResponseError {
     #[error("status {0} is not a valid HTTP status (100-999)")]
@@ -26,7 +28,7 @@ pub enum Body {
     /// Produced by the host chunk by chunk, as the client takes them (chunked encoding):
     /// each chunk is asked for with [`Event::StreamPull`](crate::event::Event) only when
     /// the previous one has been written, so memory stays flat however long the stream.
-    Stream(crate::event::StreamId),
+    Stream(StreamId),
 }
 
 #[derive(Debug)]
@@ -46,21 +48,9 @@ impl Response {
         Ok(Response { status, headers: Vec::new(), body: Body::Empty })
     }
 
-    /// A plain-text response made by the engine itself (errors, limits).
-    pub fn plain(status: StatusCode, text: &'static str) -> Response {
-        Response {
-            status,
-            headers: vec![(
-                http::header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; charset=utf-8"),
-            )],
-            body: Body::Bytes(Bytes::from_static(text.as_bytes())),
-        }
-    }
-
-    /// Add a header as the app wrote it. Framing headers (Content-Length,
-    /// Transfer-Encoding) are the engine's business and are dropped, except that a
-    /// Content-Length on a body-less response is kept (HEAD answers use it). A value
+    /// Add a header as the app wrote it. Transfer-Encoding is the engine's business and
+    /// is dropped here; Content-Length is kept, and dropped when the response is written
+    /// unless it has no body or answers a HEAD (see `service::into_http`). A value
     /// with line breaks is only accepted for Set-Cookie, where Rook joins several
     /// cookies with "\n": each line becomes its own header.
     pub fn add_header(&mut self, name: &str, value: &str) -> Result<(), ResponseError> {
@@ -83,14 +73,6 @@ impl Response {
         let v = HeaderValue::from_str(value).map_err(|_| ResponseError::InvalidHeaderValue(name.to_string()))?;
         self.headers.push((name, v));
         Ok(())
-    }
-
-    pub fn header(&self, name: &HeaderName) -> Option<&HeaderValue> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v)
-    }
-
-    pub fn has_header(&self, name: &HeaderName) -> bool {
-        self.headers.iter().any(|(n, _)| n == name)
     }
 }
 

@@ -14,21 +14,19 @@ use crate::body::{FileBody, HostStream, ResponseBody};
 use crate::budget::{self, ByteBudget, Reservation};
 use crate::door::Door;
 use crate::event::{Endpoint, Event, HeadersVerdict, RequestHead, RequestId};
+use crate::http_response::{plain, HttpResponse};
 use crate::response::{Body, Response};
-use crate::server::ServerShared;
+use crate::shared::ServerShared;
 use crate::{compress, ws};
 
-pub struct ConnCtx {
-    pub shared: Arc<ServerShared>,
-    pub local: Endpoint,
-    pub remote: Endpoint,
+/// What every request on one connection shares.
+pub(crate) struct ConnCtx {
+    pub(crate) shared: Arc<ServerShared>,
+    pub(crate) local: Endpoint,
+    pub(crate) remote: Endpoint,
 }
 
-pub type HttpResponse = hyper::Response<ResponseBody>;
-pub type BoxedResponseFuture<B> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<hyper::Response<B>, Infallible>> + Send>>;
-
-pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<HttpResponse, Infallible> {
+pub(crate) async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<HttpResponse, Infallible> {
     Ok(handle_request(ctx, req).await)
 }
 
@@ -61,13 +59,11 @@ async fn handle_request(ctx: Arc<ConnCtx>, mut req: Request<Incoming>) -> HttpRe
         r.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
         return r;
     }
-    // Static paths: answered entirely here, never by R. Clone the table's Arc so no lock
-    // is held across an await.
-    let table = shared.statics.read().ok().map(|t| t.clone());
-    if let Some(table) = table {
-        if let Some(resp) = table.serve(&req, shared.config.compression).await {
-            return resp;
-        }
+    // Static paths: answered entirely here, never by R. A copy of the table (an `Arc`),
+    // so no lock is held across an await.
+    let table = shared.statics.get();
+    if let Some(resp) = table.serve(&req, shared.config.compression).await {
+        return resp;
     }
     let on_upgrade = if shared.caps.websocket && ws::is_upgrade_request(req.method(), req.headers()) {
         Some(hyper::upgrade::on(&mut req))
@@ -77,7 +73,7 @@ async fn handle_request(ctx: Arc<ConnCtx>, mut req: Request<Incoming>) -> HttpRe
     let (parts, body) = req.into_parts();
     let head = Arc::new(RequestHead {
         server: shared.id,
-        id: RequestId(shared.next_request_id()),
+        id: shared.next_request_id(),
         method: parts.method,
         uri: parts.uri,
         version: parts.version,
@@ -222,14 +218,6 @@ fn keep(data: Bytes, reserved: Reservation) -> Bytes {
         return data;
     }
     budget::hold(data, reserved)
-}
-
-pub(crate) fn plain(status: StatusCode, text: &'static str) -> HttpResponse {
-    let mut r = hyper::Response::new(ResponseBody::bytes(Bytes::from_static(text.as_bytes())));
-    *r.status_mut() = status;
-    r.headers_mut()
-        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    r
 }
 
 /// Turn the app's response into what hyper writes. hyper drops the body of HEAD, 204 and

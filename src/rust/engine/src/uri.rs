@@ -35,7 +35,9 @@ pub fn encode_uri_component(s: &str) -> String {
     encode(s, unreserved)
 }
 
-fn hex_val(b: u8) -> Option<u8> {
+/// The value of one hex digit (either case). The one hex decoder of the crate: the
+/// static-path resolver decodes with it too.
+pub(crate) fn hex_val(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
         b'a'..=b'f' => Some(b - b'a' + 10),

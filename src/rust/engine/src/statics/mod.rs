@@ -10,7 +10,7 @@
 //!   [`StaticPaths::options`] (`getStaticPathOptions()`).
 //! * Change: [`StaticPaths::with_paths`] (`setStaticPath()`), [`StaticPaths::without_paths`]
 //!   (`removeStaticPath()`), [`StaticPaths::with_options`] (`setStaticPathOptions()`); each
-//!   returns a new table to store in `ServerShared::statics` (write lock, swap, done).
+//!   returns a new table, which the host stores with [`StaticPathsHandle::replace`] (a swap).
 //!   In-flight requests finish with the table they started with.
 //!
 //! # Per request ([`StaticPaths::serve`], on an I/O thread)
@@ -33,11 +33,12 @@ use http::{Method, StatusCode};
 use hyper::body::Incoming;
 use hyper::Request;
 
-use crate::service::{plain, HttpResponse};
+use crate::http_response::{plain, HttpResponse};
 
 mod conditional;
 mod error;
 mod gzcache;
+mod handle;
 mod mime;
 mod options;
 mod path;
@@ -48,6 +49,7 @@ mod table;
 mod validation;
 
 pub use error::StaticError;
+pub use handle::StaticPathsHandle;
 pub use options::{StaticOptions, StaticPathOptionsOverride, StaticPathSpec, Symlinks};
 pub use path::normalize_prefix;
 

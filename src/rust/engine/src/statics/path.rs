@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use std::path::PathBuf;
 
 use super::error::StaticError;
+use crate::uri::hex_val;
 
 /// httpuv's prefix normalisation: a leading "/" is added and trailing "/"s are removed
 /// (except for the root, "/").
@@ -132,15 +133,6 @@ pub(crate) fn sanitize<'s>(segments: impl Iterator<Item = &'s [u8]> + Clone) -> 
     Ok(out)
 }
 
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
 fn decode_lenient(s: &str) -> Cow<'_, [u8]> {
     if !s.contains('%') {
         return Cow::Borrowed(s.as_bytes());
@@ -150,7 +142,7 @@ fn decode_lenient(s: &str) -> Cow<'_, [u8]> {
     let mut i = 0;
     while i < b.len() {
         let pair = (b[i] == b'%')
-            .then(|| Some((hex(*b.get(i + 1)?)?, hex(*b.get(i + 2)?)?)))
+            .then(|| Some((hex_val(*b.get(i + 1)?)?, hex_val(*b.get(i + 2)?)?)))
             .flatten();
         match pair {
             Some((hi, lo)) => {

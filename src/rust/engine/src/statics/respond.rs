@@ -21,7 +21,7 @@ use super::range::{self, ByteRange, RangeRequest};
 use super::resolve::Opened;
 use crate::body::{FileBody, ResponseBody};
 use crate::compress;
-use crate::service::{plain, HttpResponse};
+use crate::http_response::{plain, text_plain_header, HttpResponse};
 
 /// Files up to this size are gzipped on the fly (in memory, off the I/O threads); larger
 /// ones are streamed as they are unless a precompressed `.gz` sits beside them.
@@ -150,7 +150,7 @@ pub(crate) async fn file(req: Request<'_>, found: Found) -> HttpResponse {
     let identity_tag = static_value(v.etag.clone());
     match ranges {
         RangeRequest::Unsatisfiable => {
-            let mut h = vec![(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"))];
+            let mut h = vec![text_plain_header()];
             if let Some(cr) = static_value(format!("bytes */{len}")) {
                 h.push((CONTENT_RANGE, cr));
             }

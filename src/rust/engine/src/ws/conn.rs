@@ -17,7 +17,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
 
 use super::close;
-use crate::event::ServerId;
+use crate::ids::ServerId;
 
 /// Pongs that may wait to be written at once; further pings go unanswered meanwhile.
 const MAX_PENDING_PONGS: usize = 32;

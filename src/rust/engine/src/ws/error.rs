@@ -1,7 +1,7 @@
 //! What a peer can do wrong, and the close code each fault earns (RFC 6455 §7.4.1).
 use thiserror::Error;
 
-use super::close;
+use super::codes;
 
 /// A violation by the peer: the connection is failed with [`ProtocolError::close_code`].
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -41,10 +41,10 @@ impl ProtocolError {
     pub fn close_code(&self) -> u16 {
         match self {
             ProtocolError::InvalidUtf8 | ProtocolError::InvalidCloseReason | ProtocolError::BadDeflate => {
-                close::INVALID_DATA
+                codes::INVALID_DATA
             }
-            ProtocolError::TooBig(_) => close::TOO_BIG,
-            _ => close::PROTOCOL_ERROR,
+            ProtocolError::TooBig(_) => codes::TOO_BIG,
+            _ => codes::PROTOCOL_ERROR,
         }
     }
 }

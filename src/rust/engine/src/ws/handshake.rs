@@ -2,7 +2,6 @@
 //! subprotocol and extension, and building the 101 response.
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use bytes::Bytes;
 use http::header::{HeaderValue, CONNECTION, ORIGIN, UPGRADE};
 use http::{HeaderMap, Method, StatusCode, Version};
 use sha1::{Digest, Sha1};
@@ -11,7 +10,7 @@ use super::deflate::{self, DeflateParams};
 use crate::body::ResponseBody;
 use crate::config::WsConfig;
 use crate::event::RequestHead;
-use crate::service::HttpResponse;
+use crate::http_response::{plain, HttpResponse};
 
 const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 const SEC_KEY: &str = "sec-websocket-key";
@@ -117,11 +116,14 @@ pub fn accept_key(key: &str) -> String {
 
 /// Does a comma-separated header (any of its lines) contain `token`, ignoring case?
 fn has_token(h: &HeaderMap, name: &str, token: &str) -> bool {
-    h.get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
+    h.get_all(name).iter().any(|v| lists_token(Some(v), token))
+}
+
+/// Does this one header line (a comma-separated list) contain `token`, ignoring case?
+pub(super) fn lists_token(value: Option<&HeaderValue>, token: &str) -> bool {
+    value
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
 }
 
 pub fn switching_protocols(agreed: &Agreed) -> HttpResponse {
@@ -153,15 +155,9 @@ pub fn switching_protocols(agreed: &Agreed) -> HttpResponse {
 }
 
 pub fn refusal_response(refusal: &Refusal) -> HttpResponse {
-    let mut r = hyper::Response::new(ResponseBody::bytes(Bytes::from_static(refusal.message.as_bytes())));
-    *r.status_mut() = refusal.status;
-    let h = r.headers_mut();
-    h.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    let mut r = plain(refusal.status, refusal.message);
     if refusal.status == StatusCode::UPGRADE_REQUIRED {
-        h.insert(SEC_VERSION, HeaderValue::from_static("13"));
+        r.headers_mut().insert(SEC_VERSION, HeaderValue::from_static("13"));
     }
     r
 }

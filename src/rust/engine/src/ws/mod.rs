@@ -1,6 +1,6 @@
 //! WebSockets (RFC 6455, with permessage-deflate from RFC 7692) on top of hyper's upgrade.
 //!
-//! * [`accept`] checks the handshake and answers 101, then a task per connection runs it.
+//! * `accept` checks the handshake and answers 101, then a task per connection runs it.
 //! * The host sees [`Event::WsOpen`](crate::event::Event::WsOpen), one
 //!   [`Event::WsMessage`](crate::event::Event::WsMessage) per complete message, and
 //!   exactly one [`Event::WsClosed`](crate::event::Event::WsClosed); it answers through
@@ -16,11 +16,12 @@ use http::{HeaderMap, Method};
 use hyper::upgrade::OnUpgrade;
 
 use crate::event::RequestHead;
-use crate::server::ServerShared;
-use crate::service::HttpResponse;
+use crate::http_response::HttpResponse;
+use crate::shared::ServerShared;
 
 mod close;
-mod conn;
+mod codes;
+pub(crate) mod conn;
 mod deflate;
 mod error;
 mod frame;
@@ -36,16 +37,13 @@ pub use error::ProtocolError;
 
 /// Is this a WebSocket upgrade request (GET with `Upgrade: websocket`)?
 pub fn is_upgrade_request(method: &Method, headers: &HeaderMap) -> bool {
-    method == Method::GET
-        && headers
-            .get(http::header::UPGRADE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("websocket")))
+    // Only the first Upgrade line decides here (the handshake then checks them all).
+    method == Method::GET && handshake::lists_token(headers.get(http::header::UPGRADE), "websocket")
 }
 
 /// Answer an upgrade request: 101 and a connection task if the handshake is acceptable,
 /// else 400/403/405/426 (426 carries `Sec-WebSocket-Version: 13`).
-pub fn accept(shared: Arc<ServerShared>, head: Arc<RequestHead>, on_upgrade: OnUpgrade) -> HttpResponse {
+pub(crate) fn accept(shared: Arc<ServerShared>, head: Arc<RequestHead>, on_upgrade: OnUpgrade) -> HttpResponse {
     match handshake::check(&head, &shared.config.ws) {
         Ok(agreed) => {
             let response = handshake::switching_protocols(&agreed);

@@ -175,7 +175,9 @@ pub async fn run<R: AsyncRead + Unpin>(
     }
 }
 
-async fn sleep_until(at: Option<Instant>) {
+/// Sleep until `at`, or forever when there is no deadline (a `select!` branch that
+/// only fires once a deadline is set).
+pub(super) async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,

@@ -13,11 +13,11 @@ use super::conn::WsConnection;
 use super::deflate::{Deflater, Inflater};
 use super::handshake::Agreed;
 use super::parser::MessageParser;
-use super::reader::{self, ReadEnd, ReaderSettings};
+use super::reader::{self, sleep_until, ReadEnd, ReaderSettings};
 use super::writer;
 use crate::door::Door;
 use crate::event::{Event, RequestHead};
-use crate::server::{ServerShared, SessionToken};
+use crate::shared::{ServerShared, SessionToken};
 
 /// Sends [`Event::WsClosed`] when dropped: at the normal end of the task, and also if
 /// the runtime drops the task (engine shutdown), so the host always hears of the end.
@@ -37,7 +37,7 @@ impl Drop for ClosedNotice {
     }
 }
 
-pub fn spawn(shared: Arc<ServerShared>, head: Arc<RequestHead>, on_upgrade: OnUpgrade, agreed: Agreed) {
+pub(crate) fn spawn(shared: Arc<ServerShared>, head: Arc<RequestHead>, on_upgrade: OnUpgrade, agreed: Agreed) {
     let token = shared.ws_session_token();
     tokio::spawn(run(token, shared, head, on_upgrade, agreed));
 }
@@ -128,12 +128,5 @@ async fn supervise(
             }
             _ = sleep_until(deadline), if deadline.is_some() => break,
         }
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }

@@ -120,7 +120,7 @@ impl Host {
     /// Swap the server's table, as the bridge does.
     pub fn set_statics(&self, statics: StaticPaths) {
         if let Some(s) = &self.server {
-            *s.shared().statics.write().unwrap() = statics;
+            s.static_paths().replace(statics);
         }
     }
 

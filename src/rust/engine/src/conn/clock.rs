@@ -15,17 +15,11 @@
 //! The phase moves on three events: bytes read while waiting (→ `Head`), the service
 //! being called for a parsed head (→ `Busy`), and the response body finishing or being
 //! dropped (→ `Idle`). All three happen on the connection's own task; the atomics only
-//! make the shared state `Sync`.
-use std::io;
-use std::pin::Pin;
+//! make the shared state `Sync`. The clock is one part of a connection's
+//! `ConnState` (in `conn::state`).
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body::{Body, Frame, SizeHint};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,7 +92,7 @@ impl ConnClock {
     }
 
     /// Bytes arrived: a request head begins, unless one is already under way.
-    fn on_bytes(&self) {
+    pub fn on_bytes(&self) {
         if matches!(self.phase(), Phase::Fresh | Phase::Idle) {
             self.set(Phase::Head);
         }
@@ -136,106 +130,6 @@ impl ConnClock {
     }
 }
 
-/// The connection's I/O, reporting reads to its clock.
-pub struct ClockedIo<IO> {
-    io: IO,
-    clock: Arc<ConnClock>,
-}
-
-impl<IO> ClockedIo<IO> {
-    pub fn new(io: IO, clock: Arc<ConnClock>) -> Self {
-        ClockedIo { io, clock }
-    }
-
-    pub fn into_inner(self) -> IO {
-        self.io
-    }
-}
-
-impl<IO: AsyncRead + Unpin> AsyncRead for ClockedIo<IO> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let r = Pin::new(&mut self.io).poll_read(cx, buf);
-        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.clock.on_bytes();
-        }
-        r
-    }
-}
-
-impl<IO: AsyncWrite + Unpin> AsyncWrite for ClockedIo<IO> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
-    }
-}
-
-/// A response body that tells the clock when it is done (fully written or dropped).
-pub struct ClockedBody<B> {
-    inner: B,
-    clock: Arc<ConnClock>,
-}
-
-impl<B> ClockedBody<B> {
-    pub fn new(inner: B, clock: Arc<ConnClock>) -> Self {
-        ClockedBody { inner, clock }
-    }
-}
-
-impl<B> Drop for ClockedBody<B> {
-    fn drop(&mut self) {
-        self.clock.on_response_done();
-    }
-}
-
-impl<B: Body<Data = Bytes> + Unpin> Body for ClockedBody<B> {
-    type Data = Bytes;
-    type Error = B::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        let r = Pin::new(&mut self.inner).poll_frame(cx);
-        if matches!(r, Poll::Ready(None)) {
-            self.clock.on_response_done();
-        }
-        r
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// What a stalled head is answered with, written straight to the socket (hyper has
-/// given the connection up by then).
-pub const REQUEST_TIMEOUT_RESPONSE: &[u8] =
-    b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 16\r\nConnection: close\r\n\r\nRequest Timeout\n";
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,12 +158,5 @@ mod tests {
         assert_eq!(c.phase(), Phase::Idle);
         c.on_bytes();
         assert_eq!(c.phase(), Phase::Head);
-    }
-
-    #[test]
-    fn the_408_is_well_formed() {
-        let text = std::str::from_utf8(REQUEST_TIMEOUT_RESPONSE).unwrap();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap();
-        assert!(head.contains(&format!("Content-Length: {}", body.len())));
     }
 }

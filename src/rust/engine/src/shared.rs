@@ -1,0 +1,106 @@
+//! What a running server's accept loop, its connections and its WebSocket sessions share:
+//! settings, the way to the host (the Door and the byte budget), the static table, the
+//! request numbering, and the stop signals. Below `server` (which starts and stops it)
+//! and above the protocol modules' needs, so `service`, `conn` and `ws` import this, never
+//! `server`. Nothing here is public to the host: it reaches a server through
+//! [`ServerHandle`](crate::server::ServerHandle)'s methods.
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, watch};
+
+use crate::budget::ByteBudget;
+use crate::config::ServerConfig;
+use crate::door::Door;
+use crate::ids::{RequestId, RequestIds, ServerId};
+use crate::statics::{StaticPaths, StaticPathsHandle};
+
+/// What the app can do, so the engine only asks the host for what the app implements.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AppCaps {
+    pub on_headers: bool,
+    pub websocket: bool,
+}
+
+/// State shared by a server's accept loop and all its connections.
+pub(crate) struct ServerShared {
+    pub(crate) id: ServerId,
+    pub(crate) config: ServerConfig,
+    pub(crate) caps: AppCaps,
+    pub(crate) door: Arc<Door>,
+    /// The engine's count of bytes waiting for the host (`max_inflight_bytes`).
+    pub(crate) budget: Arc<ByteBudget>,
+    pub(crate) statics: StaticPathsHandle,
+    request_ids: RequestIds,
+    stopping: AtomicBool,
+    /// Tells this server's open WebSockets that it is stopping (they close with 1001).
+    ws_stop: watch::Sender<bool>,
+    /// Each WebSocket session holds a clone until it has reported `WsClosed`; the accept
+    /// loop takes the original at stop and waits for the channel to close, so
+    /// `ServerClosed` is always the server's last event.
+    ws_sessions: Mutex<Option<mpsc::Sender<()>>>,
+}
+
+/// The receiving end of `ServerShared::ws_sessions`: it closes once the last session ended.
+pub(crate) type SessionsDone = mpsc::Receiver<()>;
+
+impl ServerShared {
+    pub(crate) fn new(
+        config: ServerConfig,
+        caps: AppCaps,
+        door: Arc<Door>,
+        budget: Arc<ByteBudget>,
+        statics: StaticPaths,
+    ) -> (Arc<ServerShared>, SessionsDone) {
+        let id = ServerId::next();
+        let (ws_tx, ws_rx) = mpsc::channel(1);
+        let shared = Arc::new(ServerShared {
+            id,
+            config,
+            caps,
+            door,
+            budget,
+            statics: StaticPathsHandle::new(statics),
+            request_ids: RequestIds::new(id),
+            stopping: AtomicBool::new(false),
+            ws_stop: watch::Sender::new(false),
+            ws_sessions: Mutex::new(Some(ws_tx)),
+        });
+        (shared, ws_rx)
+    }
+
+    pub(crate) fn next_request_id(&self) -> RequestId {
+        self.request_ids.next()
+    }
+
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// New requests are answered 503 from now on.
+    pub(crate) fn begin_stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// A WebSocket session's subscription to this server's stop.
+    pub(crate) fn ws_stop(&self) -> watch::Receiver<bool> {
+        self.ws_stop.subscribe()
+    }
+
+    /// Tell open WebSockets to close (1001) and let no new session start; the
+    /// [`SessionsDone`] receiver then closes when the last one has ended.
+    pub(crate) fn close_ws_sessions(&self) {
+        self.ws_stop.send_replace(true);
+        drop(self.ws_sessions.lock().unwrap_or_else(|e| e.into_inner()).take());
+    }
+
+    /// A token a WebSocket session holds for its whole life; `None` once the server
+    /// has finished stopping.
+    pub(crate) fn ws_session_token(&self) -> Option<SessionToken> {
+        let guard = self.ws_sessions.lock().unwrap_or_else(|e| e.into_inner());
+        guard.as_ref().map(|tx| SessionToken(tx.clone()))
+    }
+}
+
+/// Held by a WebSocket session task until it ends (see `ServerShared::ws_sessions`).
+pub(crate) struct SessionToken(#[allow(dead_code)] mpsc::Sender<()>);
