@@ -23,7 +23,7 @@ pub enum AppFn {
 /// # Safety
 /// `arg` is a live R object; `app.eval_env` is preserved (it is, while its server is
 /// registered).
-pub unsafe fn call_app(_: MainThread, ctx: &Ctx, app: AppFns, which: AppFn, arg: SEXP) -> Option<SEXP> {
+pub unsafe fn call_app(mt: MainThread, ctx: &Ctx, app: AppFns, which: AppFn, arg: SEXP) -> Option<SEXP> {
     let s = &ctx.syms;
     let (fsym, asym) = match which {
         AppFn::Call => (s.call, s.req),
@@ -32,7 +32,7 @@ pub unsafe fn call_app(_: MainThread, ctx: &Ctx, app: AppFns, which: AppFn, arg:
     };
     // A fresh env per call: the argument is a lazy promise of `asym` in it, which the app
     // may force after the call returned (in a later callback or a promise).
-    let mut p = Protect::new();
+    let mut p = Protect::new(mt);
     let env = p.add(R_NewEnv(app.eval_env, 0, 0));
     Rf_defineVar(asym, arg, env);
     let call = p.add(Rf_lang2(fsym, asym));

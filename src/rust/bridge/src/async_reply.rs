@@ -37,7 +37,7 @@ pub unsafe fn wait_for(mt: MainThread, ctx: &Ctx, promise: SEXP, reply: oneshot:
     });
     WAITING.with(|w| w.borrow_mut().insert(token, Waiting { reply, _slot: slot }));
     let then = Rf_findVarInFrame(ctx.namespace, r::sym(mt, "promise_then"));
-    let mut p = Protect::new();
+    let mut p = Protect::new(mt);
     let tok = p.add(Rf_ScalarReal(token as f64));
     let call = p.add(Rf_lang3(then, promise, tok));
     let mut err = 0;

@@ -133,7 +133,7 @@ fn handle(mt: MainThread, ctx: &Ctx, event: Event) {
             // Kept here, outside the guarded closure: taken only for a promise.
             let mut channel = Some((reply, slot));
             let answer = r::guarded(mt, || unsafe {
-                let mut p = Protect::new();
+                let mut p = Protect::new(mt);
                 let env = match take_pending(mt, head.id.0) {
                     Some(e) => p.add(e),
                     None => match env::build(mt, ctx, &head, opts) {
@@ -182,13 +182,13 @@ fn handle(mt: MainThread, ctx: &Ctx, event: Event) {
                 return;
             };
             let verdict = r::guarded(mt, || unsafe {
-                let mut p = Protect::new();
+                let mut p = Protect::new(mt);
                 let env = match env::build(mt, ctx, &head, opts) {
                     Ok(e) => p.add(e),
                     Err(e) => return HeadersVerdict::Respond(refused(mt, &e)),
                 };
                 match call_app(mt, ctx, app, AppFn::OnHeaders, env) {
-                    Some(x) if r::is_null(x) => {
+                    Some(x) if r::is_null(mt, x) => {
                         keep_pending(mt, head.id.0, env);
                         HeadersVerdict::Continue
                     }
@@ -218,7 +218,7 @@ fn handle(mt: MainThread, ctx: &Ctx, event: Event) {
                 return;
             };
             let done = r::guarded(mt, || unsafe {
-                let mut p = Protect::new();
+                let mut p = Protect::new(mt);
                 let env = match take_pending(mt, head.id.0) {
                     Some(e) => p.add(e),
                     None => match env::build(mt, ctx, &head, opts) {

@@ -170,7 +170,7 @@ pub fn build(mt: MainThread, ctx: &Ctx, head: &RequestHead, opts: EnvOptions) ->
     unsafe {
         let s = &ctx.syms;
         let header_syms = header_symbols(mt, head)?;
-        let mut p = Protect::new();
+        let mut p = Protect::new(mt);
         let env = p.add(R_NewEnv(R_GlobalEnv, 1, 29));
         set(mt, env, s.request_method, head.method.as_str());
         Rf_defineVar(s.script_name, ctx.empty_string, env);
@@ -252,7 +252,7 @@ pub unsafe fn attach_body(mt: MainThread, ctx: &Ctx, env: SEXP, body: &Bytes) {
         Rf_defineVar(s.rook_input, empty_input(mt, ctx), env);
         return;
     }
-    let mut p = Protect::new();
+    let mut p = Protect::new(mt);
     let input = p.add(input::new_input(mt, ctx, body.clone()));
     Rf_defineVar(s.rook_input, input, env);
 }

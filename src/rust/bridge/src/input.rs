@@ -31,7 +31,7 @@ unsafe extern "C" fn finalize(p: SEXP) {
 pub fn new_input(mt: MainThread, ctx: &Ctx, body: Bytes) -> SEXP {
     // SAFETY: main thread (the token); every object used is protected here or preserved in `ctx`.
     unsafe {
-        let mut p = Protect::new();
+        let mut p = Protect::new(mt);
         let env = p.add(R_NewEnv(ctx.namespace, 0, 0));
         let raw = Box::into_raw(Box::new(InputStream { body, pos: 0 }));
         let ptr = p.add(R_MakeExternalPtr(raw as *mut c_void, input_tag(mt), R_NilValue));

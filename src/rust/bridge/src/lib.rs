@@ -395,7 +395,7 @@ fn rookd_async_settle(token: f64, value: Robj) {
     let v = sexp(&value);
     // SAFETY: `value` stays alive (it is an argument) while it is read.
     MainThread::dot_call(|mt| unsafe {
-        let settled = if r::is_null(v) { None } else { Some(v) };
+        let settled = if r::is_null(mt, v) { None } else { Some(v) };
         async_reply::settle(mt, token as u64, settled);
     })
 }

@@ -91,7 +91,7 @@ fn flag(o: &Opts, name: &str) -> Result<bool> {
 fn strings(o: &Opts, name: &str) -> Result<Vec<String>> {
     // SAFETY: main thread (the token); the list is alive (borrowed), and its elements with it.
     let v = match unsafe { r::list_get(o.main, o.list.get(), name) } {
-        Some(v) if unsafe { !r::is_null(v) } => v,
+        Some(v) if unsafe { !r::is_null(o.main, v) } => v,
         _ => return Ok(Vec::new()),
     };
     // SAFETY: as above.

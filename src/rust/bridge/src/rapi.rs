@@ -131,8 +131,8 @@ pub mod r {
     }
 
     /// # Safety
-    /// Main thread; `x` is a live R object.
-    pub unsafe fn is_null(x: SEXP) -> bool {
+    /// `x` is a live R object.
+    pub unsafe fn is_null(_: MainThread, x: SEXP) -> bool {
         type_of(x) == NILSXP
     }
 
@@ -306,15 +306,16 @@ pub mod r {
         extra.max(0)
     }
 
-    /// PROTECT for the length of a scope.
-    pub struct Protect(c_int);
+    /// PROTECT for the length of a scope. Made with the token, so it exists only on the
+    /// main thread (and, holding a `MainThread`, cannot leave it).
+    pub struct Protect<'a>(c_int, MainThread<'a>);
 
-    impl Protect {
-        pub fn new() -> Self {
-            Protect(0)
+    impl<'a> Protect<'a> {
+        pub fn new(mt: MainThread<'a>) -> Self {
+            Protect(0, mt)
         }
         /// # Safety
-        /// Main thread; `x` is a live R object (or R_NilValue).
+        /// `x` is a live R object (or R_NilValue).
         pub unsafe fn add(&mut self, x: SEXP) -> SEXP {
             Rf_protect(x);
             self.0 += 1;
@@ -322,7 +323,7 @@ pub mod r {
         }
     }
 
-    impl Drop for Protect {
+    impl Drop for Protect<'_> {
         fn drop(&mut self) {
             if self.0 > 0 {
                 // SAFETY: balanced with the protects taken by `add` on this thread.

@@ -202,7 +202,7 @@ unsafe fn body(mt: MainThread, x: SEXP) -> Result<Body, ReplyError> {
             let path = file_path(mt, f)?;
             let owned = match r::list_get(mt, x, "owned") {
                 Some(o) if type_of(o) == LGLSXP && Rf_xlength(o) == 1 => *LOGICAL(o) == 1,
-                Some(o) if r::is_null(o) => false,
+                Some(o) if r::is_null(mt, o) => false,
                 None => false,
                 Some(_) => return Err(ReplyError::Body("`owned` must be TRUE or FALSE".into())),
             };

@@ -108,13 +108,13 @@ unsafe fn symlinks(mt: MainThread, v: SEXP, ctx: Ctx<'_>) -> Result<Symlinks> {
 /// # Safety
 /// `opts` is a live R object.
 unsafe fn override_from_r(mt: MainThread, opts: SEXP, ctx: Ctx<'_>) -> Result<StaticPathOptionsOverride> {
-    if r::is_null(opts) {
+    if r::is_null(mt, opts) {
         return Ok(StaticPathOptionsOverride::default());
     }
     if type_of(opts) != VECSXP {
         return Err(bad(ctx, "the options must be a list (see staticPathOptions())"));
     }
-    let field = |name: &str| r::list_get(mt, opts, name).filter(|v| !r::is_null(*v));
+    let field = |name: &str| r::list_get(mt, opts, name).filter(|v| !r::is_null(mt, *v));
     let flag_field = |name: &str| field(name).map(|v| flag(mt, v, ctx, name)).transpose();
     Ok(StaticPathOptionsOverride {
         indexhtml: flag_field("indexhtml")?,
@@ -151,7 +151,7 @@ unsafe fn spec_from_r(mt: MainThread, prefix: &str, x: SEXP) -> Result<StaticPat
 /// # Safety
 /// `paths` is a live R object.
 unsafe fn entries_from_r(mt: MainThread, paths: SEXP) -> Result<Vec<(String, StaticPathSpec)>> {
-    if r::is_null(paths) {
+    if r::is_null(mt, paths) {
         return Ok(Vec::new());
     }
     let n = Rf_xlength(paths);
@@ -202,12 +202,12 @@ struct ListBuilder<'a> {
     list: SEXP,
     names: SEXP,
     next: isize,
-    _protect: Protect,
+    _protect: Protect<'a>,
 }
 
 impl<'a> ListBuilder<'a> {
     fn new(mt: MainThread<'a>, len: usize) -> Self {
-        let mut p = Protect::new();
+        let mut p = Protect::new(mt);
         let n = isize::try_from(len).unwrap_or(isize::MAX);
         // SAFETY: main thread (the token); each vector is protected as it is made.
         let (list, names) = unsafe { (p.add(Rf_allocVector(VECSXP, n)), p.add(Rf_allocVector(STRSXP, n))) };
@@ -250,7 +250,7 @@ fn lgl(_: MainThread, b: bool) -> SEXP {
 fn chr(mt: MainThread, v: &[String]) -> SEXP {
     // SAFETY: main thread (the token); the vector is protected while it is filled.
     unsafe {
-        let mut p = Protect::new();
+        let mut p = Protect::new(mt);
         let out = p.add(Rf_allocVector(STRSXP, v.len() as isize));
         for (i, s) in v.iter().enumerate() {
             SET_STRING_ELT(out, i as isize, r::mkchar(mt, s));
@@ -263,7 +263,7 @@ fn chr(mt: MainThread, v: &[String]) -> SEXP {
 fn named_chr(mt: MainThread, kv: &[(String, String)]) -> SEXP {
     // SAFETY: main thread (the token); both vectors are protected while they are filled.
     unsafe {
-        let mut p = Protect::new();
+        let mut p = Protect::new(mt);
         let values = p.add(Rf_allocVector(STRSXP, kv.len() as isize));
         let names = p.add(Rf_allocVector(STRSXP, kv.len() as isize));
         for (i, (k, v)) in kv.iter().enumerate() {
@@ -415,7 +415,7 @@ fn rookd_static_remove_paths(id: f64, prefixes: Robj) -> Result<Robj> {
         // SAFETY: main thread; `prefixes` is alive for the call.
         let prefixes = unsafe {
             let p = sexp(&prefixes);
-            if r::is_null(p) {
+            if r::is_null(mt, p) {
                 Vec::new()
             } else {
                 strings(mt, p, Ctx::Options, "path")

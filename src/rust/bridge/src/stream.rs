@@ -81,7 +81,7 @@ pub fn pull(mt: MainThread, ctx: &Ctx, stream: StreamId, slot: &mut Option<onesh
             }
             return;
         };
-        let mut p = Protect::new();
+        let mut p = Protect::new(mt);
         let call = p.add(Rf_lang1(generator));
         let mut err = 0;
         let x = R_tryEval(call, R_GlobalEnv, &mut err);

@@ -21,7 +21,7 @@ pub enum UriOp {
 /// `x` is a live character vector.
 pub unsafe fn map_uri(mt: MainThread, x: SEXP, op: UriOp) -> (SEXP, usize) {
     let n = Rf_xlength(x);
-    let mut p = Protect::new();
+    let mut p = Protect::new(mt);
     let out = p.add(Rf_allocVector(STRSXP, n));
     let mut malformed = 0;
     for i in 0..n {

@@ -53,7 +53,7 @@ fn handle_of(mt: MainThread, conn: Arc<WsConnection>) -> SEXP {
     // SAFETY: main thread (the token); the pointer is protected before the finalizer is registered (which allocates).
     unsafe {
         let raw = Box::into_raw(Box::new(conn));
-        let mut p = Protect::new();
+        let mut p = Protect::new(mt);
         let ptr = p.add(R_MakeExternalPtr(raw as *mut c_void, handle_tag(mt), R_NilValue));
         R_RegisterCFinalizerEx(ptr, Some(finalize_handle), 1);
         ptr
@@ -88,7 +88,7 @@ unsafe fn try_call(_: MainThread, call: SEXP) -> bool {
 /// # Safety
 /// `request` is a live R object.
 pub unsafe fn open(mt: MainThread, ctx: &Ctx, app: AppFns, conn: &Arc<WsConnection>, request: SEXP) {
-    let mut p = Protect::new();
+    let mut p = Protect::new(mt);
     let handle = p.add(handle_of(mt, Arc::clone(conn)));
     let call = p.add(Rf_lang3(ctx.ws_new, handle, request));
     let mut err = 0;
@@ -118,7 +118,7 @@ pub fn message(mt: MainThread, ctx: &Ctx, conn: &Arc<WsConnection>, binary: bool
             conn.close(UNACCEPTABLE_DATA, "text message contains U+0000");
             return;
         }
-        let mut p = Protect::new();
+        let mut p = Protect::new(mt);
         p.add(ws);
         let value = if binary {
             let v = p.add(Rf_allocVector(RAWSXP, data.len() as isize));
@@ -169,7 +169,7 @@ pub fn closed(mt: MainThread, ctx: &Ctx, conn: &Arc<WsConnection>, code: u16, re
     // SAFETY: main thread (the token); `ws` (taken from the slab) is protected at once; so is each new object.
     unsafe {
         let Some(ws) = SOCKETS.with(|s| s.borrow_mut().take(mt, conn.id)) else { return };
-        let mut p = Protect::new();
+        let mut p = Protect::new(mt);
         p.add(ws);
         let code = p.add(Rf_ScalarInteger(i32::from(code)));
         // A reason is valid UTF-8 but may hold U+0000, which no R string can: cut it there.
