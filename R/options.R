@@ -35,8 +35,11 @@
 #' @param keepalive_timeout Seconds an idle keep-alive connection is kept open between
 #'   requests; then it is closed without an answer. [0, 31536000] or `Inf`; `0`/`Inf`:
 #'   kept until the client closes it.
-#' @param body_timeout Seconds for a request's body to arrive; then `408`.
-#'   [0, 31536000] or `Inf`; `0`/`Inf`: none.
+#' @param body_timeout Seconds a request's body may go without sending a byte; then
+#'   `408` and the connection is closed. Past its first `body_timeout`, a body must also
+#'   keep arriving at 500 bytes/s on average (as Apache's `mod_reqtimeout`), so a slow but
+#'   steady upload is served however long it takes, and one that trickles a few bytes at a
+#'   time is cut. [0, 31536000] or `Inf`; `0`/`Inf`: none.
 #' @param max_connections Connections served at once; more wait in the kernel's backlog.
 #'   [1, 1000000]
 #' @param max_queued_requests Requests waiting for R at once; more get

@@ -130,17 +130,17 @@ async fn handle_request(ctx: Arc<ConnCtx>, mut req: Request<Incoming>) -> HttpRe
         }
     }
     let room = Room { budget: &shared.budget, limit: shared.config.max_inflight_bytes };
-    let body = match tokio::time::timeout(shared.config.body_timeout, collect_body(body, declared, max, room)).await {
-        Ok(Ok(b)) => b,
-        Ok(Err(BodyError::TooLarge)) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n"),
-        Ok(Err(BodyError::NoRoom)) => {
+    let body = match collect_body(body, declared, max, room, shared.config.body_timeout).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n"),
+        Err(BodyError::NoRoom) => {
             // The rest of the body is not read: the connection cannot be reused.
             let mut r = busy();
             r.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
             return r;
         }
-        Ok(Err(BodyError::Broken)) => return plain(StatusCode::BAD_REQUEST, "Bad Request: malformed body\n"),
-        Err(_) => {
+        Err(BodyError::Broken) => return plain(StatusCode::BAD_REQUEST, "Bad Request: malformed body\n"),
+        Err(BodyError::Stalled) => {
             let mut r = plain(StatusCode::REQUEST_TIMEOUT, "Request Timeout\n");
             r.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
             return r;
@@ -175,6 +175,8 @@ enum BodyError {
     Broken,
     /// The engine-wide byte budget (max_inflight_bytes) has no room for this body.
     NoRoom,
+    /// No byte of the body arrived for `body_timeout`.
+    Stalled,
 }
 
 /// Where a body's bytes are counted while it waits for the host.
@@ -186,14 +188,47 @@ struct Room<'a> {
 /// Read the whole body, counting its bytes against the budget as they arrive (a declared
 /// length up front), so memory held for the host stays within `max_inflight_bytes`. The
 /// returned bytes carry the reservation: it is given back when the host drops them.
-async fn collect_body(mut body: Incoming, declared: Option<u64>, max: u64, room: Room<'_>) -> Result<Bytes, BodyError> {
+/// A body must keep arriving at this many bytes per second on average once its first
+/// `body_timeout` is over (as Apache's `mod_reqtimeout` `MinRate`), so a slow but steady
+/// upload is served while one that trickles a few bytes at a time is cut.
+const BODY_MIN_RATE: f64 = 500.0;
+
+/// `timeout` (the `body_timeout` option) bounds each wait for more of the body (as nginx's
+/// `client_body_timeout`) and, with [`BODY_MIN_RATE`], the body's overall pace: the
+/// deadline is `start + timeout + received / BODY_MIN_RATE`. So a 1 GB upload over a slow
+/// link is not cut at a fixed time (httpuv has no limit at all), and a slowloris body is.
+async fn collect_body(
+    mut body: Incoming,
+    declared: Option<u64>,
+    max: u64,
+    room: Room<'_>,
+    timeout: std::time::Duration,
+) -> Result<Bytes, BodyError> {
+    let start = tokio::time::Instant::now();
+    let mut last = start;
+    let mut received: u64 = 0;
+    // "No limit" (0 or Inf in R) is a timeout of a year: no deadline then.
+    let limited = timeout < crate::config::limits::FAR;
+    let next_frame_by = |last: tokio::time::Instant, received: u64| {
+        let by_pace = start + timeout + std::time::Duration::from_secs_f64(received as f64 / BODY_MIN_RATE);
+        (last + timeout).min(by_pace)
+    };
     let want = usize::try_from(declared.unwrap_or(0)).map_err(|_| BodyError::NoRoom)?;
     let mut reserved = room.budget.try_reserve(want, room.limit).ok_or(BodyError::NoRoom)?;
     let cap = want.min(16 * 1024 * 1024);
     let mut buf = BytesMut::with_capacity(cap);
-    while let Some(frame) = body.frame().await {
+    loop {
+        let frame = if limited {
+            let by = next_frame_by(last, received);
+            tokio::time::timeout_at(by, body.frame()).await.map_err(|_| BodyError::Stalled)?
+        } else {
+            body.frame().await
+        };
+        let Some(frame) = frame else { break };
         let frame = frame.map_err(|_| BodyError::Broken)?;
         if let Ok(data) = frame.into_data() {
+            received += data.len() as u64;
+            last = tokio::time::Instant::now();
             let total = buf.len() as u64 + data.len() as u64;
             if total > max {
                 return Err(BodyError::TooLarge);
