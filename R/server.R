@@ -122,19 +122,21 @@ new_server <- function(id, kind, host, mask) {
     self$getHost <- function() host
     port <- rookd_server_info(id)$port
     self$getPort <- function() port
-    class(self) <- c("WebServer", "Server")
+    class(self) <- c("WebServer", "Server", "rookd_server")
   } else {
     self$getName <- function() host
     self$getMask <- function() if (mask < 0) NULL else mask
-    class(self) <- c("PipeServer", "Server")
+    class(self) <- c("PipeServer", "Server", "rookd_server")
   }
   add_static_path_methods(self, id)
   lockEnvironment(self)
   self
 }
 
+# Registered for rookd's own class, not httpuv's "Server": httpuv's R6 servers carry
+# "Server" too, and must keep printing as httpuv prints them once rookd is loaded.
 #' @export
-print.Server <- function(x, ...) {
+print.rookd_server <- function(x, ...) {
   state <- if (x$isRunning()) "running" else "stopped"
   if (inherits(x, "WebServer")) {
     host <- x$getHost()

@@ -95,7 +95,7 @@ ws_new <- function(handle, request) {
     invisible()
   }
   self$isOpen <- function() rookd_ws_is_open(handle)
-  class(self) <- "WebSocket"
+  class(self) <- c("WebSocket", "rookd_websocket")
   self
 }
 
@@ -158,8 +158,9 @@ ws_dispatch_close <- function(ws, code, reason) {
   invisible(errors == 0L)
 }
 
+# For rookd's own class only: httpuv's R6 WebSocket objects keep httpuv's printing.
 #' @export
-print.WebSocket <- function(x, ...) {
+print.rookd_websocket <- function(x, ...) {
   cat(sprintf("<rookd WebSocket %s (%s)>\n", x$request$PATH_INFO,
               if (x$isOpen()) "open" else "closed"))
   invisible(x)

@@ -175,3 +175,14 @@ test_that("a namespace that imports httpuv while routed gets httpuv back on undo
   expect_true(out$restored)
   expect_true(out$httpuv_own)
 })
+
+test_that("loading rookd leaves httpuv's own servers printing as httpuv prints them", {
+  skip_if_not_installed("httpuv")
+  expect_false(is_rookd_active())
+  s <- httpuv::startServer("127.0.0.1", httpuv::randomPort(),
+                           list(call = function(req) list(status = 200L, headers = list(), body = "")))
+  on.exit(httpuv::stopServer(s), add = TRUE)
+  expect_s3_class(s, "R6")
+  out <- capture.output(print(s))
+  expect_false(any(grepl("rookd", out)))
+})

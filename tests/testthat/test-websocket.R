@@ -256,7 +256,7 @@ async def main():
         return await asyncio.wait_for(ws.recv(), 5)
 )---"), error = function(e) e)
   expect_no_loop_error(res)
-  expect_identical(store$class, "WebSocket")
+  expect_identical(store$class[[1]], "WebSocket")
   expect_identical(res, "hello from later")
 })
 
