@@ -265,8 +265,9 @@ fn pull(mt: MainThread, ctx: &Ctx, id: StreamId, reply: oneshot::Sender<StreamCh
     }
 }
 
-fn refused(mt: MainThread, e: &EnvError) -> Response {
-    r::eprint(mt, &format!("rookd: {e}\n"));
+/// env.rs says once on stderr that the bound is reached; not once per refused request,
+/// which a client could use to flood the log.
+fn refused(_: MainThread, e: &EnvError) -> Response {
     match e {
         EnvError::TooManyHeaderNames(_) => Response::plain(
             http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,

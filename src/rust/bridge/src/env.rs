@@ -37,12 +37,47 @@ fn host_and_port(e: &Endpoint) -> (String, String) {
     }
 }
 
-/// Distinct header names that get an `HTTP_*` variable. R never frees a symbol, so
-/// without a bound a client sending made-up header names would grow R's symbol table for
-/// ever. Past it, a request that would need a new symbol is answered 431 (never served
-/// with a header silently missing from the env). `ROOKD_MAX_HEADER_SYMBOLS` lowers it
-/// (tests); it is read once.
+/// Distinct header names that get an `HTTP_*` variable, besides the well-known ones
+/// ([`WELL_KNOWN_HEADERS`]), and the bytes their names may take in all. R never frees a
+/// symbol, so without a bound a client sending made-up (or 9,990-byte) header names would
+/// grow R's symbol table for ever. Past it, a request that would need a new symbol is
+/// answered 431 (never served with a header silently missing from the env); the
+/// well-known names never count, so filling the table cannot lock ordinary clients out
+/// (`Authorization`, `Content-Type`, `Referer`, `X-Request-Id`, ... always work).
+/// `ROOKD_MAX_HEADER_SYMBOLS` lowers the count (tests); it is read once.
 const MAX_HEADER_SYMBOLS: usize = 10_000;
+const MAX_HEADER_SYMBOL_BYTES: usize = 4 * 1024 * 1024;
+
+/// Request header names browsers, proxies, tracers and API clients send, lower-case and
+/// sorted (binary search). They get their `HTTP_*` variable whatever the bound's state.
+const WELL_KNOWN_HEADERS: &[&str] = &[
+    "a-im", "accept", "accept-charset", "accept-datetime", "accept-encoding", "accept-language",
+    "access-control-request-headers", "access-control-request-method", "authorization", "b3",
+    "baggage", "cache-control", "cdn-loop", "cf-connecting-ip", "cf-ipcountry", "cf-ray",
+    "cf-visitor", "connection", "content-encoding", "content-language", "content-length",
+    "content-md5", "content-type", "cookie", "date", "device-memory", "dnt", "downlink", "dpr",
+    "early-data", "ect", "expect", "forwarded", "from", "host", "http2-settings", "if-match",
+    "if-modified-since", "if-none-match", "if-range", "if-unmodified-since", "keep-alive",
+    "last-event-id", "max-forwards", "origin", "pragma", "prefer", "priority",
+    "proxy-authorization", "purpose", "range", "referer", "rtt", "save-data", "sec-ch-ua",
+    "sec-ch-ua-arch", "sec-ch-ua-full-version-list", "sec-ch-ua-mobile", "sec-ch-ua-model",
+    "sec-ch-ua-platform", "sec-ch-ua-platform-version", "sec-fetch-dest", "sec-fetch-mode",
+    "sec-fetch-site", "sec-fetch-user", "sec-gpc", "sec-purpose", "sec-websocket-extensions",
+    "sec-websocket-key", "sec-websocket-protocol", "sec-websocket-version", "te", "traceparent",
+    "tracestate", "trailer", "transfer-encoding", "true-client-ip", "upgrade",
+    "upgrade-insecure-requests", "user-agent", "via", "viewport-width", "warning", "width",
+    "x-amz-cf-id", "x-amzn-trace-id", "x-api-key", "x-att-deviceid", "x-b3-parentspanid",
+    "x-b3-sampled", "x-b3-spanid", "x-b3-traceid", "x-client-ip", "x-cloud-trace-context",
+    "x-correlation-id", "x-csrf-token", "x-forwarded-for", "x-forwarded-host",
+    "x-forwarded-port", "x-forwarded-prefix", "x-forwarded-proto", "x-forwarded-server",
+    "x-forwarded-ssl", "x-http-method-override", "x-original-forwarded-for", "x-original-uri",
+    "x-real-ip", "x-request-id", "x-request-start", "x-requested-with", "x-wap-profile",
+    "x-xsrf-token",
+];
+
+fn is_well_known(name: &http::HeaderName) -> bool {
+    WELL_KNOWN_HEADERS.binary_search(&name.as_str()).is_ok()
+}
 
 /// R refuses symbol names longer than this (`Rf_install`: "variable names are limited to
 /// 10000 bytes"), with an R error.
@@ -70,6 +105,8 @@ thread_local! {
     static HEADER_SYMBOLS: std::cell::RefCell<std::collections::HashMap<http::HeaderName, SEXP>> =
         std::cell::RefCell::new(std::collections::HashMap::new());
     static WARNED_FULL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Names (and their bytes) of the cached symbols that count against the bound.
+    static COUNTED: std::cell::Cell<(usize, usize)> = const { std::cell::Cell::new((0, 0)) };
 }
 
 /// Does this header get an `HTTP_*` variable at all? Not when its name holds `_`: CGI
@@ -98,18 +135,23 @@ fn header_symbols(mt: MainThread, head: &RequestHead) -> Result<Vec<Option<SEXP>
                 continue;
             }
             let sym = cache.get(name).copied();
-            if sym.is_none() && !new_names.contains(&name) {
+            if sym.is_none() && !is_well_known(name) && !new_names.contains(&name) {
                 new_names.push(name);
             }
             out.push(sym);
         }
-        if !new_names.is_empty() && cache.len() + new_names.len() > max {
+        let (count, bytes) = COUNTED.with(|c| c.get());
+        let new_bytes: usize = new_names.iter().map(|n| n.as_str().len()).sum();
+        if !new_names.is_empty()
+            && (count + new_names.len() > max || bytes + new_bytes > MAX_HEADER_SYMBOL_BYTES)
+        {
             if !WARNED_FULL.with(|w| w.replace(true)) {
                 r::eprint(
                     mt,
                     &format!(
-                        "rookd: more than {max} distinct request header names seen; requests with \
-                     new ones are answered 431\n"
+                        "rookd: more than {max} distinct request header names (or 4 MiB of them) \
+                         seen; requests with new ones are answered 431 (well-known names still \
+                         work). Said once.\n"
                     ),
                 );
             }
@@ -123,6 +165,12 @@ fn header_symbols(mt: MainThread, head: &RequestHead) -> Result<Vec<Option<SEXP>
         if out[i].is_none() && has_cgi_name(name) {
             let sym = r::sym(mt, &cgi_name(name.as_str()));
             HEADER_SYMBOLS.with(|c| c.borrow_mut().insert(name.clone(), sym));
+            if !is_well_known(name) {
+                COUNTED.with(|c| {
+                    let (n, b) = c.get();
+                    c.set((n + 1, b + name.as_str().len()));
+                });
+            }
             out[i] = Some(sym);
         }
     }
