@@ -16,7 +16,9 @@
 #'     reason (cut at U+0000, if the peer's reason holds one).}
 #'   \item{`ws$send(message)`}{a raw vector goes as a binary frame, a string as text
 #'     (converted to UTF-8). Sending on a closed socket does nothing.}
-#'   \item{`ws$close(code = 1000L, reason = "")`}{starts the close handshake.}
+#'   \item{`ws$close(code = 1000L, reason = "")`}{starts the close handshake. `code`
+#'     must be one an endpoint may send (RFC 6455: 1000-1003, 1007-1014, 3000-4999);
+#'     another is an R error.}
 #'   \item{`ws$request`}{the Rook env of the upgrade request.}
 #'   \item{`ws$handle`}{an opaque handle of the connection (an external pointer tagged
 #'     as a WebSocket's: passing any other object where it is expected is an R error).}
@@ -87,6 +89,13 @@ ws_new <- function(handle, request) {
   self$close <- function(code = 1000L, reason = "") {
     if (!is.numeric(code) || length(code) != 1 || is.na(code)) {
       stop("`code` must be a close code such as 1000L.", call. = FALSE)
+    }
+    # RFC 6455 7.4: an endpoint may send 1000-1003, 1007-1014 and 3000-4999; 1004-1006
+    # and 1015 are reserved (never sent), the rest unassigned. Refused here rather than
+    # quietly sent as 1000.
+    if (code != trunc(code) || !(code %in% c(1000:1003, 1007:1014) || (code >= 3000 && code <= 4999))) {
+      stop("`code` must be a WebSocket close code that may be sent: 1000-1003, 1007-1014 ",
+           "or 3000-4999; got ", code, ".", call. = FALSE)
     }
     if (!is.character(reason) || length(reason) != 1 || is.na(reason)) {
       stop("`reason` must be a single string.", call. = FALSE)

@@ -168,6 +168,10 @@ async def main():
   expect_silent(ws$send("after close"))
   expect_silent(ws$send(as.raw(1:3)))
   expect_silent(ws$close())
+  # A code that may not be sent is an R error, not a quiet 1000.
+  expect_error(ws$close(99999), "1000-1003, 1007-1014 or 3000-4999")
+  expect_error(ws$close(1005L, "x"), "may be sent")
+  expect_error(ws$close(4000.5), "may be sent")
   expect_false(withVisible(ws$send("x"))$visible)
   # an onClose registered after the close still runs, with the code
   late <- NULL
