@@ -32,7 +32,17 @@
 #'     SVG, ...) of at least 1 KiB are gzipped when the client accepts it, with
 #'     `Vary: Accept-Encoding`; turn it off with `rookdOptions(compression = FALSE)`.}
 #'   \item{Limits and timeouts}{exist (httpuv has none): see [rookdOptions()] for the
-#'     defaults, e.g. 100 MB request bodies and 30 s to send a request's headers.}
+#'     defaults, e.g. 100 MB request bodies and 30 s to send a request's headers. A
+#'     framework's own upload limit cannot raise rookd's: for Shiny uploads above 100 MB
+#'     (`options(shiny.maxRequestSize = ...)`) or large plumber bodies, pass
+#'     `with_rookd(..., options = rookdOptions(max_body_bytes = ...,
+#'     max_inflight_bytes = ...))`. A slow upload is not cut at a fixed time:
+#'     `body_timeout` bounds each wait and the pace (500 bytes/s), not the whole body.}
+#'   \item{Small differences in what apps see}{`CONTENT_LENGTH` is set for a chunked
+#'     request body (its real length; httpuv leaves it unset); an unknown status code's
+#'     reason phrase is "Unknown" (httpuv: "Dunno"); `rook.errors` has class
+#'     `rookd_errors`; a character body of several strings is sent joined with `"\n"`
+#'     (httpuv sends the first).}
 #'   \item{WebSocket close}{`onClose` callbacks may take `(code, reason)`; the close
 #'     handshake is echoed; invalid UTF-8 text closes with 1007, oversized messages with
 #'     1009; permessage-deflate is negotiated. An `onHeaders` rejection of an upgrade

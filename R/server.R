@@ -15,7 +15,8 @@
 #'   \item{`call(req)`}{returns `list(status = 200L, headers = list(...), body = ...)`.
 #'     `body` is a character vector (joined with `"\\n"`), a raw vector,
 #'     `c(file = path)` (streamed from disk) or `list(file = path, owned = TRUE)`
-#'     (deleted after sending). Returning anything else, or an R error, gives
+#'     (deleted after sending, or once the client has left: whatever file the R process
+#'     may delete, so only ever a temporary file the app made itself). Returning anything else, or an R error, gives
 #'     `500 Internal Server Error`; the message goes to stderr, never to the client.}
 #'   \item{`onHeaders(req)`}{optional; runs once the headers are in, before the body is
 #'     read. Return `NULL` to go on, or a response to send instead (e.g. `413` for an
