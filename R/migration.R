@@ -41,7 +41,7 @@
 #'   \item{Small differences in what apps see}{`CONTENT_LENGTH` is set for a chunked
 #'     request body (its real length; httpuv leaves it unset); an unknown status code's
 #'     reason phrase is "Unknown" (httpuv: "Dunno"); `rook.errors` has class
-#'     `rookd_errors`; a character body of several strings is sent joined with `"\n"`
+#'     `rookd_errors`; a character body of several strings is sent joined with `"\\n"`
 #'     (httpuv sends the first).}
 #'   \item{WebSocket close}{`onClose` callbacks may take `(code, reason)`; the close
 #'     handshake is echoed; invalid UTF-8 text closes with 1007, oversized messages with
