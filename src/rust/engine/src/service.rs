@@ -152,10 +152,62 @@ async fn handle_request(ctx: Arc<ConnCtx>, mut req: Request<Incoming>) -> HttpRe
     if let Some(g) = guard.as_mut() {
         g.armed = false;
     }
-    match rx.await {
-        Ok(resp) => into_http(resp, is_head, accept_encoding.as_ref(), shared.config.compression, &shared.door).await,
+    let mut pending = PendingReply { rx: Some(rx), door: Arc::clone(&shared.door) };
+    match pending.recv().await {
+        Some(resp) => into_http(resp, is_head, accept_encoding.as_ref(), shared.config.compression, &shared.door).await,
         // The host dropped the request without answering (server stopped): never hang.
-        Err(_) => plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n"),
+        None => plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n"),
+    }
+}
+
+/// The host's answer to a request, on its way. If the request's future is dropped (the
+/// client left) after the host sent its answer but before the answer was taken, the
+/// answer's body is released here, or it would leak on the host's side: a streamed
+/// body's generator is ended (`StreamEnd`), an owned file deleted.
+struct PendingReply {
+    rx: Option<oneshot::Receiver<Response>>,
+    door: Arc<Door>,
+}
+
+impl PendingReply {
+    async fn recv(&mut self) -> Option<Response> {
+        let rx = self.rx.as_mut()?;
+        let answer = rx.await.ok();
+        self.rx = None;
+        answer
+    }
+}
+
+impl Drop for PendingReply {
+    fn drop(&mut self) {
+        if let Some(mut rx) = self.rx.take() {
+            if let Ok(resp) = rx.try_recv() {
+                release_unsent(resp.body, &self.door);
+            }
+        }
+    }
+}
+
+/// Release what a body that will never be written holds on the host's side.
+fn release_unsent(body: Body, door: &Door) {
+    match body {
+        Body::Stream(id) => door.send(Event::StreamEnd { stream: id }),
+        Body::File { path, owned: true } => {
+            let _ = std::fs::remove_file(path);
+        }
+        _ => {}
+    }
+}
+
+/// An owned file not yet handed to a [`FileBody`]: deleted if dropped first (the client
+/// left while the file was being opened, or it could not be opened).
+struct UnsentFile(Option<std::path::PathBuf>);
+
+impl Drop for UnsentFile {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
     }
 }
 
@@ -282,19 +334,19 @@ pub(crate) async fn into_http(
             headers.retain(|(n, _)| n != CONTENT_LENGTH);
             ResponseBody::Stream(HostStream::new(Arc::clone(door), id))
         }
-        Body::File { path, owned } => match open_file(&path).await {
-            Ok((file, len)) => {
-                headers.retain(|(n, _)| n != CONTENT_LENGTH);
-                ResponseBody::File(FileBody::new(file, len, owned.then(|| path.clone())))
-            }
-            Err(e) => {
-                eprintln!("rookd: cannot send file {}: {e}", path.display());
-                if owned {
-                    let _ = std::fs::remove_file(&path);
+        Body::File { path, owned } => {
+            let mut unsent = UnsentFile(owned.then(|| path.clone()));
+            match open_file(&path).await {
+                Ok((file, len)) => {
+                    headers.retain(|(n, _)| n != CONTENT_LENGTH);
+                    ResponseBody::File(FileBody::new(file, len, unsent.0.take()))
                 }
-                return plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n");
+                Err(e) => {
+                    eprintln!("rookd: cannot send file {}: {e}", path.display());
+                    return plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n");
+                }
             }
-        },
+        }
     };
     let mut r = hyper::Response::new(body);
     *r.status_mut() = status;
@@ -316,4 +368,61 @@ async fn open_file(path: &std::path::Path) -> std::io::Result<(tokio::fs::File, 
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"));
     }
     Ok((file, meta.len()))
+}
+
+#[cfg(test)]
+mod pending_reply_tests {
+    use super::*;
+    use crate::event::StreamId;
+
+    fn door() -> Arc<Door> {
+        Door::new(Arc::new(|| {}))
+    }
+
+    #[test]
+    fn an_answer_sent_but_never_taken_ends_its_stream() {
+        let door = door();
+        let (tx, rx) = oneshot::channel();
+        let pending = PendingReply { rx: Some(rx), door: Arc::clone(&door) };
+        let mut resp = Response::new(200).unwrap();
+        resp.body = Body::Stream(StreamId(7));
+        assert!(tx.send(resp).is_ok());
+        drop(pending); // the client left before the answer was taken
+        let ends: Vec<_> = door
+            .begin_drain()
+            .filter_map(|e| match e {
+                Event::StreamEnd { stream } => Some(stream.0),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ends, vec![7]);
+    }
+
+    #[test]
+    fn an_owned_file_sent_but_never_taken_is_deleted() {
+        let path = std::env::temp_dir().join(format!("rookd-unsent-{}", std::process::id()));
+        std::fs::write(&path, b"x").unwrap();
+        let (tx, rx) = oneshot::channel();
+        let pending = PendingReply { rx: Some(rx), door: door() };
+        let mut resp = Response::new(200).unwrap();
+        resp.body = Body::File { path: path.clone(), owned: true };
+        assert!(tx.send(resp).is_ok());
+        drop(pending);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_taken_answer_is_not_released() {
+        let door = door();
+        let (tx, rx) = oneshot::channel();
+        let mut pending = PendingReply { rx: Some(rx), door: Arc::clone(&door) };
+        let mut resp = Response::new(200).unwrap();
+        resp.body = Body::Stream(StreamId(9));
+        assert!(tx.send(resp).is_ok());
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let got = rt.block_on(pending.recv());
+        assert!(matches!(got.map(|r| r.body), Some(Body::Stream(StreamId(9)))));
+        drop(pending);
+        assert_eq!(door.begin_drain().count(), 0);
+    }
 }
