@@ -200,6 +200,20 @@ def healthy(port=None):
     check(r.status == 200 and r.field("path") == "/echo", "health check failed: %r" % r)
 
 
+def healthy_when_not_busy(port=None, within=8.0):
+    """A normal request is served, honouring 503 + Retry-After: while clients that stall
+    mid-body hold every queue slot of a server (max_queued_requests) until body_timeout
+    cuts them, the server is right to say it is busy and when to come back."""
+    deadline = time.time() + within
+    while True:
+        r = get(port or main_port(), "/echo?tag=health")
+        if r.status == 503 and r.h("retry-after") and time.time() < deadline:
+            time.sleep(float(r.h("retry-after")))
+            continue
+        check(r.status == 200 and r.field("path") == "/echo", "health check failed: %r" % r)
+        return
+
+
 def calls():
     return get(main_port(), "/calls?tag=calls").text().split("\n")
 
@@ -622,9 +636,10 @@ def disconnect_mid_request_and_mid_response():
             if i < 3:
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             s.close()
-        # meanwhile others are served normally
+        # meanwhile others are served normally (the half-body clients may hold all of
+        # main's 4 queue slots until body_timeout: then 503 + Retry-After, and served after)
         for i in range(5):
-            healthy()
+            healthy_when_not_busy()
         for s in socks[:10]:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     finally:
