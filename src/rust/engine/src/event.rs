@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 pub use crate::ids::{RequestId, ServerId, StreamId};
 use crate::request_slot::RequestSlot;
 use crate::response::Response;
+use crate::tls::TlsInfo;
 use crate::ws::conn::{WsConnection, WsCredit};
 
 /// Where a connection arrived: a TCP socket or a Unix domain socket (pipe server).
@@ -30,6 +31,8 @@ pub struct RequestHead {
     pub headers: HeaderMap,
     pub local: Endpoint,
     pub remote: Endpoint,
+    /// The connection's TLS facts; `None` for plain HTTP.
+    pub tls: Option<Arc<TlsInfo>>,
 }
 
 impl RequestHead {

@@ -23,6 +23,7 @@ pub mod server;
 mod service;
 mod shared;
 pub mod statics;
+pub mod tls;
 pub mod uri;
 pub mod ws;
 
@@ -40,6 +41,7 @@ pub use listener::{BindTarget, LocalAddr};
 pub use response::{Body, Response, ResponseError};
 pub use server::{AppCaps, ServerHandle};
 pub use statics::{StaticPaths, StaticPathsHandle};
+pub use tls::{ClientAuth, TlsInfo, TlsSettings};
 
 /// The I/O runtime and the Door; one per host process.
 pub struct Engine {
@@ -75,7 +77,21 @@ impl Engine {
         caps: AppCaps,
         statics: StaticPaths,
     ) -> Result<ServerHandle, EngineError> {
-        server::start(self.rt.handle(), Arc::clone(&self.door), Arc::clone(&self.budget), target, config, caps, statics)
+        self.start_server_tls(target, config, caps, statics, None).map(|(h, _)| h)
+    }
+
+    /// As [`Engine::start_server`], over TLS when `tls` is given; also returns warnings
+    /// about the certificate (expired, not yet valid) for the host to show.
+    pub fn start_server_tls(
+        &self,
+        target: &BindTarget,
+        config: ServerConfig,
+        caps: AppCaps,
+        statics: StaticPaths,
+        tls: Option<TlsSettings>,
+    ) -> Result<(ServerHandle, Vec<String>), EngineError> {
+        let (rt, door, budget) = (self.rt.handle(), Arc::clone(&self.door), Arc::clone(&self.budget));
+        server::start(rt, door, budget, target, config, caps, statics, tls)
     }
 
     /// Stop the runtime's threads, giving tasks a moment to finish.

@@ -16,6 +16,8 @@ use crate::event::{Endpoint, Event, ServerId};
 use crate::listener::{self, BindTarget, LocalAddr, StdListener};
 use crate::shared::{ServerShared, SessionsDone};
 use crate::statics::{StaticPaths, StaticPathsHandle};
+use crate::tls::acceptor::{TlsAcceptor, ALPN_H2};
+use crate::tls::{TlsReloadError, TlsSettings};
 
 pub use crate::shared::AppCaps;
 
@@ -30,6 +32,7 @@ pub struct ServerHandle {
     local: LocalAddr,
     stop_tx: Option<oneshot::Sender<()>>,
     listener_closed: Option<std::sync::mpsc::Receiver<()>>,
+    tls: Option<Arc<TlsAcceptor>>,
 }
 
 impl ServerHandle {
@@ -45,6 +48,19 @@ impl ServerHandle {
     /// [`StaticPathsHandle`]).
     pub fn static_paths(&self) -> StaticPathsHandle {
         self.shared.statics.clone()
+    }
+
+    /// Does this server speak TLS (HTTPS, WSS)?
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Replace the TLS certificate without a restart: re-read the current files (`None`)
+    /// or load new ones. New connections use the result; open ones keep theirs. On error
+    /// the old configuration stays. Returns warnings for the host (an expired certificate).
+    pub fn reload_tls(&self, settings: Option<TlsSettings>) -> Result<Vec<String>, TlsReloadError> {
+        let tls = self.tls.as_ref().ok_or(TlsReloadError::NotTls)?;
+        Ok(tls.reload(settings)?)
     }
 
     pub fn is_running(&self) -> bool {
@@ -72,6 +88,10 @@ impl Drop for ServerHandle {
     }
 }
 
+/// A started server, and the host's warnings about its TLS certificate (if any).
+pub(crate) type Started = (ServerHandle, Vec<String>);
+
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn start(
     rt: &Handle,
     door: Arc<Door>,
@@ -80,10 +100,19 @@ pub(crate) fn start(
     config: ServerConfig,
     caps: AppCaps,
     statics: StaticPaths,
-) -> Result<ServerHandle, EngineError> {
+    tls: Option<TlsSettings>,
+) -> Result<Started, EngineError> {
     // Whatever the host passed, no setting can overflow a timer or size an allocation
     // without bound (R checks the same ranges first, with a message naming the option).
     let config = config.sanitized();
+    // Files are read and checked before binding: a bad certificate fails with nothing to undo.
+    let (tls, warnings) = match tls {
+        Some(s) => {
+            let (a, w) = TlsAcceptor::new(s, ALPN_H2)?;
+            (Some(a), w)
+        }
+        None => (None, Vec::new()),
+    };
     let (std_listener, local) = listener::bind(target)?;
     let _enter = rt.enter();
     let (listener, unix_path) = match std_listener {
@@ -103,8 +132,9 @@ pub(crate) fn start(
         LocalAddr::Tcp(a) => Endpoint::Tcp(*a),
         LocalAddr::Unix(_) => Endpoint::Unix,
     };
-    rt.spawn(accept_loop(Arc::clone(&shared), listener, local_endpoint, unix_path, stop_rx, closed_tx, ws_rx));
-    Ok(ServerHandle { shared, local, stop_tx: Some(stop_tx), listener_closed: Some(closed_rx) })
+    let acceptor = tls.clone();
+    rt.spawn(accept_loop(Arc::clone(&shared), listener, local_endpoint, unix_path, stop_rx, closed_tx, ws_rx, acceptor));
+    Ok((ServerHandle { shared, local, stop_tx: Some(stop_tx), listener_closed: Some(closed_rx), tls }, warnings))
 }
 
 fn bind_err(local: &LocalAddr, e: std::io::Error) -> EngineError {
@@ -115,6 +145,7 @@ fn bind_err(local: &LocalAddr, e: std::io::Error) -> EngineError {
     EngineError::Bind { addr, source: e }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn accept_loop(
     shared: Arc<ServerShared>,
     listener: Listener,
@@ -123,6 +154,7 @@ async fn accept_loop(
     mut stop_rx: oneshot::Receiver<()>,
     closed_tx: std::sync::mpsc::Sender<()>,
     mut ws_sessions: SessionsDone,
+    tls: Option<Arc<TlsAcceptor>>,
 ) {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let permits = Arc::new(Semaphore::new(shared.config.max_connections.max(1)));
@@ -147,7 +179,8 @@ async fn accept_loop(
             Ok((io, remote)) => {
                 let shared = Arc::clone(&shared);
                 let local = local.clone();
-                let shutdown = shutdown_rx.clone();
+                let mut shutdown = shutdown_rx.clone();
+                let tls = tls.clone();
                 conns.spawn(async move {
                     let _permit = permit;
                     match io {
@@ -160,9 +193,23 @@ async fn accept_loop(
                                 }
                                 other => other,
                             };
-                            serve_connection(s, shared, local, remote, shutdown).await
+                            match tls {
+                                None => serve_connection(s, shared, local, remote, None, shutdown).await,
+                                Some(tls) => {
+                                    // Here, in the connection's task: a slow or garbage
+                                    // handshake never holds up the accept loop.
+                                    let timeout = shared.config.tls_handshake_timeout;
+                                    let done = tokio::select! {
+                                        r = tls.handshake(s, timeout) => r,
+                                        _ = shutdown.wait_for(|s| *s) => None,
+                                    };
+                                    if let Some((s, info)) = done {
+                                        serve_connection(s, shared, local, remote, Some(info), shutdown).await
+                                    }
+                                }
+                            }
                         }
-                        Stream::Unix(s) => serve_connection(s, shared, local, remote, shutdown).await,
+                        Stream::Unix(s) => serve_connection(s, shared, local, remote, None, shutdown).await,
                     }
                 });
             }

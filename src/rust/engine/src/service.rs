@@ -24,6 +24,7 @@ pub(crate) struct ConnCtx {
     pub(crate) shared: Arc<ServerShared>,
     pub(crate) local: Endpoint,
     pub(crate) remote: Endpoint,
+    pub(crate) tls: Option<Arc<crate::tls::TlsInfo>>,
 }
 
 pub(crate) async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<HttpResponse, Infallible> {
@@ -80,6 +81,7 @@ async fn handle_request(ctx: Arc<ConnCtx>, mut req: Request<Incoming>) -> HttpRe
         headers: parts.headers,
         local: ctx.local.clone(),
         remote: ctx.remote.clone(),
+        tls: ctx.tls.clone(),
     });
     let accept_encoding = head.headers.get(http::header::ACCEPT_ENCODING).cloned();
     let is_head = head.method == Method::HEAD;

@@ -30,6 +30,22 @@ impl Readable for tokio::net::UnixStream {
     }
 }
 
+/// A TLS stream is readable when rustls already holds decrypted plaintext (a record
+/// larger than hyper's last read) or the peer's close_notify, which no socket readiness
+/// would announce; otherwise when its socket is. A connection is parked only after hyper's
+/// last read returned Pending, which tokio-rustls does only once rustls has no plaintext
+/// and the socket had nothing more (a partial record waits for socket bytes): so waiting
+/// on the socket loses no wake-up; the plaintext check is kept as a second guard.
+impl<IO: Readable> Readable for tokio_rustls::server::TlsStream<IO> {
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let (sock, conn) = self.get_ref();
+        if !conn.wants_read() {
+            return Poll::Ready(Ok(()));
+        }
+        sock.poll_read_ready(cx)
+    }
+}
+
 pub(crate) struct ConnIo<IO> {
     pub(super) io: IO,
     /// Read by hyper, not parsed, when the connection was parked: replayed first.

@@ -45,13 +45,14 @@ pub(crate) async fn serve_connection<IO>(
     shared: Arc<ServerShared>,
     local: Endpoint,
     remote: Endpoint,
+    tls: Option<Arc<crate::tls::TlsInfo>>,
     mut shutdown: watch::Receiver<bool>,
 ) where
     IO: AsyncRead + AsyncWrite + Readable + Unpin + Send + 'static,
 {
     let cfg = &shared.config;
     let state = Arc::new(ConnState::new(cfg.header_timeout, cfg.keepalive_timeout));
-    let conn_ctx = Arc::new(service::ConnCtx { shared: Arc::clone(&shared), local, remote });
+    let conn_ctx = Arc::new(service::ConnCtx { shared: Arc::clone(&shared), local, remote, tls });
     let mut io = ConnIo::new(io, Arc::clone(&state));
     loop {
         // An idle keep-alive connection is parked: its hyper connection (an 8 KiB read
