@@ -10,12 +10,24 @@ rookd_init <- function(namespace, errors, tpl_read, tpl_read_lines, tpl_rewind, 
 # Start a server. `app_env` holds the app's `call` and, optionally, `onHeaders` and
 # `onWSOpen`; it is also where they are evaluated. Returns the server's id.
 #
-# Returns `list(id = <number>)` or `list(error = <message>)`: expected failures (a busy
-# port) are reported as values, raised by R, so they never go through extendr's panic path.
-rookd_start <- function(kind, host, port, mask, app_env, options) .Call(wrap__rookd_start, kind, host, port, mask, app_env, options)
+# `tls` is `NULL` (plain HTTP) or a `tlsConfig()` (R/tls.R).
+#
+# Returns `list(id = <number>, warnings = <character>)` or `list(error = <message>)`:
+# expected failures (a busy port, a bad certificate) are reported as values, raised by
+# R, so they never go through extendr's panic path; warnings (an expired certificate)
+# are R's to show.
+rookd_start <- function(kind, host, port, mask, app_env, options, tls) .Call(wrap__rookd_start, kind, host, port, mask, app_env, options, tls)
 
 # Stop listening at once; in-flight requests finish in the background.
 rookd_stop <- function(id) .Call(wrap__rookd_stop, id)
+
+# Replace a TLS server's certificate: re-read its files (`tls` NULL) or load a new
+# `tlsConfig()`. Returns `list(warnings = <character>)` or `list(error = <message>)`.
+rookd_reload_tls <- function(id, tls) .Call(wrap__rookd_reload_tls, id, tls)
+
+# PEM texts of a new development CA and a server certificate for `hosts` signed by it
+# (`tlsSelfSigned()`): `list(ca, cert, key)` or `list(error = <message>)`.
+rookd_tls_self_signed <- function(hosts, days) .Call(wrap__rookd_tls_self_signed, hosts, days)
 
 # `list(running, host, port)` for a server id.
 rookd_server_info <- function(id) .Call(wrap__rookd_server_info, id)

@@ -53,6 +53,9 @@
 #' @param compression Gzip compressible responses (text, JSON, JavaScript, SVG, ...) of
 #'   at least 1 KiB when the client accepts it. Bodies of 64 KiB or more are compressed
 #'   on a worker thread, never on the threads that serve connections.
+#' @param tls_handshake_timeout Seconds a client of an HTTPS server (see [tlsConfig()])
+#'   has to complete its TLS handshake; one that has not is disconnected. [0, 31536000]
+#'   or `Inf`; `0`/`Inf`: no limit.
 #' @param threads I/O threads of the engine (fixed by the first server started).
 #'   [1, 64]
 #' @param ws_max_message_bytes Largest WebSocket message accepted; larger closes with 1009.
@@ -93,6 +96,7 @@ rookdOptions <- function(max_header_bytes = 96 * 1024,
                          shutdown_grace = 5,
                          query_string_question_mark = FALSE,
                          compression = TRUE,
+                         tls_handshake_timeout = 10,
                          threads = 2,
                          ws_max_message_bytes = 64 * 1024^2,
                          ws_max_outgoing_bytes = 64 * 1024^2,

@@ -47,6 +47,8 @@
 #' @param app The Rook app (see above).
 #' @param quiet Accepted for compatibility with httpuv; errors are always raised.
 #' @param options Limits and behaviour, from [rookdOptions()].
+#' @param tls `NULL` (plain HTTP) or a [tlsConfig()]: serve HTTPS (and WebSockets as
+#'   `wss://`). A TLS server object also has `reloadTls()` (see [tlsConfig()]).
 #' @return A `WebServer` object with methods `stop()`, `isRunning()`, `getHost()`,
 #'   `getPort()`.
 #' @examples
@@ -59,10 +61,10 @@
 #' s$stop()
 #' @seealso [stopServer()], [service()], [rookdOptions()]
 #' @export
-startServer <- function(host, port, app, quiet = FALSE, options = rookdOptions()) {
+startServer <- function(host, port, app, quiet = FALSE, options = rookdOptions(), tls = NULL) {
   check_host(host)
   port <- check_port(port)
-  start_web_server("tcp", host, port, -1L, app, options, quiet)
+  start_web_server("tcp", host, port, -1L, app, options, quiet, check_tls(tls))
 }
 
 #' @rdname startServer
@@ -97,22 +99,31 @@ startPipeServer <- function(name, mask, app, quiet = FALSE, options = rookdOptio
   start_web_server("unix", path.expand(name), 0L, as.integer(mask), app, options, FALSE)
 }
 
-start_web_server <- function(kind, host, port, mask, app, options, quiet) {
+start_web_server <- function(kind, host, port, mask, app, options, quiet, tls = NULL) {
   app_env <- as_rookd_app(app)
   options <- as_rookd_options(options)
-  res <- rookd_start(kind, host, as.integer(port), as.integer(mask), app_env, options)
+  res <- rookd_start(kind, host, as.integer(port), as.integer(mask), app_env, options, tls)
   if (!is.null(res$error)) {
     stop("Failed to create server: ", res$error, call. = FALSE)
   }
+  tls_warnings(res$warnings)
   id <- res$id
-  server <- new_server(id, kind, host, mask)
+  server <- new_server(id, kind, host, mask, tls)
   .globals$servers[[as.character(id)]] <- server
   server
 }
 
-new_server <- function(id, kind, host, mask) {
+new_server <- function(id, kind, host, mask, tls = NULL) {
   self <- new.env(parent = emptyenv())
   self$id <- id
+  if (!is.null(tls)) {
+    self$reloadTls <- function(tls = NULL) {
+      res <- rookd_reload_tls(id, check_tls(tls))
+      if (!is.null(res$error)) stop("Failed to reload TLS: ", res$error, call. = FALSE)
+      tls_warnings(res$warnings)
+      invisible(TRUE)
+    }
+  }
   self$stop <- function() {
     rookd_stop(id)
     .globals$servers[[as.character(id)]] <- NULL
@@ -142,7 +153,8 @@ print.rookd_server <- function(x, ...) {
   if (inherits(x, "WebServer")) {
     host <- x$getHost()
     if (grepl(":", host, fixed = TRUE)) host <- paste0("[", host, "]")
-    cat(sprintf("<rookd WebServer http://%s:%d (%s)>\n", host, x$getPort(), state))
+    scheme <- if (is.function(x$reloadTls)) "https" else "http"
+    cat(sprintf("<rookd WebServer %s://%s:%d (%s)>\n", scheme, host, x$getPort(), state))
   } else {
     cat(sprintf("<rookd PipeServer %s (%s)>\n", x$getName(), state))
   }

@@ -57,13 +57,14 @@ service <- function(timeoutMs = ifelse(interactive(), 100, 1000)) {
 #' })
 #' }
 #' @export
-runServer <- function(host, port, app, interruptIntervalMs = NULL, options = rookdOptions()) {
+runServer <- function(host, port, app, interruptIntervalMs = NULL, options = rookdOptions(),
+                      tls = NULL) {
   if (!is.null(interruptIntervalMs) &&
       (!is.numeric(interruptIntervalMs) || length(interruptIntervalMs) != 1)) {
     stop("`interruptIntervalMs` must be NULL or a single number (it is ignored).",
          call. = FALSE)
   }
-  server <- startServer(host, port, app, options = options)
+  server <- startServer(host, port, app, options = options, tls = tls)
   on.exit(stopServer(server))
   service(0)
 }

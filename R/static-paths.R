@@ -369,6 +369,7 @@ add_static_path_methods <- function(self, id) {
 #' @param background Return the running server at once instead of serving until
 #'   interrupted. Stop it with [stopServer()] or [stopAllServers()].
 #' @param browse Open the site in a web browser (by default when interactive).
+#' @param tls `NULL` (HTTP) or a [tlsConfig()] to serve HTTPS.
 #' @return With `background = TRUE`, the server (invisibly); otherwise `TRUE` (as
 #'   httpuv) when interrupted, after stopping the server.
 #' @seealso [staticPath()], [runServer()]
@@ -380,7 +381,7 @@ add_static_path_methods <- function(self, id) {
 #' s$stop()
 #' @export
 runStaticServer <- function(dir = getwd(), host = "127.0.0.1", port = NULL, ...,
-                            background = FALSE, browse = interactive()) {
+                            background = FALSE, browse = interactive(), tls = NULL) {
   root <- staticPath(dir, ...)
   check_host(host)
   if (is.null(port)) {
@@ -399,9 +400,9 @@ runStaticServer <- function(dir = getwd(), host = "127.0.0.1", port = NULL, ...,
     }
   }
   # As httpuv: only `staticPaths`; other paths get httpuv's plain 404.
-  server <- startServer(host, port, list(staticPaths = list("/" = root)))
+  server <- startServer(host, port, list(staticPaths = list("/" = root)), tls = tls)
   url_host <- if (grepl(":", host, fixed = TRUE)) paste0("[", host, "]") else host
-  url <- sprintf("http://%s:%d", url_host, server$getPort())
+  url <- sprintf("%s://%s:%d", if (is.null(tls)) "http" else "https", url_host, server$getPort())
   message("Serving: '", dir, "'")
   message("View at: ", url)
   if (isTRUE(browse)) {

@@ -243,6 +243,9 @@ pub fn build(mt: MainThread, ctx: &Ctx, head: &RequestHead, opts: EnvOptions) ->
         set(mt, env, s.remote_port, &remote_port);
         Rf_defineVar(s.rook_version, ctx.rook_version_value, env);
         Rf_defineVar(s.rook_url_scheme, ctx.url_scheme_value, env);
+        if let Some(info) = &head.tls {
+            crate::tls::define_env(mt, env, s.rook_url_scheme, info);
+        }
         Rf_defineVar(s.rook_errors, ctx.errors, env);
 
         // Headers: HTTP_* (repeated ones joined with ","), and HEADERS with lower-case names.

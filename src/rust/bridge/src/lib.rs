@@ -32,6 +32,7 @@ mod slab;
 mod state;
 mod statics;
 mod stream;
+mod tls;
 mod utils;
 mod wake;
 mod ws;
@@ -146,12 +147,21 @@ unsafe fn is_function_in(mt: MainThread, env: SEXP, name: &str) -> bool {
 /// Start a server. `app_env` holds the app's `call` and, optionally, `onHeaders` and
 /// `onWSOpen`; it is also where they are evaluated. Returns the server's id.
 ///
-/// Returns `list(id = <number>)` or `list(error = <message>)`: expected failures (a busy
-/// port) are reported as values, raised by R, so they never go through extendr's panic path.
+/// `tls` is `NULL` (plain HTTP) or a `tlsConfig()` (R/tls.R).
+///
+/// Returns `list(id = <number>, warnings = <character>)` or `list(error = <message>)`:
+/// expected failures (a busy port, a bad certificate) are reported as values, raised by
+/// R, so they never go through extendr's panic path; warnings (an expired certificate)
+/// are R's to show.
 #[extendr]
-fn rookd_start(kind: &str, host: &str, port: i32, mask: i32, app_env: Robj, options: Robj) -> Robj {
-    match MainThread::dot_call(|mt| start_server(mt, kind, host, port, mask, &app_env, &options)) {
-        Ok(id) => list!(id = id).into(),
+#[allow(clippy::too_many_arguments)]
+fn rookd_start(kind: &str, host: &str, port: i32, mask: i32, app_env: Robj, options: Robj, tls: Robj) -> Robj {
+    let started = MainThread::dot_call(|mt| {
+        let tls = tls::settings(mt, &tls)?;
+        start_server(mt, kind, host, port, mask, &app_env, &options, tls)
+    });
+    match started {
+        Ok((id, warnings)) => list!(id = id, warnings = warnings).into(),
         Err(Error::Other(msg)) => list!(error = msg).into(),
         Err(e) => list!(error = e.to_string()).into(),
     }
@@ -165,7 +175,8 @@ fn start_server(
     mask: i32,
     app_env: &Robj,
     options: &Robj,
-) -> Result<f64> {
+    tls: Option<rookd_engine::TlsSettings>,
+) -> Result<(f64, Vec<String>)> {
     // A forked child starts from an empty state, with an engine of its own.
     state::in_owner_process();
     let env = sexp(app_env);
@@ -196,15 +207,46 @@ fn start_server(
             s.engine = Some(engine);
         }
         let engine = s.engine.as_ref().ok_or_else(|| Error::Other("no engine".into()))?;
-        let handle =
-            engine.start_server(&target, config, caps, static_paths).map_err(|e| Error::Other(e.to_string()))?;
+        let (handle, warnings) = engine
+            .start_server_tls(&target, config, caps, static_paths, tls)
+            .map_err(|e| Error::Other(e.to_string()))?;
         let id = handle.id().0;
         // SAFETY: main thread; released when the server has closed (state::remove_server).
         unsafe { R_PreserveObject(env) };
         let app = AppFns { eval_env: env, has_on_ws_open };
         s.servers.insert(id, ServerEntry { handle, app, env_opts, host: host.to_string() });
-        Ok(id as f64)
+        Ok((id as f64, warnings))
     })
+}
+
+/// Replace a TLS server's certificate: re-read its files (`tls` NULL) or load a new
+/// `tlsConfig()`. Returns `list(warnings = <character>)` or `list(error = <message>)`.
+#[extendr]
+fn rookd_reload_tls(id: f64, tls: Robj) -> Robj {
+    state::in_owner_process();
+    let reloaded = MainThread::dot_call(|mt| {
+        let settings = tls::settings(mt, &tls)?;
+        STATE.with(|s| match s.borrow().servers.get(&(id as u64)) {
+            Some(e) => e.handle.reload_tls(settings).map_err(|e| Error::Other(e.to_string())),
+            None => Err(Error::Other("no such server".into())),
+        })
+    });
+    match reloaded {
+        Ok(warnings) => list!(warnings = warnings).into(),
+        Err(Error::Other(msg)) => list!(error = msg).into(),
+        Err(e) => list!(error = e.to_string()).into(),
+    }
+}
+
+/// PEM texts of a new development CA and a server certificate for `hosts` signed by it
+/// (`tlsSelfSigned()`): `list(ca, cert, key)` or `list(error = <message>)`.
+#[extendr]
+fn rookd_tls_self_signed(hosts: Vec<String>, days: i32) -> Robj {
+    let days = u32::try_from(days).unwrap_or(1);
+    match rookd_engine::tls::selfsigned::generate(&hosts, days) {
+        Ok(p) => list!(ca = p.ca_cert_pem, cert = p.cert_pem, key = p.key_pem).into(),
+        Err(e) => list!(error = e.to_string()).into(),
+    }
 }
 
 /// Stop listening at once; in-flight requests finish in the background.
@@ -413,6 +455,8 @@ extendr_module! {
     fn rookd_init;
     fn rookd_start;
     fn rookd_stop;
+    fn rookd_reload_tls;
+    fn rookd_tls_self_signed;
     fn rookd_server_info;
     fn rookd_running_ids;
     fn rookd_input_read;

@@ -5,6 +5,7 @@
 //! ```text
 //! cargo run --release --example bench_no_r -- [--port PORT] [--host ADDR] [--threads N]
 //!                                              [--static-dir DIR] [--quiet]
+//!                                              [--tls-cert PEM --tls-key PEM]
 //! ```
 //! Routes (the same as `bench/apps/app.R`):
 //! * `/echo`: the request body back (`application/octet-stream`);
@@ -12,6 +13,8 @@
 //! * `/static/...`: files under `--static-dir`, served by the engine's static paths;
 //! * anything else: `Hello world!\n` (`text/plain`);
 //! * WebSockets: every message echoed as it came (text or binary).
+//!
+//! With `--tls-cert` and `--tls-key` it serves HTTPS (the TLS row of `bench/tls`).
 //!
 //! Like rookd, every request and WebSocket message crosses the Door and is answered on
 //! the host thread, one event at a time; static files are served by the I/O threads.
@@ -27,7 +30,7 @@ const HELLO: &[u8] = b"Hello world!\n";
 const BIG_BYTES: usize = 10 * 1024 * 1024;
 
 fn usage() -> ! {
-    eprintln!("usage: bench_no_r [--port PORT] [--host ADDR] [--threads N] [--static-dir DIR] [--quiet]");
+    eprintln!("usage: bench_no_r [--port PORT] [--host ADDR] [--threads N] [--static-dir DIR] [--quiet] [--tls-cert PEM --tls-key PEM]");
     std::process::exit(2);
 }
 
@@ -36,6 +39,8 @@ fn main() {
     let mut host = "127.0.0.1".to_owned();
     let mut threads: usize = 2; // rookdOptions(threads = 2), rookd's default
     let mut static_dir: Option<String> = None;
+    let mut tls_cert: Option<String> = None;
+    let mut tls_key: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -43,6 +48,8 @@ fn main() {
             "--host" => host = args.next().unwrap_or_else(|| usage()),
             "--threads" => threads = args.next().and_then(|p| p.parse().ok()).unwrap_or_else(|| usage()),
             "--static-dir" => static_dir = Some(args.next().unwrap_or_else(|| usage())),
+            "--tls-cert" => tls_cert = Some(args.next().unwrap_or_else(|| usage())),
+            "--tls-key" => tls_key = Some(args.next().unwrap_or_else(|| usage())),
             "--quiet" => {}
             _ => usage(),
         }
@@ -51,6 +58,17 @@ fn main() {
     // rookd's defaults (rookdOptions()). The load clients ask for neither gzip nor
     // permessage-deflate, so nothing is compressed here or in rookd.
     let config = ServerConfig::default();
+
+    let tls = match (tls_cert, tls_key) {
+        (Some(c), Some(k)) => Some(rookd_engine::TlsSettings {
+            cert_file: c.into(),
+            key_file: k.into(),
+            client_ca_file: None,
+            client_auth: rookd_engine::ClientAuth::None,
+        }),
+        (None, None) => None,
+        _ => usage(),
+    };
 
     let statics = match &static_dir {
         Some(dir) => StaticPaths::new(vec![("/static".to_owned(), StaticPathSpec::new(dir))], StaticOptions::default())
@@ -75,7 +93,8 @@ fn main() {
     });
     let caps = AppCaps { websocket: true, on_headers: false };
     let server = engine
-        .start_server(&BindTarget::Tcp { host, port }, config, caps, statics)
+        .start_server_tls(&BindTarget::Tcp { host, port }, config, caps, statics, tls)
+        .map(|(h, _)| h)
         .unwrap_or_else(|e| {
             eprintln!("bench_no_r: {e}");
             std::process::exit(1);
