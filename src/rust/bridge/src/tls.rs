@@ -17,7 +17,7 @@ use crate::rvalue;
 /// # Safety
 /// `list` is a live R object.
 unsafe fn one_string(mt: MainThread, list: SEXP, name: &str) -> Result<Option<String>> {
-    let Some(v) = r::list_get(mt, list, name) else { return Ok(None) };
+    let Some(v) = r::list_get(mt, list, name).filter(|v| !r::is_null(mt, *v)) else { return Ok(None) };
     match rvalue::strings(mt, v) {
         Ok(mut s) if s.len() <= 1 => Ok(s.pop().filter(|x| !x.is_empty())),
         _ => Err(Error::Other(format!("tls: `{name}` must be a single string"))),
