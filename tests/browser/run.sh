@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# End-to-end browser test of the demo's WebSocket chat (tests/browser/chat.test.mjs):
+# End-to-end browser tests: the demo's WebSocket chat (tests/browser/chat.test.mjs) and
+# a 40-asset page over HTTPS (tests/browser/tls.test.mjs, server tls-site.R):
 # headless Chromium from Debian's `chromium` package, driven by playwright-core (pinned
 # in package.json and package-lock.json; no browser download, never `playwright install`).
 #
@@ -62,12 +63,28 @@ fi
 Rscript -e 'suppressPackageStartupMessages(library(rookd))' >/dev/null 2>&1 \
   || fail "the rookd R package is not installed (bash tools/install-package)"
 
-# chat.test.mjs bounds itself (CHAT_TEST_TIMEOUT); this is the backstop.
-limit=$(( ${CHAT_TEST_TIMEOUT:-120} + 60 ))
-timeout --kill-after=10 "$limit" node chat.test.mjs
-status=$?
-if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
-  echo "tests/browser: chat.test.mjs was killed after ${limit} s" >&2
-  echo "0 passed, 1 failed"
-fi
+# Each test bounds itself (chat: CHAT_TEST_TIMEOUT; tls: 120 s); this is the backstop.
+# Their "N passed, N failed" lines are summed into the last line.
+total_passed=0; total_failed=0; status=0
+run_test() { # file limit
+  local out rc line
+  out=$(mktemp)
+  timeout --kill-after=10 "$2" node "$1" | tee "$out"
+  rc=${PIPESTATUS[0]}
+  if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+    echo "tests/browser: $1 was killed after $2 s" >&2
+  fi
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1)
+  rm -f "$out"
+  if [ -n "$line" ]; then
+    total_passed=$(( total_passed + ${line%% passed*} ))
+    f=${line#*, }; total_failed=$(( total_failed + ${f%% failed} ))
+  else
+    total_failed=$(( total_failed + 1 ))
+  fi
+  [ "$rc" -eq 0 ] || status=1
+}
+run_test chat.test.mjs $(( ${CHAT_TEST_TIMEOUT:-120} + 60 ))
+run_test tls.test.mjs 180
+echo "${total_passed} passed, ${total_failed} failed"
 exit "$status"

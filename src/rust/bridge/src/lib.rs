@@ -154,7 +154,6 @@ unsafe fn is_function_in(mt: MainThread, env: SEXP, name: &str) -> bool {
 /// R, so they never go through extendr's panic path; warnings (an expired certificate)
 /// are R's to show.
 #[extendr]
-#[allow(clippy::too_many_arguments)]
 fn rookd_start(kind: &str, host: &str, port: i32, mask: i32, app_env: Robj, options: Robj, tls: Robj) -> Robj {
     let started = MainThread::dot_call(|mt| {
         let tls = tls::settings(mt, &tls)?;
@@ -167,6 +166,7 @@ fn rookd_start(kind: &str, host: &str, port: i32, mask: i32, app_env: Robj, opti
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn start_server(
     mt: MainThread,
     kind: &str,
