@@ -31,6 +31,9 @@
 #' `CONTENT_TYPE`, `CONTENT_LENGTH`, `HEADERS` (named character vector, lower-case
 #' names), `rook.version`, `rook.url_scheme`, `rook.input` (`read(l = -1L)`,
 #' `read_lines(n = -1L)`, `rewind()`) and `rook.errors` (`cat()`, `flush()`).
+#' Over TLS (`tls =`), `rook.url_scheme` is `"https"`, `HTTPS` is `"on"`, and
+#' mod_ssl's `SSL_PROTOCOL`, `SSL_CIPHER`, `SSL_TLS_SNI`, `SSL_CLIENT_VERIFY`,
+#' `SSL_CLIENT_S_DN`, ... are set (see [tlsConfig()]).
 #'
 #' Every request header is in `HEADERS`. A few get no `HTTP_*` variable: names that
 #' contain `_` (CGI turns `-` into `_`, so `X_Forwarded_For` would otherwise set the
