@@ -252,6 +252,35 @@ def idle(port):
     return {"status": r.status.get(1), "goaway": r.goaway, "then": after, "secs": time.time() - t0}
 
 
+def body(port, n):
+    """POST /echo without content-length: n bytes then the end (n > 0), or 10 bytes and
+    then nothing (n == 0: a stalled body). Then a GET on the same connection."""
+    s, c = connect(port)
+    r = Responses(c)
+    c.send_headers(1, req_headers(port, "/echo", method="POST"))
+    if n > 0:
+        sent = 0
+        while sent < n:
+            k = min(16384, n - sent, c.local_flow_control_window(1))
+            if k == 0:
+                break
+            c.send_data(1, b"x" * k)
+            sent += k
+        if sent == n:
+            c.end_stream(1)
+    else:
+        c.send_data(1, b"x" * 10)
+    s.sendall(c.data_to_send())
+    end = pump(s, c, r, lambda: 1 in r.done or 1 in r.reset or r.goaway is not None)
+    status = r.status.get(1)
+    sid = c.get_next_available_stream_id()
+    c.send_headers(sid, req_headers(port, "/fast/next"), end_stream=True)
+    s.sendall(c.data_to_send())
+    pump(s, c, r, lambda: sid in r.done or sid in r.reset or r.goaway is not None)
+    s.close()
+    return {"end": end, "status": status, "next": r.status.get(sid)}
+
+
 def httpx_get(port):
     import httpx
     with httpx.Client(http1=False, http2=True, timeout=TIMEOUT) as cl:
@@ -272,6 +301,7 @@ def main():
         "goaway": lambda: goaway_on_stop(port),
         "idle": lambda: idle(port),
         "httpx": lambda: httpx_get(port),
+        "body": lambda: body(port, arg),
         "get": lambda: {"status": get(port, "/fast/g")},
     }[mode]()
     print(json.dumps(out), flush=True)

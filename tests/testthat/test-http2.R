@@ -259,3 +259,15 @@ async def main():
 )---")
   expect_identical(res, "over h1")
 })
+
+test_that("python h2: body limits per stream: 413 over max_body_bytes, 408 for a stalled body", {
+  s <- local_server(h2_app(), options = rookdOptions(max_body_bytes = 1000, body_timeout = 1))
+  big <- h2_py("body", s$getPort(), 5000)
+  expect_identical(big$status, "413")
+  expect_identical(big$`next`, "200")
+  ok <- h2_py("body", s$getPort(), 900)
+  expect_identical(ok$status, "200")
+  stalled <- h2_py("body", s$getPort(), 0)
+  expect_identical(stalled$status, "408")
+  expect_identical(stalled$`next`, "200")
+})
