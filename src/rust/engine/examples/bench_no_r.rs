@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release --example bench_no_r -- [--port PORT] [--host ADDR] [--threads N]
-//!                                              [--static-dir DIR] [--quiet]
+//!                                              [--static-dir DIR] [--no-http2] [--quiet]
 //! ```
 //! Routes (the same as `bench/apps/app.R`):
 //! * `/echo`: the request body back (`application/octet-stream`);
@@ -12,6 +12,9 @@
 //! * `/static/...`: files under `--static-dir`, served by the engine's static paths;
 //! * anything else: `Hello world!\n` (`text/plain`);
 //! * WebSockets: every message echoed as it came (text or binary).
+//!
+//! It speaks HTTP/1.1 and h2c (HTTP/2 with prior knowledge) on the same port, as rookd
+//! does by default (`ServerConfig::http2`): `bench/h2` drives it with h2load.
 //!
 //! Like rookd, every request and WebSocket message crosses the Door and is answered on
 //! the host thread, one event at a time; static files are served by the I/O threads.
@@ -27,7 +30,7 @@ const HELLO: &[u8] = b"Hello world!\n";
 const BIG_BYTES: usize = 10 * 1024 * 1024;
 
 fn usage() -> ! {
-    eprintln!("usage: bench_no_r [--port PORT] [--host ADDR] [--threads N] [--static-dir DIR] [--quiet]");
+    eprintln!("usage: bench_no_r [--port PORT] [--host ADDR] [--threads N] [--static-dir DIR] [--no-http2] [--quiet]");
     std::process::exit(2);
 }
 
@@ -36,6 +39,7 @@ fn main() {
     let mut host = "127.0.0.1".to_owned();
     let mut threads: usize = 2; // rookdOptions(threads = 2), rookd's default
     let mut static_dir: Option<String> = None;
+    let mut http2 = true;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -43,6 +47,7 @@ fn main() {
             "--host" => host = args.next().unwrap_or_else(|| usage()),
             "--threads" => threads = args.next().and_then(|p| p.parse().ok()).unwrap_or_else(|| usage()),
             "--static-dir" => static_dir = Some(args.next().unwrap_or_else(|| usage())),
+            "--no-http2" => http2 = false,
             "--quiet" => {}
             _ => usage(),
         }
@@ -50,7 +55,9 @@ fn main() {
 
     // rookd's defaults (rookdOptions()). The load clients ask for neither gzip nor
     // permessage-deflate, so nothing is compressed here or in rookd.
-    let config = ServerConfig::default();
+    // `--no-http2`: rookdOptions(http2 = FALSE), to measure what telling h2c from HTTP/1.1
+    // costs HTTP/1.1.
+    let config = ServerConfig { http2, ..ServerConfig::default() };
 
     let statics = match &static_dir {
         Some(dir) => StaticPaths::new(vec![("/static".to_owned(), StaticPathSpec::new(dir))], StaticOptions::default())
