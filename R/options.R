@@ -56,6 +56,30 @@
 #' @param tls_handshake_timeout Seconds a client of an HTTPS server (see [tlsConfig()])
 #'   has to complete its TLS handshake; one that has not is disconnected. [0, 31536000]
 #'   or `Inf`; `0`/`Inf`: no limit.
+#' @param http2 Serve HTTP/2 to a client that opens a connection with the HTTP/2
+#'   preface: h2c with prior knowledge on plain TCP (`curl --http2-prior-knowledge`,
+#'   `h2load`, proxies such as haproxy's `proto h2`). On by default: browsers never send
+#'   the preface on plain http, so they and every HTTP/1.1 client are served as before,
+#'   and telling the two apart costs HTTP/1.1 nothing measurable (see "HTTP/2" in the
+#'   README). `FALSE`: a preface is answered as HTTP/1.1 (an error). HTTP/1.1's
+#'   `Upgrade: h2c` is not honoured either way (the request is answered over HTTP/1.1).
+#' @param h2_max_concurrent_streams HTTP/2 streams a client may have open at once on one
+#'   connection (SETTINGS_MAX_CONCURRENT_STREAMS). [1, 10000]
+#' @param h2_max_header_list_size Largest HTTP/2 header list in bytes (names + values +
+#'   32 per field, SETTINGS_MAX_HEADER_LIST_SIZE); a larger request is refused, and a
+#'   header block that keeps growing (a CONTINUATION flood) closes the connection. The
+#'   HTTP/2 counterpart of `max_header_bytes`; `max_headers` applies to HTTP/2 too.
+#'   [1024, 16777216 (16 MiB)]
+#' @param h2_initial_stream_window HTTP/2 flow-control window of each stream, bytes
+#'   (how much of a request body a client may send ahead). [65535, 2147483647]
+#' @param h2_initial_connection_window HTTP/2 flow-control window of a whole connection,
+#'   bytes. [65535, 2147483647]
+#' @param h2_max_pending_reset_streams HTTP/2 streams a client may open and reset before
+#'   the server has seen them; beyond it the connection is closed with GOAWAY (the
+#'   "rapid reset" attack, CVE-2023-44487). [1, 10000]
+#' @param h2_max_local_error_reset_streams HTTP/2 streams the server had to reset because
+#'   of the client's errors, per connection, before it is closed with GOAWAY.
+#'   [1, 1000000]
 #' @param threads I/O threads of the engine (fixed by the first server started).
 #'   [1, 64]
 #' @param ws_max_message_bytes Largest WebSocket message accepted; larger closes with 1009.
@@ -97,6 +121,13 @@ rookdOptions <- function(max_header_bytes = 96 * 1024,
                          query_string_question_mark = FALSE,
                          compression = TRUE,
                          tls_handshake_timeout = 10,
+                         http2 = TRUE,
+                         h2_max_concurrent_streams = 100,
+                         h2_max_header_list_size = 96 * 1024,
+                         h2_initial_stream_window = 1024^2,
+                         h2_initial_connection_window = 1024^2,
+                         h2_max_pending_reset_streams = 20,
+                         h2_max_local_error_reset_streams = 1024,
                          threads = 2,
                          ws_max_message_bytes = 64 * 1024^2,
                          ws_max_outgoing_bytes = 64 * 1024^2,

@@ -68,6 +68,11 @@ fn size(o: &Opts, name: &str) -> Result<usize> {
     usize::try_from(count(o, name)?).map_err(|_| Error::Other(format!("`{name}` is too large for this platform")))
 }
 
+/// A count option whose range fits a `u32` (the HTTP/2 settings).
+fn count32(o: &Opts, name: &str) -> Result<u32> {
+    u32::try_from(count(o, name)?).map_err(|_| Error::Other(format!("`{name}` is too large")))
+}
+
 /// A seconds option: `None` means "no limit" (the table decides which values mean it).
 fn seconds(o: &Opts, name: &str) -> Result<Option<Duration>> {
     let Kind::Seconds(s) = kind_of(name)? else { return Err(Error::Other(format!("`{name}` is not in seconds"))) };
@@ -117,8 +122,15 @@ pub fn settings(mt: MainThread, opts: &Robj) -> Result<Settings> {
         shutdown_grace: seconds(o, "shutdown_grace")?.unwrap_or(Duration::ZERO),
         compression: flag(o, "compression")?,
         tls_handshake_timeout: timeout(o, "tls_handshake_timeout")?,
+        http2: flag(o, "http2")?,
         ..ServerConfig::default()
     };
+    c.h2.max_concurrent_streams = count32(o, "h2_max_concurrent_streams")?;
+    c.h2.max_header_list_size = count32(o, "h2_max_header_list_size")?;
+    c.h2.initial_stream_window = count32(o, "h2_initial_stream_window")?;
+    c.h2.initial_connection_window = count32(o, "h2_initial_connection_window")?;
+    c.h2.max_pending_reset_streams = size(o, "h2_max_pending_reset_streams")?;
+    c.h2.max_local_error_reset_streams = size(o, "h2_max_local_error_reset_streams")?;
     c.ws.max_message_bytes = size(o, "ws_max_message_bytes")?;
     c.ws.max_outgoing_bytes = size(o, "ws_max_outgoing_bytes")?;
     c.ws.max_inflight_bytes = size(o, "ws_max_inflight_bytes")?;

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release --example bench_no_r -- [--port PORT] [--host ADDR] [--threads N]
-//!                                              [--static-dir DIR] [--quiet]
+//!                                              [--static-dir DIR] [--no-http2] [--quiet]
 //!                                              [--tls-cert PEM --tls-key PEM]
 //! ```
 //! Routes (the same as `bench/apps/app.R`):
@@ -15,6 +15,8 @@
 //! * WebSockets: every message echoed as it came (text or binary).
 //!
 //! With `--tls-cert` and `--tls-key` it serves HTTPS (the TLS row of `bench/tls`).
+//! It speaks HTTP/1.1 and h2c (HTTP/2 with prior knowledge) on the same port, as rookd
+//! does by default (`ServerConfig::http2`): `bench/h2` drives it with h2load.
 //!
 //! Like rookd, every request and WebSocket message crosses the Door and is answered on
 //! the host thread, one event at a time; static files are served by the I/O threads.
@@ -30,7 +32,7 @@ const HELLO: &[u8] = b"Hello world!\n";
 const BIG_BYTES: usize = 10 * 1024 * 1024;
 
 fn usage() -> ! {
-    eprintln!("usage: bench_no_r [--port PORT] [--host ADDR] [--threads N] [--static-dir DIR] [--quiet] [--tls-cert PEM --tls-key PEM]");
+    eprintln!("usage: bench_no_r [--port PORT] [--host ADDR] [--threads N] [--static-dir DIR] [--no-http2] [--quiet] [--tls-cert PEM --tls-key PEM]");
     std::process::exit(2);
 }
 
@@ -41,6 +43,7 @@ fn main() {
     let mut static_dir: Option<String> = None;
     let mut tls_cert: Option<String> = None;
     let mut tls_key: Option<String> = None;
+    let mut http2 = true;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -50,6 +53,7 @@ fn main() {
             "--static-dir" => static_dir = Some(args.next().unwrap_or_else(|| usage())),
             "--tls-cert" => tls_cert = Some(args.next().unwrap_or_else(|| usage())),
             "--tls-key" => tls_key = Some(args.next().unwrap_or_else(|| usage())),
+            "--no-http2" => http2 = false,
             "--quiet" => {}
             _ => usage(),
         }
@@ -57,7 +61,9 @@ fn main() {
 
     // rookd's defaults (rookdOptions()). The load clients ask for neither gzip nor
     // permessage-deflate, so nothing is compressed here or in rookd.
-    let config = ServerConfig::default();
+    // `--no-http2`: rookdOptions(http2 = FALSE), to measure what telling h2c from HTTP/1.1
+    // costs HTTP/1.1.
+    let config = ServerConfig { http2, ..ServerConfig::default() };
 
     let tls = match (tls_cert, tls_key) {
         (Some(c), Some(k)) => Some(rookd_engine::TlsSettings {

@@ -33,7 +33,44 @@ pub struct ServerConfig {
     pub compression: bool,
     /// A TLS handshake must complete within this of the connection's accept (else close).
     pub tls_handshake_timeout: Duration,
+    /// Serve HTTP/2 to a client that opens with its preface (h2c with prior knowledge on
+    /// plain TCP; h2 after TLS ALPN).
+    pub http2: bool,
+    pub h2: H2Config,
     pub ws: WsConfig,
+}
+
+/// HTTP/2 limits (hyper's HTTP/2 server, h2 underneath).
+#[derive(Clone, Debug)]
+pub struct H2Config {
+    /// Streams a client may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS).
+    pub max_concurrent_streams: u32,
+    /// Largest header list (SETTINGS_MAX_HEADER_LIST_SIZE; names + values + 32 per field);
+    /// beyond it the request is refused (431) or, for a header block that keeps coming
+    /// (a CONTINUATION flood), the connection is closed.
+    pub max_header_list_size: u32,
+    /// Flow-control window of each stream (request bodies), bytes.
+    pub initial_stream_window: u32,
+    /// Flow-control window of the whole connection, bytes.
+    pub initial_connection_window: u32,
+    /// Streams reset by the client before the server saw them, at once, before GOAWAY
+    /// (rapid reset, CVE-2023-44487).
+    pub max_pending_reset_streams: usize,
+    /// Streams the server had to reset for the client's errors, before GOAWAY.
+    pub max_local_error_reset_streams: usize,
+}
+
+impl Default for H2Config {
+    fn default() -> Self {
+        H2Config {
+            max_concurrent_streams: defaults::H2_MAX_CONCURRENT_STREAMS,
+            max_header_list_size: defaults::H2_MAX_HEADER_LIST_SIZE,
+            initial_stream_window: defaults::H2_INITIAL_STREAM_WINDOW,
+            initial_connection_window: defaults::H2_INITIAL_CONNECTION_WINDOW,
+            max_pending_reset_streams: defaults::H2_MAX_PENDING_RESET_STREAMS,
+            max_local_error_reset_streams: defaults::H2_MAX_LOCAL_ERROR_RESET_STREAMS,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -84,6 +121,21 @@ pub mod defaults {
     pub const QUERY_STRING_QUESTION_MARK: bool = false;
     pub const COMPRESSION: bool = true;
     pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+    /// h2c on: only a client that chose HTTP/2 sends its preface (browsers never do on
+    /// plain http), telling it costs HTTP/1.1 nothing measurable, and proxies (haproxy
+    /// `proto h2`, envoy, Caddy) can multiplex to the app over one connection.
+    pub const HTTP2: bool = true;
+    /// As nginx's `http2_max_concurrent_streams`.
+    pub const H2_MAX_CONCURRENT_STREAMS: u32 = 100;
+    /// As HTTP/1.1's `max_header_bytes` default.
+    pub const H2_MAX_HEADER_LIST_SIZE: u32 = 96 * 1024;
+    /// hyper's defaults (1 MiB each).
+    pub const H2_INITIAL_STREAM_WINDOW: u32 = 1024 * 1024;
+    pub const H2_INITIAL_CONNECTION_WINDOW: u32 = 1024 * 1024;
+    /// h2's default.
+    pub const H2_MAX_PENDING_RESET_STREAMS: usize = 20;
+    /// hyper's default.
+    pub const H2_MAX_LOCAL_ERROR_RESET_STREAMS: usize = 1024;
     /// The engine's I/O threads (fixed by the first server started).
     pub const THREADS: usize = 2;
     pub const WS_MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
@@ -126,6 +178,8 @@ impl Default for ServerConfig {
             shutdown_grace: defaults::SHUTDOWN_GRACE,
             compression: defaults::COMPRESSION,
             tls_handshake_timeout: defaults::TLS_HANDSHAKE_TIMEOUT,
+            http2: defaults::HTTP2,
+            h2: H2Config::default(),
             ws: WsConfig::default(),
         }
     }
@@ -153,6 +207,12 @@ pub mod limits {
     /// never to fire and near enough that `Instant + d` cannot overflow.
     pub const FAR: Duration = Duration::from_secs(365 * 24 * 3600);
     pub const MAX_SHUTDOWN_GRACE: Duration = Duration::from_secs(3600);
+    pub const H2_MAX_CONCURRENT_STREAMS: (u32, u32) = (1, 10_000);
+    pub const H2_MAX_HEADER_LIST_SIZE: (u32, u32) = (1024, 16 * 1024 * 1024);
+    /// RFC 9113: at least the initial 65,535, at most 2^31 - 1.
+    pub const H2_WINDOW: (u32, u32) = (65_535, (1 << 31) - 1);
+    pub const H2_MAX_PENDING_RESET_STREAMS: (usize, usize) = (1, 10_000);
+    pub const H2_MAX_LOCAL_ERROR_RESET_STREAMS: (usize, usize) = (1, 1_000_000);
 }
 
 /// Every option the host may set, by the name R uses: kind, default and range, from
@@ -228,6 +288,10 @@ pub mod options {
         (lo as u64, hi as u64)
     }
 
+    const fn u32s((lo, hi): (u32, u32)) -> (u64, u64) {
+        (lo as u64, hi as u64)
+    }
+
     const fn seconds(name: &'static str, default: Duration, max: Duration, no_limit: bool) -> OptionSpec {
         OptionSpec { name, kind: Kind::Seconds(Seconds { default, max, no_limit }) }
     }
@@ -254,6 +318,17 @@ pub mod options {
         flag("query_string_question_mark", d::QUERY_STRING_QUESTION_MARK),
         flag("compression", d::COMPRESSION),
         seconds("tls_handshake_timeout", d::TLS_HANDSHAKE_TIMEOUT, l::FAR, true),
+        flag("http2", d::HTTP2),
+        count("h2_max_concurrent_streams", d::H2_MAX_CONCURRENT_STREAMS as u64, u32s(l::H2_MAX_CONCURRENT_STREAMS)),
+        count("h2_max_header_list_size", d::H2_MAX_HEADER_LIST_SIZE as u64, u32s(l::H2_MAX_HEADER_LIST_SIZE)),
+        count("h2_initial_stream_window", d::H2_INITIAL_STREAM_WINDOW as u64, u32s(l::H2_WINDOW)),
+        count("h2_initial_connection_window", d::H2_INITIAL_CONNECTION_WINDOW as u64, u32s(l::H2_WINDOW)),
+        count("h2_max_pending_reset_streams", d::H2_MAX_PENDING_RESET_STREAMS as u64, usizes(l::H2_MAX_PENDING_RESET_STREAMS)),
+        count(
+            "h2_max_local_error_reset_streams",
+            d::H2_MAX_LOCAL_ERROR_RESET_STREAMS as u64,
+            usizes(l::H2_MAX_LOCAL_ERROR_RESET_STREAMS),
+        ),
         count("threads", d::THREADS as u64, usizes(l::THREADS)),
         count("ws_max_message_bytes", d::WS_MAX_MESSAGE_BYTES as u64, usizes(l::WS_MAX_MESSAGE_BYTES)),
         count("ws_max_outgoing_bytes", d::WS_MAX_OUTGOING_BYTES as u64, usizes(l::WS_MAX_OUTGOING_BYTES)),
@@ -291,6 +366,13 @@ impl ServerConfig {
         self.body_timeout = self.body_timeout.min(FAR);
         self.shutdown_grace = self.shutdown_grace.min(MAX_SHUTDOWN_GRACE);
         self.tls_handshake_timeout = self.tls_handshake_timeout.min(FAR);
+        let h2 = &mut self.h2;
+        h2.max_concurrent_streams = clamp(h2.max_concurrent_streams, H2_MAX_CONCURRENT_STREAMS);
+        h2.max_header_list_size = clamp(h2.max_header_list_size, H2_MAX_HEADER_LIST_SIZE);
+        h2.initial_stream_window = clamp(h2.initial_stream_window, H2_WINDOW);
+        h2.initial_connection_window = clamp(h2.initial_connection_window, H2_WINDOW);
+        h2.max_pending_reset_streams = clamp(h2.max_pending_reset_streams, H2_MAX_PENDING_RESET_STREAMS);
+        h2.max_local_error_reset_streams = clamp(h2.max_local_error_reset_streams, H2_MAX_LOCAL_ERROR_RESET_STREAMS);
         let ws = &mut self.ws;
         ws.max_message_bytes = clamp(ws.max_message_bytes, WS_MAX_MESSAGE_BYTES);
         ws.max_outgoing_bytes = clamp(ws.max_outgoing_bytes, WS_MAX_OUTGOING_BYTES);

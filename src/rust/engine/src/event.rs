@@ -51,8 +51,9 @@ impl RequestHead {
         match self.version {
             Version::HTTP_09 => "HTTP/0.9",
             Version::HTTP_10 => "HTTP/1.0",
-            Version::HTTP_2 => "HTTP/2",
-            Version::HTTP_3 => "HTTP/3",
+            // As Apache mod_http2 and nginx give CGI apps.
+            Version::HTTP_2 => "HTTP/2.0",
+            Version::HTTP_3 => "HTTP/3.0",
             _ => "HTTP/1.1",
         }
     }

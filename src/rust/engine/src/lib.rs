@@ -33,7 +33,7 @@ pub use conn::clock as conn_clock;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use config::{ServerConfig, WsConfig};
+pub use config::{H2Config, ServerConfig, WsConfig};
 pub use door::{Door, Waker};
 pub use error::EngineError;
 pub use event::{Event, HeadersVerdict, RequestHead, RequestId, ServerId};

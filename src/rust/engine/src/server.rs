@@ -16,7 +16,7 @@ use crate::event::{Endpoint, Event, ServerId};
 use crate::listener::{self, BindTarget, LocalAddr, StdListener};
 use crate::shared::{ServerShared, SessionsDone};
 use crate::statics::{StaticPaths, StaticPathsHandle};
-use crate::tls::acceptor::{TlsAcceptor, ALPN_H2};
+use crate::tls::acceptor::TlsAcceptor;
 use crate::tls::{TlsReloadError, TlsSettings};
 
 pub use crate::shared::AppCaps;
@@ -108,7 +108,7 @@ pub(crate) fn start(
     // Files are read and checked before binding: a bad certificate fails with nothing to undo.
     let (tls, warnings) = match tls {
         Some(s) => {
-            let (a, w) = TlsAcceptor::new(s, ALPN_H2)?;
+            let (a, w) = TlsAcceptor::new(s, config.http2)?;
             (Some(a), w)
         }
         None => (None, Vec::new()),

@@ -5,7 +5,8 @@
 //! (which answers each request).
 //!
 //! Modules: `clock` (timeouts), `state` (one connection's shared state, in one `Arc`),
-//! `io` (the one I/O wrapper hyper reads and writes through).
+//! `io` (the one I/O wrapper hyper reads and writes through), `preface` (HTTP/2 or
+//! HTTP/1.1, told from the first bytes), `h2` (an HTTP/2 connection).
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
@@ -27,7 +28,9 @@ use crate::service;
 use crate::shared::ServerShared;
 
 pub mod clock;
+mod h2;
 mod io;
+mod preface;
 mod state;
 
 pub(crate) use io::Readable;
@@ -54,6 +57,28 @@ pub(crate) async fn serve_connection<IO>(
     let state = Arc::new(ConnState::new(cfg.header_timeout, cfg.keepalive_timeout));
     let conn_ctx = Arc::new(service::ConnCtx { shared: Arc::clone(&shared), local, remote, tls });
     let mut io = ConnIo::new(io, Arc::clone(&state));
+    if cfg.http2 {
+        // The connection's first read, here instead of in hyper: an HTTP/2 client opens
+        // with the preface; anything else goes to HTTP/1.1 with the bytes replayed.
+        let sniffed = tokio::select! {
+            s = preface::sniff(&mut io.io, cfg.header_timeout) => s,
+            _ = shutdown.wait_for(|s| *s) => return,
+        };
+        match sniffed {
+            preface::Sniffed::Decided { http2, read } => {
+                io.pre = read;
+                if http2 {
+                    h2::serve(io, &shared, &conn_ctx, &mut shutdown).await;
+                    return;
+                }
+            }
+            preface::Sniffed::Gone => return,
+            preface::Sniffed::Stalled => {
+                answer_request_timeout(io.io).await;
+                return;
+            }
+        }
+    }
     loop {
         // An idle keep-alive connection is parked: its hyper connection (an 8 KiB read
         // buffer, an 8 KiB write buffer, its state) is dropped and only the socket kept

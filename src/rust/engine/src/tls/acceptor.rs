@@ -16,10 +16,6 @@ use tokio_rustls::server::TlsStream;
 use super::config::{self, TlsError, TlsSettings};
 use super::info::TlsInfo;
 
-/// Offer ALPN `h2` as well as `http/1.1`. Off while the connection driver speaks only
-/// HTTP/1.1; the HTTP/2 work flips it (to the `http2` option) when it lands.
-pub(crate) const ALPN_H2: bool = false;
-
 #[derive(Debug, thiserror::Error)]
 pub enum TlsReloadError {
     #[error("this server does not use TLS")]
