@@ -64,7 +64,10 @@
 //! - **C6 Static-path tables** (host → I/O): [`StaticPathsHandle`] (from
 //!   [`ServerHandle::static_paths`](crate::ServerHandle::static_paths)): the host replaces
 //!   the whole table; each request takes a copy. Its lock is private and held only to
-//!   clone or swap an `Arc`.
+//!   clone or swap an `Arc`. Likewise a TLS server's certificate:
+//!   [`ServerHandle::reload_tls`](crate::ServerHandle::reload_tls) reads and checks the
+//!   files on the host's thread, then swaps the `Arc` each new connection's handshake
+//!   clones (a lock held only for that); open connections keep theirs.
 //! - **C7 Streamed bodies** (I/O → host): a [`Body::Stream`](crate::Body) response asks
 //!   for each chunk with a `StreamPull` event (C1) and answers on its one-shot (C2); its
 //!   end is a `StreamEnd` event.
