@@ -148,7 +148,7 @@ test_that("10 MB bodies go both ways over HTTPS", {
   expect_identical(r$body, rev(big))
 })
 
-test_that("TLS 1.2 is spoken when the client asks for it; TLS 1.1 is refused; ALPN is http/1.1", {
+test_that("TLS 1.2 is spoken when the client asks for it; TLS 1.1 is refused; ALPN h2 or http/1.1", {
   skip_if_no_openssl()
   tls <- tlsSelfSigned()
   s <- local_tls_server(env_app(c("SSL_PROTOCOL", "SSL_CIPHER")), tls)
@@ -163,7 +163,39 @@ test_that("TLS 1.2 is spoken when the client asks for it; TLS 1.1 is refused; AL
     ok <- s_client(s, c(v, "-alpn", "http/1.1"))
     expect_identical(ok$status, 0L, info = paste(v, ok$stderr))
     expect_match(ok$stdout, "ALPN protocol: http/1.1", fixed = TRUE, info = v)
+    h2 <- s_client(s, c(v, "-alpn", "h2,http/1.1"))
+    expect_identical(h2$status, 0L, info = paste(v, h2$stderr))
+    expect_match(h2$stdout, "ALPN protocol: h2", fixed = TRUE, info = v)
   }
+})
+
+test_that("with http2 = FALSE only http/1.1 is offered by ALPN", {
+  skip_if_no_openssl()
+  tls <- tlsSelfSigned()
+  s <- local_tls_server(text_app("h1"), tls, options = rookdOptions(http2 = FALSE))
+  r <- s_client(s, c("-alpn", "h2,http/1.1"))
+  expect_identical(r$status, 0L, info = r$stderr)
+  expect_match(r$stdout, "ALPN protocol: http/1.1", fixed = TRUE)
+})
+
+test_that("HTTPS speaks HTTP/2 by ALPN: curl, h2load with 100 streams, the Rook env", {
+  tls <- tlsSelfSigned()
+  s <- local_tls_server(env_app(c("SERVER_PROTOCOL", "HTTPS", "rook.url_scheme", "HTTP_HOST")), tls)
+  r <- run_pumped("curl", c("-sS", "--http2", "--cacert", tls$ca_file, "-w", "\nVERSION=%{http_version}",
+                            https_url(s)))
+  expect_identical(r$status, 0L, info = r$stderr)
+  env <- parse_env(r$stdout)
+  expect_identical(env[["VERSION"]], "2")
+  expect_identical(env[["SERVER_PROTOCOL"]], "HTTP/2.0")
+  expect_identical(env[["HTTPS"]], "on")
+  expect_identical(env[["rook.url_scheme"]], "https")
+  expect_identical(env[["HTTP_HOST"]], sprintf("127.0.0.1:%d", s$getPort()))
+  skip_if(!nzchar(Sys.which("h2load")), "h2load (nghttp2-client) is not installed")
+  h <- run_pumped("h2load", c("-n", "1000", "-c", "1", "-m", "100", https_url(s)), timeout = 60)
+  expect_identical(h$status, 0L, info = h$stderr)
+  expect_match(h$stdout, "Application protocol: h2", fixed = TRUE)
+  expect_match(h$stdout, "1000 succeeded, 0 failed", fixed = TRUE)
+  expect_match(h$stdout, "status codes: 1000 2xx", fixed = TRUE)
 })
 
 test_that("garbage instead of a handshake is closed while another client is served", {
