@@ -85,6 +85,7 @@ h2_app <- function() {
       }
       if (path == "/hop") {
         return(text("hop", headers = list("Connection" = "close", "Keep-Alive" = "timeout=5",
+                                          "Transfer-Encoding" = "chunked",
                                           "Upgrade" = "foo", "X-Kept" = "yes")))
       }
       text("fast")
@@ -102,7 +103,7 @@ test_that("curl --http2-prior-knowledge: GET, env facts, hop-by-hop headers drop
   expect_identical(h$status, 0L)
   expect_match(h$stdout, "^HTTP/2 200")
   expect_match(h$stdout, "x-kept: yes", fixed = TRUE)
-  expect_false(grepl("connection:|keep-alive:|upgrade:", h$stdout, ignore.case = TRUE))
+  expect_false(grepl("connection:|keep-alive:|upgrade:|transfer-encoding:", h$stdout, ignore.case = TRUE))
 })
 
 test_that("curl h2: 10 MB POST echoed, SSE streamed, onHeaders 413 before the body", {
