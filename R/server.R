@@ -48,7 +48,8 @@
 #' @param quiet Accepted for compatibility with httpuv; errors are always raised.
 #' @param options Limits and behaviour, from [rookdOptions()].
 #' @return A `WebServer` object with methods `stop()`, `isRunning()`, `getHost()`,
-#'   `getPort()`.
+#'   `getPort()`, `drain(timeout, lag)` ([drainServer()]) and `stats()`
+#'   ([serverStats()]).
 #' @examples
 #' app <- function(req) {
 #'   list(status = 200L, headers = list("Content-Type" = "text/plain"),
@@ -119,6 +120,8 @@ new_server <- function(id, kind, host, mask) {
     invisible()
   }
   self$isRunning <- function() isTRUE(rookd_server_info(id)$running)
+  self$drain <- function(timeout = 30, lag = NULL) drainServer(self, timeout, lag)
+  self$stats <- function() serverStats(self)
   if (kind == "tcp") {
     self$getHost <- function() host
     port <- rookd_server_info(id)$port

@@ -8,6 +8,7 @@ use http::{HeaderMap, Method, Uri, Version};
 use tokio::sync::oneshot;
 
 pub use crate::ids::{RequestId, ServerId, StreamId};
+use crate::metrics::Stamp;
 use crate::request_slot::RequestSlot;
 use crate::response::Response;
 use crate::ws::conn::{WsConnection, WsCredit};
@@ -30,6 +31,8 @@ pub struct RequestHead {
     pub headers: HeaderMap,
     pub local: Endpoint,
     pub remote: Endpoint,
+    /// When the host took the request from the Door (timing hook 3; set by the Door).
+    pub taken: Stamp,
 }
 
 impl RequestHead {
