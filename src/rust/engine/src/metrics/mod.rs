@@ -206,8 +206,20 @@ pub struct RequestRecord {
 }
 
 impl RequestRecord {
-    pub fn new(metrics: &Arc<ServerMetrics>, method: &Method, status: StatusCode, streamed: bool, timing: RequestTiming) -> Self {
-        RequestRecord { metrics: Arc::clone(metrics), method: method_index(method), status: status.as_u16(), streamed, timing }
+    pub fn new(
+        metrics: &Arc<ServerMetrics>,
+        method: &Method,
+        status: StatusCode,
+        streamed: bool,
+        timing: RequestTiming,
+    ) -> Self {
+        RequestRecord {
+            metrics: Arc::clone(metrics),
+            method: method_index(method),
+            status: status.as_u16(),
+            streamed,
+            timing,
+        }
     }
 
     /// Hook 5: the response is written (or the client left); count it.
@@ -338,7 +350,14 @@ mod tests {
         t.taken = Some(Instant::now());
         t.answered = Some(Instant::now());
         RequestRecord::new(&m, &Method::GET, StatusCode::OK, false, t).finish();
-        RequestRecord::new(&m, &Method::from_bytes(b"PROPFIND").unwrap(), StatusCode::NOT_FOUND, true, RequestTiming::start()).finish();
+        RequestRecord::new(
+            &m,
+            &Method::from_bytes(b"PROPFIND").unwrap(),
+            StatusCode::NOT_FOUND,
+            true,
+            RequestTiming::start(),
+        )
+        .finish();
         let s = m.snapshot();
         assert_eq!(s.requests[0][1], 1);
         assert_eq!(s.requests[7][3], 1);

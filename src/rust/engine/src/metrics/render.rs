@@ -53,24 +53,73 @@ pub fn prometheus(m: &MetricsSnapshot, x: &Extra) -> String {
     for (mi, row) in m.requests.iter().enumerate() {
         for (ci, &n) in row.iter().enumerate() {
             if n > 0 {
-                let _ = writeln!(out, "rookd_http_requests_total{{method=\"{}\",code=\"{}\"}} {n}", METHODS[mi], CLASSES[ci]);
+                let _ = writeln!(
+                    out,
+                    "rookd_http_requests_total{{method=\"{}\",code=\"{}\"}} {n}",
+                    METHODS[mi], CLASSES[ci]
+                );
             }
         }
     }
-    histogram(&mut out, "rookd_http_request_duration_seconds", "Time from a request's head to the end of its response.", &m.total);
-    histogram(&mut out, "rookd_http_request_r_seconds", "Time R spent on a request, from taking it to answering it.", &m.in_r);
+    histogram(
+        &mut out,
+        "rookd_http_request_duration_seconds",
+        "Time from a request's head to the end of its response.",
+        &m.total,
+    );
+    histogram(
+        &mut out,
+        "rookd_http_request_r_seconds",
+        "Time R spent on a request, from taking it to answering it.",
+        &m.in_r,
+    );
     histogram(&mut out, "rookd_http_request_queue_seconds", "Time a request waited for R.", &m.queued_for_r);
-    single(&mut out, "rookd_r_queue_requests", "gauge", "Requests waiting for, or being handled by, R (all servers of the process).", x.host.queued_requests);
-    single(&mut out, "rookd_r_queue_events", "gauge", "Events waiting for R in the Door (all servers of the process).", x.host.queued_events);
-    single(&mut out, "rookd_r_busy_seconds_total", "counter", "Seconds R spent handling events (all servers of the process).", x.host.busy_seconds);
+    single(
+        &mut out,
+        "rookd_r_queue_requests",
+        "gauge",
+        "Requests waiting for, or being handled by, R (all servers of the process).",
+        x.host.queued_requests,
+    );
+    single(
+        &mut out,
+        "rookd_r_queue_events",
+        "gauge",
+        "Events waiting for R in the Door (all servers of the process).",
+        x.host.queued_events,
+    );
+    single(
+        &mut out,
+        "rookd_r_busy_seconds_total",
+        "counter",
+        "Seconds R spent handling events (all servers of the process).",
+        x.host.busy_seconds,
+    );
     single(&mut out, "rookd_connections_open", "gauge", "Open client connections.", m.connections_open);
     single(&mut out, "rookd_connections_total", "counter", "Client connections accepted.", m.connections_total);
     single(&mut out, "rookd_websockets_open", "gauge", "Open WebSockets.", m.websockets_open);
     single(&mut out, "rookd_websockets_total", "counter", "WebSockets opened.", m.websockets_total);
-    single(&mut out, "rookd_received_bytes_total", "counter", "Bytes read from clients (heads, bodies, WebSocket frames).", m.bytes_in);
+    single(
+        &mut out,
+        "rookd_received_bytes_total",
+        "counter",
+        "Bytes read from clients (heads, bodies, WebSocket frames).",
+        m.bytes_in,
+    );
     single(&mut out, "rookd_sent_bytes_total", "counter", "Bytes written to clients.", m.bytes_out);
-    single(&mut out, "rookd_static_hits_total", "counter", "Requests answered from static paths, without R.", m.static_hits);
-    head(&mut out, "rookd_rejected_requests_total", "counter", "Requests the engine refused itself, by status (408, 413, 431, 503).");
+    single(
+        &mut out,
+        "rookd_static_hits_total",
+        "counter",
+        "Requests answered from static paths, without R.",
+        m.static_hits,
+    );
+    head(
+        &mut out,
+        "rookd_rejected_requests_total",
+        "counter",
+        "Requests the engine refused itself, by status (408, 413, 431, 503).",
+    );
     for (i, (_, code)) in REJECTS.iter().enumerate() {
         let _ = writeln!(out, "rookd_rejected_requests_total{{reason=\"{code}\"}} {}", m.rejects[i]);
     }

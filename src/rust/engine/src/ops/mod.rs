@@ -73,12 +73,14 @@ pub(crate) fn answer<B>(shared: &ServerShared, remote: &Endpoint, req: &http::Re
         ),
         Which::Metrics => {
             let (m, why) = (shared.metrics.snapshot(), not_ready(shared));
-            let x = Extra { host: shared.door.host_snapshot(), draining: shared.is_draining(), not_ready: why.as_deref() };
+            let x =
+                Extra { host: shared.door.host_snapshot(), draining: shared.is_draining(), not_ready: why.as_deref() };
             text(StatusCode::OK, render::prometheus(&m, &x), "text/plain; version=0.0.4; charset=utf-8")
         }
         Which::Status if req.uri().query() == Some("json") => {
             let (m, why) = (shared.metrics.snapshot(), not_ready(shared));
-            let x = Extra { host: shared.door.host_snapshot(), draining: shared.is_draining(), not_ready: why.as_deref() };
+            let x =
+                Extra { host: shared.door.host_snapshot(), draining: shared.is_draining(), not_ready: why.as_deref() };
             text(StatusCode::OK, render::json(&m, &x), "application/json")
         }
         Which::Status => text(StatusCode::OK, STATUS_PAGE.to_string(), "text/html; charset=utf-8"),

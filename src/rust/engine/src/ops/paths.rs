@@ -33,5 +33,3 @@ impl OpsPaths {
         OpsPaths { any: p.health.is_some() || p.ready.is_some() || p.metrics.is_some() || p.status.is_some(), ..p }
     }
 }
-
-
