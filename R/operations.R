@@ -124,6 +124,8 @@ serverStats <- function(server) {
   na <- function(v) ifelse(v < 0, NA_real_, v)
   lat <- function(q, m) c(p50 = na(q[1]), p90 = na(q[2]), p99 = na(q[3]), mean = na(m))
   by <- matrix(x$requests, nrow = 5, dimnames = list(c("1xx", "2xx", "3xx", "4xx", "5xx"), x$methods))
+  rejects <- x$rejects
+  names(rejects) <- c("408", "413", "431", "503")
   list(
     requests = sum(x$requests),
     requests_by_method = colSums(by),
@@ -141,7 +143,7 @@ serverStats <- function(server) {
     bytes_out = x$bytes_out,
     static_hits = x$static_hits,
     streams_finished = x$streams_finished,
-    rejects = stats::setNames(x$rejects, c("408", "413", "431", "503")),
+    rejects = rejects,
     drains = x$drains,
     drain_cut = x$drain_cut,
     uptime = x$uptime,
