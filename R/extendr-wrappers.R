@@ -51,6 +51,21 @@ rookd_ws_is_open <- function(handle) .Call(wrap__rookd_ws_is_open, handle)
 # Queue and registry sizes, for diagnostics and leak tests.
 rookd_stats <- function() .Call(wrap__rookd_stats)
 
+# A server's counters and state (R/operations.R shapes them); the last counters of a
+# server that has closed; `NULL` for an unknown id.
+rookd_server_stats <- function(id) .Call(wrap__rookd_server_stats, id)
+
+# Start draining a server (see `ServerHandle::drain`); `lag < 0` uses its `drain_lag`,
+# `timeout < 0` its `shutdown_grace`. False if it was not running or already draining.
+rookd_drain <- function(id, lag, timeout) .Call(wrap__rookd_drain, id, lag, timeout)
+
+# `list(id, drain_lag, drain_on_sigterm, drain_timeout)` of every server that is listening.
+rookd_drain_settings <- function() .Call(wrap__rookd_drain_settings)
+
+# Install (op 1; TRUE if this call installed it), remove (op 0) or read (op 2: TRUE if
+# SIGTERM arrived) the SIGTERM handler of `service(0)` loops.
+rookd_sigterm <- function(op) .Call(wrap__rookd_sigterm, op)
+
 # Stop every server and the I/O threads (package unload, R exit), then let go of the
 # lent vectors the engine dropped while stopping. In a forked child nothing is the
 # child's to stop (see `state::in_owner_process`).

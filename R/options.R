@@ -98,6 +98,45 @@
 #'   WebSocket; others get 403.
 #' @param ws_subprotocols Subprotocols the server speaks, preferred first; the first one
 #'   the client offers is chosen and echoed in `Sec-WebSocket-Protocol`.
+#' @param health_path Liveness endpoint answered by the engine itself, without R:
+#'   `200 ok` while the process and its I/O threads are alive, also while R is busy.
+#'   `""` or `NULL` (the default): off, so no path an app serves is ever taken over.
+#'   See the Operations section.
+#' @param ready_path Readiness endpoint answered by the engine: `200 ready`, or `503`
+#'   with the reason in the body (`not ready: draining`, `not ready: R queue: ...`,
+#'   `not ready: R busy: ...`). `""`/`NULL`: off (the default).
+#' @param ready_max_queue Readiness fails while more requests than this wait for R.
+#'   [1, 1000000]; default 100.
+#' @param ready_max_stall Readiness fails when R has taken no event for this many seconds
+#'   while events wait for it (R stuck in a long call, or blocked outside the event loop).
+#'   [0, 31536000] or `Inf`; `0`/`Inf`: never for that reason. Default 10.
+#' @param drain_lag Seconds a drain ([drainServer()], and SIGTERM) keeps accepting
+#'   connections after readiness starts failing, so that load balancers stop sending
+#'   first. [0, 3600]; default 0. Behind a load balancer, set it to about the probe
+#'   interval times the failure threshold (e.g. 5 to 10).
+#' @param drain_on_sigterm If `TRUE` (the default), a SIGTERM received while
+#'   [service()] (`0` or `Inf`) or [runServer()] loops drains every server that has it
+#'   set (lag `drain_lag`, timeout `shutdown_grace`) and ends the loop, so the script
+#'   ends normally (exit status 0). The handler is installed only while such a loop runs.
+#' @param metrics_path Prometheus metrics (text format 0.0.4), answered by the engine.
+#'   `""`/`NULL`: off (the default). Loopback clients only, unless `metrics_allow`.
+#' @param status_path A live status page (self-contained HTML, charts of requests/s,
+#'   latency percentiles, R queue, R busy %, connections), polling `<status_path>?json`
+#'   each second. `""`/`NULL`: off (the default). Loopback clients only, unless
+#'   `metrics_allow`.
+#' @param metrics_allow Clients, besides loopback and Unix-socket ones, that may read
+#'   `metrics_path` and `status_path`: IP addresses, CIDR blocks (`"10.0.0.0/8"`) or
+#'   `"*"` for everyone. Others get `403`. Behind a reverse proxy on the same machine every
+#'   client looks local: do not forward these paths.
+#' @param slow_request_warning Seconds: a request whose app call takes longer is
+#'   reported on stderr after the call (`rookd: slow request: GET /path took 3.02 s in
+#'   R ...`), at most once a minute per path and ten times a minute in all. `0`, `Inf`
+#'   or `NULL`: off (the default).
+#' @section Operations:
+#' Health, readiness, metrics and the status page are answered on rookd's I/O threads
+#' before static paths and the app, so they answer while R is busy; they accept `GET`
+#' and `HEAD`, send `Cache-Control: no-store`, and are not counted as requests. See
+#' also [drainServer()] and [serverStats()].
 #' @return A list of class `rookd_options`.
 #' @examples
 #' rookdOptions(max_body_bytes = 10 * 1024^2, header_timeout = 10)
@@ -136,7 +175,17 @@ rookdOptions <- function(max_header_bytes = 96 * 1024,
                          ws_idle_timeout = 60,
                          ws_permessage_deflate = TRUE,
                          ws_allowed_origins = character(0),
-                         ws_subprotocols = character(0)) {
+                         ws_subprotocols = character(0),
+                         health_path = "",
+                         ready_path = "",
+                         ready_max_queue = 100,
+                         ready_max_stall = 10,
+                         drain_lag = 0,
+                         drain_on_sigterm = TRUE,
+                         metrics_path = "",
+                         status_path = "",
+                         metrics_allow = character(0),
+                         slow_request_warning = 0) {
   opts <- as.list(environment())
   table <- option_table()
   for (nm in names(table)) {
@@ -166,6 +215,7 @@ check_option <- function(nm, v, spec) {
     seconds = check_secs(nm, v, spec),
     flag = check_flag(nm, v),
     strings = check_strings(nm, v),
+    path = check_path(nm, v),
     stop("rookd: unknown kind of option `", nm, "`.", call. = FALSE)
   )
 }
@@ -185,6 +235,7 @@ check_count <- function(nm, v, range) {
 # reads them so: config.rs, `Seconds::check`).
 check_secs <- function(nm, v, spec) {
   max <- spec$range[2]
+  if (is.null(v) && isTRUE(spec$no_limit)) return(0)
   ok <- is.numeric(v) && length(v) == 1 && !is.na(v) && v >= spec$range[1] &&
     (v <= max || (spec$no_limit && is.infinite(v)))
   if (!ok) {
@@ -204,6 +255,17 @@ check_flag <- function(nm, v) {
 
 check_strings <- function(nm, v) {
   if (!is.character(v) || anyNA(v)) stop("`", nm, "` must be a character vector.", call. = FALSE)
+  v
+}
+
+# A URL path the engine answers itself: "" (off) or one starting with "/"; NULL is "".
+check_path <- function(nm, v) {
+  if (is.null(v)) return("")
+  if (!is.character(v) || length(v) != 1 || is.na(v) ||
+      (nzchar(v) && (!startsWith(v, "/") || grepl("[?#[:cntrl:]]", v)))) {
+    stop("`", nm, "` must be a single path starting with \"/\" (no \"?\" or \"#\"), ",
+         "or \"\" or NULL (off).", call. = FALSE)
+  }
   v
 }
 

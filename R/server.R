@@ -53,7 +53,8 @@
 #' @param tls `NULL` (plain HTTP) or a [tlsConfig()]: serve HTTPS (and WebSockets as
 #'   `wss://`). A TLS server object also has `reloadTls()` (see [tlsConfig()]).
 #' @return A `WebServer` object with methods `stop()`, `isRunning()`, `getHost()`,
-#'   `getPort()`.
+#'   `getPort()`, `drain(timeout, lag)` ([drainServer()]) and `stats()`
+#'   ([serverStats()]).
 #' @examples
 #' app <- function(req) {
 #'   list(status = 200L, headers = list("Content-Type" = "text/plain"),
@@ -133,6 +134,8 @@ new_server <- function(id, kind, host, mask, tls = NULL) {
     invisible()
   }
   self$isRunning <- function() isTRUE(rookd_server_info(id)$running)
+  self$drain <- function(timeout = 30, lag = NULL) drainServer(self, timeout, lag)
+  self$stats <- function() serverStats(self)
   if (kind == "tcp") {
     self$getHost <- function() host
     port <- rookd_server_info(id)$port

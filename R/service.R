@@ -8,6 +8,9 @@
 #'   \item any other value waits up to `timeoutMs` milliseconds for something to run,
 #'     once.
 #' }
+#' With `0` or `Inf`, a SIGTERM drains the running servers (see [drainServer()] and
+#' the `drain_on_sigterm` option) and ends the loop.
+#'
 #' Each pass runs one 'later' callback (`later::run_now(all = FALSE)`), as httpuv
 #' does; one callback of rookd answers every request waiting at that moment.
 #'
@@ -30,10 +33,17 @@ service <- function(timeoutMs = ifelse(interactive(), 100, 1000)) {
     later::run_now(0, all = FALSE)
   } else if (timeoutMs == 0 || is.infinite(timeoutMs)) {
     .globals$paused <- FALSE
+    # SIGTERM drains the servers and ends the loop (drain_on_sigterm; R/operations.R).
+    sigterm <- sigterm_arm()
+    if (sigterm) on.exit(sigterm_disarm(), add = TRUE)
     # A bounded wait, so that Ctrl-C and interrupt() from outside a callback are
     # noticed within 0.1 s.
     while (!.globals$paused) {
       later::run_now(0.1, all = FALSE)
+      if (sigterm && sigterm_seen()) {
+        drain_on_sigterm()
+        break
+      }
     }
   } else {
     later::run_now(timeoutMs / 1000, all = FALSE)

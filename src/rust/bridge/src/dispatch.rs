@@ -132,6 +132,7 @@ fn handle(mt: MainThread, ctx: &Ctx, event: Event) {
             };
             // Kept here, outside the guarded closure: taken only for a promise.
             let mut channel = Some((reply, slot));
+            let started = std::time::Instant::now();
             let answer = r::guarded(mt, || unsafe {
                 let mut p = Protect::new(mt);
                 let env = match take_pending(mt, head.id.0) {
@@ -165,6 +166,8 @@ fn handle(mt: MainThread, ctx: &Ctx, event: Event) {
                     internal_error()
                 }
             };
+            let slow = state::ops_of(head.server.0).and_then(|o| o.slow_request_warning);
+            crate::ops::check_slow(mt, head.server.0, slow, head.method.as_str(), head.path(), started.elapsed());
             if let Some((reply, slot)) = channel.take() {
                 send_or_release(mt, reply, resp);
                 drop(slot);

@@ -24,6 +24,7 @@ mod env;
 mod held;
 mod input;
 mod main_thread;
+mod ops;
 mod options;
 mod rapi;
 mod reply;
@@ -187,7 +188,7 @@ fn start_server(
         }
         (options::settings(mt, options)?, is_function_in(mt, env, "onHeaders"), is_function_in(mt, env, "onWSOpen"))
     };
-    let options::Settings { config, env: env_opts, threads } = settings;
+    let options::Settings { config, env: env_opts, threads, host_ops } = settings;
     let target = match kind {
         "tcp" => {
             let port = u16::try_from(port).map_err(|_| Error::Other(format!("port {port} is not in 0-65535")))?;
@@ -214,7 +215,7 @@ fn start_server(
         // SAFETY: main thread; released when the server has closed (state::remove_server).
         unsafe { R_PreserveObject(env) };
         let app = AppFns { eval_env: env, has_on_ws_open };
-        s.servers.insert(id, ServerEntry { handle, app, env_opts, host: host.to_string() });
+        s.servers.insert(id, ServerEntry { handle, app, env_opts, host: host.to_string(), ops: host_ops });
         Ok((id as f64, warnings))
     })
 }
@@ -364,6 +365,85 @@ fn rookd_stats() -> Robj {
     .into()
 }
 
+/// A server's counters and state (R/operations.R shapes them); the last counters of a
+/// server that has closed; `NULL` for an unknown id.
+#[extendr]
+fn rookd_server_stats(id: f64) -> Robj {
+    state::in_owner_process();
+    let id = id as u64;
+    let live = STATE.with(|s| {
+        s.borrow().servers.get(&id).map(|e| {
+            let live = ops::Live {
+                closed: false,
+                running: e.handle.is_running(),
+                draining: e.handle.is_draining(),
+                not_ready: e.handle.not_ready(),
+                host: e.handle.host(),
+            };
+            (e.handle.metrics(), live)
+        })
+    });
+    match live {
+        Some((m, live)) => ops::stats_list(&m, &live),
+        None => match ops::final_stats(id) {
+            Some(m) => {
+                let host = state::door().map(|d| d.host_snapshot()).unwrap_or_default();
+                ops::stats_list(&m, &ops::Live { closed: true, running: false, draining: false, not_ready: None, host })
+            }
+            None => ().into(),
+        },
+    }
+}
+
+/// Start draining a server (see `ServerHandle::drain`); `lag < 0` uses its `drain_lag`,
+/// `timeout < 0` its `shutdown_grace`. False if it was not running or already draining.
+#[extendr]
+fn rookd_drain(id: f64, lag: f64, timeout: f64) -> bool {
+    state::in_owner_process();
+    let secs = |x: f64| (x.is_finite() && x >= 0.0).then(|| Duration::from_secs_f64(x.min(3600.0)));
+    STATE.with(|s| match s.borrow_mut().servers.get_mut(&(id as u64)) {
+        Some(e) => {
+            let lag = secs(lag).unwrap_or(e.ops.drain_lag);
+            let timeout = secs(timeout).unwrap_or(e.ops.drain_timeout);
+            e.handle.drain(lag, timeout)
+        }
+        None => false,
+    })
+}
+
+/// `list(id, drain_lag, drain_on_sigterm, drain_timeout)` of every server that is listening.
+#[extendr]
+fn rookd_drain_settings() -> Robj {
+    state::in_owner_process();
+    let (ids, lags, on, timeouts): (Vec<f64>, Vec<f64>, Vec<bool>, Vec<f64>) = STATE.with(|s| {
+        let s = s.borrow();
+        let running = s.servers.iter().filter(|(_, e)| e.handle.is_running());
+        let mut out = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (id, e) in running {
+            out.0.push(*id as f64);
+            out.1.push(e.ops.drain_lag.as_secs_f64());
+            out.2.push(e.ops.drain_on_sigterm);
+            out.3.push(e.ops.drain_timeout.as_secs_f64());
+        }
+        out
+    });
+    list!(id = ids, drain_lag = lags, drain_on_sigterm = on, drain_timeout = timeouts).into()
+}
+
+/// Install (op 1; TRUE if this call installed it), remove (op 0) or read (op 2: TRUE if
+/// SIGTERM arrived) the SIGTERM handler of `service(0)` loops.
+#[extendr]
+fn rookd_sigterm(op: i32) -> bool {
+    MainThread::dot_call(|mt| match op {
+        1 => ops::sigterm_arm(mt),
+        0 => {
+            ops::sigterm_disarm(mt);
+            true
+        }
+        _ => ops::sigterm_seen(),
+    })
+}
+
 /// Stop every server and the I/O threads (package unload, R exit), then let go of the
 /// lent vectors the engine dropped while stopping. In a forked child nothing is the
 /// child's to stop (see `state::in_owner_process`).
@@ -466,6 +546,10 @@ extendr_module! {
     fn rookd_ws_close;
     fn rookd_ws_is_open;
     fn rookd_stats;
+    fn rookd_server_stats;
+    fn rookd_drain;
+    fn rookd_drain_settings;
+    fn rookd_sigterm;
     fn rookd_shutdown;
     fn rookd_port_available;
     fn rookd_ip_family;

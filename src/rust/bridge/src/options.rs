@@ -28,6 +28,21 @@ pub struct Settings {
     pub env: EnvOptions,
     /// The engine's I/O threads (used by the first server only).
     pub threads: usize,
+    pub host_ops: HostOps,
+}
+
+/// Operational options the bridge (not the engine) acts on.
+#[derive(Clone, Copy, Debug)]
+pub struct HostOps {
+    /// A drain keeps accepting this long before the listener closes.
+    pub drain_lag: Duration,
+    /// Drain this server on SIGTERM inside `service(0)` / `runServer()`.
+    pub drain_on_sigterm: bool,
+    /// Report requests whose app call takes longer (`None`: off).
+    pub slow_request_warning: Option<Duration>,
+    /// A drain without a timeout of its own (on SIGTERM) gives in-flight work this long:
+    /// the server's `shutdown_grace`.
+    pub drain_timeout: Duration,
 }
 
 fn kind_of(name: &str) -> Result<Kind> {
@@ -106,6 +121,20 @@ fn strings(o: &Opts, name: &str) -> Result<Vec<String>> {
     })
 }
 
+/// A path option: "" (off) or an absolute path; absent or NULL is "".
+fn path(o: &Opts, name: &str) -> Result<String> {
+    let v = strings(o, name)?;
+    let p = match v.as_slice() {
+        [] => String::new(),
+        [p] => p.clone(),
+        _ => return Err(Error::Other(format!("option `{name}` must be a single path such as \"/healthz\", or \"\" (off)"))),
+    };
+    if !options::valid_path(&p) {
+        return Err(Error::Other(format!("option `{name}` must start with \"/\" and have no \"?\" or \"#\", or be \"\" (off)")));
+    }
+    Ok(p)
+}
+
 /// Read and check the options list (from `rookdOptions()`).
 pub fn settings(mt: MainThread, opts: &Robj) -> Result<Settings> {
     let o = &Opts { list: opts, main: mt };
@@ -139,16 +168,30 @@ pub fn settings(mt: MainThread, opts: &Robj) -> Result<Settings> {
     c.ws.permessage_deflate = flag(o, "ws_permessage_deflate")?;
     c.ws.allowed_origins = strings(o, "ws_allowed_origins")?;
     c.ws.subprotocols = strings(o, "ws_subprotocols")?;
+    c.ops.health_path = path(o, "health_path")?;
+    c.ops.ready_path = path(o, "ready_path")?;
+    c.ops.ready_max_queue = size(o, "ready_max_queue")?;
+    c.ops.ready_max_stall = seconds(o, "ready_max_stall")?;
+    c.ops.metrics_path = path(o, "metrics_path")?;
+    c.ops.status_path = path(o, "status_path")?;
+    c.ops.metrics_allow = strings(o, "metrics_allow")?;
+    rookd_engine::ops::AllowList::parse(&c.ops.metrics_allow).map_err(|e| Error::Other(e.to_string()))?;
+    let host_ops = HostOps {
+        drain_lag: seconds(o, "drain_lag")?.unwrap_or(Duration::ZERO),
+        drain_on_sigterm: flag(o, "drain_on_sigterm")?,
+        slow_request_warning: seconds(o, "slow_request_warning")?,
+        drain_timeout: c.shutdown_grace,
+    };
     if c.max_body_bytes > c.max_inflight_bytes as u64 {
         return Err(Error::Other("`max_body_bytes` must not exceed `max_inflight_bytes`".into()));
     }
     let env = EnvOptions { query_with_question_mark: flag(o, "query_string_question_mark")? };
-    Ok(Settings { config: c, env, threads: size(o, "threads")? })
+    Ok(Settings { config: c, env, threads: size(o, "threads")?, host_ops })
 }
 
 /// The option table as R sees it: `list(<name> = list(kind, default, range, no_limit))`,
 /// in the order of `rookdOptions()`'s arguments. `kind` is "count", "seconds", "flag" or
-/// "strings"; `range` is `c(lo, hi)` (seconds: `c(0, max)`); `no_limit` (seconds only)
+/// "strings" or "path"; `range` is `c(lo, hi)` (seconds: `c(0, max)`); `no_limit` (seconds only)
 /// says whether 0 and Inf mean "no limit".
 pub fn table_for_r() -> Robj {
     let names = options::OPTIONS.iter().map(|o| o.name);
@@ -166,6 +209,7 @@ pub fn table_for_r() -> Robj {
             .into(),
             Kind::Flag { default } => list!(kind = "flag", default = default).into(),
             Kind::Strings => list!(kind = "strings", default = Vec::<String>::new()).into(),
+            Kind::Path => list!(kind = "path", default = "").into(),
         }
     });
     match List::from_names_and_values(names, specs) {

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use rookd_engine::{Door, Engine, LocalAddr, ServerHandle};
 
 use crate::env::EnvOptions;
+use crate::options::HostOps;
 use crate::rapi::r::MainThread;
 use crate::rapi::*;
 
@@ -30,6 +31,8 @@ pub struct ServerEntry {
     pub env_opts: EnvOptions,
     /// The host as the user gave it (for getHost()).
     pub host: String,
+    /// Drain lag, SIGTERM and slow-request settings.
+    pub ops: HostOps,
 }
 
 impl ServerEntry {
@@ -91,10 +94,16 @@ pub fn app_of(server: u64) -> Option<(AppFns, EnvOptions)> {
     STATE.with(|s| s.borrow().servers.get(&server).map(|e| (e.app, e.env_opts)))
 }
 
+pub fn ops_of(server: u64) -> Option<HostOps> {
+    STATE.with(|s| s.borrow().servers.get(&server).map(|e| e.ops))
+}
+
 /// Forget a server whose last connection closed; its app may now be collected.
 pub fn remove_server(_: MainThread, server: u64) {
     let entry = STATE.with(|s| s.borrow_mut().servers.remove(&server));
     if let Some(e) = entry {
+        // Its last counters stay readable (a drain's summary reads them after the close).
+        crate::ops::keep_final_stats(server, e.handle.metrics());
         // SAFETY: main thread (the token); eval_env was preserved when the server started.
         unsafe { R_ReleaseObject(e.app.eval_env) };
     }

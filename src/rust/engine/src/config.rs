@@ -38,6 +38,42 @@ pub struct ServerConfig {
     pub http2: bool,
     pub h2: H2Config,
     pub ws: WsConfig,
+    pub ops: OpsConfig,
+}
+
+/// The engine's operational endpoints (`ops`): each path is off when empty.
+#[derive(Clone, Debug)]
+pub struct OpsConfig {
+    /// Liveness: 200 `ok` while the process and its I/O threads are alive.
+    pub health_path: String,
+    /// Readiness: 200, or 503 with the reason (draining, R queue, R stalled).
+    pub ready_path: String,
+    /// Readiness fails while more requests than this wait for R.
+    pub ready_max_queue: usize,
+    /// Readiness fails when R has taken no event for this long while it owes one;
+    /// `None`: never for that reason.
+    pub ready_max_stall: Option<Duration>,
+    /// Prometheus text format.
+    pub metrics_path: String,
+    /// The live status page (and its JSON at `?json`).
+    pub status_path: String,
+    /// Besides loopback (and Unix-socket) clients, who may read metrics and status:
+    /// addresses, CIDR blocks or `*`.
+    pub metrics_allow: Vec<String>,
+}
+
+impl Default for OpsConfig {
+    fn default() -> Self {
+        OpsConfig {
+            health_path: String::new(),
+            ready_path: String::new(),
+            ready_max_queue: defaults::READY_MAX_QUEUE,
+            ready_max_stall: Some(defaults::READY_MAX_STALL),
+            metrics_path: String::new(),
+            status_path: String::new(),
+            metrics_allow: Vec::new(),
+        }
+    }
 }
 
 /// HTTP/2 limits (hyper's HTTP/2 server, h2 underneath).
@@ -144,6 +180,14 @@ pub mod defaults {
     pub const WS_PING_INTERVAL: Duration = Duration::from_secs(20);
     pub const WS_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
     pub const WS_PERMESSAGE_DEFLATE: bool = true;
+    /// More requests than this waiting for R fails readiness: well below the 503 bound
+    /// (`max_queued_requests`), so a load balancer moves traffic before clients see 503s.
+    pub const READY_MAX_QUEUE: usize = 100;
+    /// R taking no event for this long while it owes one fails readiness.
+    pub const READY_MAX_STALL: Duration = Duration::from_secs(10);
+    /// A drain keeps accepting this long first (0: close the listener at once).
+    pub const DRAIN_LAG: Duration = Duration::ZERO;
+    pub const DRAIN_ON_SIGTERM: bool = true;
 }
 
 impl Default for WsConfig {
@@ -181,6 +225,7 @@ impl Default for ServerConfig {
             http2: defaults::HTTP2,
             h2: H2Config::default(),
             ws: WsConfig::default(),
+            ops: OpsConfig::default(),
         }
     }
 }
@@ -272,6 +317,8 @@ pub mod options {
         Flag { default: bool },
         /// A character vector without NA; the default is empty.
         Strings,
+        /// A URL path starting with "/", or "" (off, the default).
+        Path,
     }
 
     #[derive(Clone, Copy, Debug)]
@@ -302,6 +349,10 @@ pub mod options {
 
     const fn strings(name: &'static str) -> OptionSpec {
         OptionSpec { name, kind: Kind::Strings }
+    }
+
+    const fn path(name: &'static str) -> OptionSpec {
+        OptionSpec { name, kind: Kind::Path }
     }
 
     pub const OPTIONS: &[OptionSpec] = &[
@@ -338,7 +389,22 @@ pub mod options {
         flag("ws_permessage_deflate", d::WS_PERMESSAGE_DEFLATE),
         strings("ws_allowed_origins"),
         strings("ws_subprotocols"),
+        path("health_path"),
+        path("ready_path"),
+        count("ready_max_queue", d::READY_MAX_QUEUE as u64, usizes(l::MAX_QUEUED_REQUESTS)),
+        seconds("ready_max_stall", d::READY_MAX_STALL, l::FAR, true),
+        seconds("drain_lag", d::DRAIN_LAG, l::MAX_SHUTDOWN_GRACE, false),
+        flag("drain_on_sigterm", d::DRAIN_ON_SIGTERM),
+        path("metrics_path"),
+        path("status_path"),
+        strings("metrics_allow"),
+        seconds("slow_request_warning", Duration::ZERO, l::FAR, true),
     ];
+
+    /// Is `p` a valid value for a [`Kind::Path`] option ("" or an absolute path)?
+    pub fn valid_path(p: &str) -> bool {
+        p.is_empty() || (p.starts_with('/') && !p.contains(['?', '#']) && !p.chars().any(char::is_control))
+    }
 
     /// The option called `name`.
     pub fn find(name: &str) -> Option<&'static OptionSpec> {
@@ -373,6 +439,8 @@ impl ServerConfig {
         h2.initial_connection_window = clamp(h2.initial_connection_window, H2_WINDOW);
         h2.max_pending_reset_streams = clamp(h2.max_pending_reset_streams, H2_MAX_PENDING_RESET_STREAMS);
         h2.max_local_error_reset_streams = clamp(h2.max_local_error_reset_streams, H2_MAX_LOCAL_ERROR_RESET_STREAMS);
+        self.ops.ready_max_queue = clamp(self.ops.ready_max_queue, MAX_QUEUED_REQUESTS);
+        self.ops.ready_max_stall = self.ops.ready_max_stall.map(|d| d.min(FAR));
         let ws = &mut self.ws;
         ws.max_message_bytes = clamp(ws.max_message_bytes, WS_MAX_MESSAGE_BYTES);
         ws.max_outgoing_bytes = clamp(ws.max_outgoing_bytes, WS_MAX_OUTGOING_BYTES);
@@ -453,7 +521,7 @@ mod tests {
             match o.kind {
                 Kind::Count(c) => assert_eq!(c.check(c.default as f64), Some(c.default), "{}", o.name),
                 Kind::Seconds(s) => assert!(s.check(s.default.as_secs_f64()).is_some(), "{}", o.name),
-                Kind::Flag { .. } | Kind::Strings => {}
+                Kind::Flag { .. } | Kind::Strings | Kind::Path => {}
             }
         }
     }

@@ -72,8 +72,11 @@
 //!   for each chunk with a `StreamPull` event (C1) and answers on its one-shot (C2); its
 //!   end is a `StreamEnd` event.
 //! - **C8 Counters** (read by the host): [`Engine::inflight_bytes`](crate::Engine::inflight_bytes),
-//!   [`Door::queued_requests`], [`Door::len`], [`WsConnection::queued_bytes`]: atomic
-//!   reads, never blocking.
+//!   [`Door::queued_requests`], [`Door::len`], [`Door::host_snapshot`],
+//!   [`WsConnection::queued_bytes`], [`ServerHandle::metrics`](crate::ServerHandle::metrics):
+//!   atomic reads, never blocking. The Door stamps each taken `Call`'s head
+//!   (`RequestHead::taken`, timing hook 3) and its own activity on the host's thread,
+//!   one atomic store each; the I/O threads only read them.
 //! - **C9 Lent bytes** (I/O → host, the host's own path): a host may send bytes that
 //!   borrow its own memory (rookd lends large R vectors without copying). When an I/O
 //!   thread drops them, the host's drop hook runs there; rookd's only queues a key and
@@ -91,6 +94,7 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use crate::event::Event;
+use crate::metrics::{HostActivity, HostSnapshot};
 use crate::request_slot::RequestCount;
 pub use crate::request_slot::RequestSlot;
 
@@ -103,6 +107,9 @@ pub struct Door {
     wake_pending: AtomicBool,
     queued_requests: RequestCount,
     waker: Waker,
+    /// Is the host taking events (readiness, R busy %): stamped at a drain's start and
+    /// end, per event taken, and per wake-up asked for; one atomic store each.
+    activity: HostActivity,
 }
 
 impl Door {
@@ -117,6 +124,7 @@ impl Door {
             wake_pending: AtomicBool::new(false),
             queued_requests: RequestCount::default(),
             waker,
+            activity: HostActivity::default(),
         })
     }
 
@@ -125,6 +133,7 @@ impl Door {
         // The receiver lives as long as the Door, so this cannot fail.
         let _ = self.tx.send(event);
         if !self.wake_pending.swap(true, Ordering::SeqCst) {
+            self.activity.woken();
             (self.waker)();
         }
     }
@@ -142,7 +151,14 @@ impl Door {
     /// Start a drain: main thread only. Clears the wake flag *before* any event is taken.
     pub fn begin_drain(&self) -> Drain<'_> {
         self.wake_pending.store(false, Ordering::SeqCst);
+        self.activity.drain_begins();
         Drain { door: self, taken: 0 }
+    }
+
+    /// What the host is doing: queue depths, time spent in drains, and how long it has
+    /// owed progress (readiness and metrics; atomic reads, never blocking).
+    pub fn host_snapshot(&self) -> HostSnapshot {
+        self.activity.snapshot(self.rx.len(), self.queued_requests.current())
     }
 
     /// Events waiting (for diagnostics and tests).
@@ -175,10 +191,21 @@ impl Iterator for Drain<'_> {
         match self.door.rx.try_recv() {
             Ok(ev) => {
                 self.taken += 1;
+                self.door.activity.event_taken();
+                if let Event::Call { head, .. } = &ev {
+                    // Timing hook 3: the host takes the request.
+                    head.taken.stamp();
+                }
                 Some(ev)
             }
             Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => None,
         }
+    }
+}
+
+impl Drop for Drain<'_> {
+    fn drop(&mut self) {
+        self.door.activity.drain_ends();
     }
 }
 

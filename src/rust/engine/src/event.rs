@@ -8,6 +8,7 @@ use http::{HeaderMap, Method, Uri, Version};
 use tokio::sync::oneshot;
 
 pub use crate::ids::{RequestId, ServerId, StreamId};
+use crate::metrics::Stamp;
 use crate::request_slot::RequestSlot;
 use crate::response::Response;
 use crate::tls::TlsInfo;
@@ -33,6 +34,8 @@ pub struct RequestHead {
     pub remote: Endpoint,
     /// The connection's TLS facts; `None` for plain HTTP.
     pub tls: Option<Arc<TlsInfo>>,
+    /// When the host took the request from the Door (timing hook 3; set by the Door).
+    pub taken: Stamp,
 }
 
 impl RequestHead {

@@ -16,6 +16,8 @@ pub mod event;
 pub mod http_response;
 pub mod ids;
 pub mod listener;
+pub mod metrics;
+pub mod ops;
 mod request_slot;
 pub mod response;
 mod runtime;

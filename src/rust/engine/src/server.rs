@@ -14,6 +14,7 @@ use crate::door::Door;
 use crate::error::EngineError;
 use crate::event::{Endpoint, Event, ServerId};
 use crate::listener::{self, BindTarget, LocalAddr, StdListener};
+use crate::metrics::{HostSnapshot, MetricsSnapshot};
 use crate::shared::{ServerShared, SessionsDone};
 use crate::statics::{StaticPaths, StaticPathsHandle};
 use crate::tls::acceptor::TlsAcceptor;
@@ -33,6 +34,7 @@ pub struct ServerHandle {
     stop_tx: Option<oneshot::Sender<()>>,
     listener_closed: Option<std::sync::mpsc::Receiver<()>>,
     tls: Option<Arc<TlsAcceptor>>,
+    rt: Handle,
 }
 
 impl ServerHandle {
@@ -65,6 +67,50 @@ impl ServerHandle {
 
     pub fn is_running(&self) -> bool {
         self.stop_tx.is_some()
+    }
+
+    /// This server's counters now (atomic reads, never blocking).
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.shared.metrics.snapshot()
+    }
+
+    /// The host's queue and activity (shared by every server of the engine).
+    pub fn host(&self) -> HostSnapshot {
+        self.shared.door.host_snapshot()
+    }
+
+    /// Is a drain under way (readiness fails)?
+    pub fn is_draining(&self) -> bool {
+        self.shared.is_draining()
+    }
+
+    /// Why readiness fails now, if it does (the text `ready_path` answers with).
+    pub fn not_ready(&self) -> Option<String> {
+        crate::ops::not_ready(&self.shared)
+    }
+
+    /// Drain gracefully: readiness fails at once; the listener keeps accepting for `lag`
+    /// (load balancers take a while to drop an endpoint), then closes as [`stop`](Self::stop)
+    /// does, except that in-flight requests and streams get `timeout` (not
+    /// `shutdown_grace`) to finish; idle keep-alive connections close at once and
+    /// WebSockets get close 1001. What is still open after `timeout` is cut (counted in
+    /// [`MetricsSnapshot::drain_cut`]). Ends, as a stop does, with `ServerClosed`.
+    /// Never blocks. False if the server was not running or already draining.
+    pub fn drain(&mut self, lag: Duration, timeout: Duration) -> bool {
+        if !self.is_running() || !self.shared.begin_drain(timeout) {
+            return false;
+        }
+        let Some(tx) = self.stop_tx.take() else { return false };
+        // The accept loop reports the listener closed on this channel; nobody waits on
+        // it for a drain, which never blocks the host.
+        self.listener_closed = None;
+        let shared = Arc::clone(&self.shared);
+        self.rt.spawn(async move {
+            tokio::time::sleep(lag).await;
+            shared.begin_stop();
+            let _ = tx.send(());
+        });
+        true
     }
 
     /// Close the listener now (returns once the port is free); in-flight connections get
@@ -134,7 +180,7 @@ pub(crate) fn start(
     };
     let acceptor = tls.clone();
     rt.spawn(accept_loop(Arc::clone(&shared), listener, local_endpoint, unix_path, stop_rx, closed_tx, ws_rx, acceptor));
-    Ok((ServerHandle { shared, local, stop_tx: Some(stop_tx), listener_closed: Some(closed_rx), tls }, warnings))
+    Ok((ServerHandle { shared, local, stop_tx: Some(stop_tx), listener_closed: Some(closed_rx), tls, rt: rt.clone() }, warnings))
 }
 
 fn bind_err(local: &LocalAddr, e: std::io::Error) -> EngineError {
@@ -228,9 +274,15 @@ async fn accept_loop(
     }
     let _ = closed_tx.send(());
     let _ = shutdown_tx.send(true);
+    if shared.is_draining() {
+        shared.metrics.drain_closed_websockets();
+    }
     shared.close_ws_sessions();
-    let grace = shared.config.shutdown_grace;
+    let grace = shared.grace();
     let _ = tokio::time::timeout(grace, async { while conns.join_next().await.is_some() {} }).await;
+    if shared.is_draining() {
+        shared.metrics.drain_cut(conns.len());
+    }
     conns.shutdown().await;
     // WebSockets close with 1001 and are bounded by their close timeout; wait for them
     // (bounded too) so the host hears every WsClosed before ServerClosed.

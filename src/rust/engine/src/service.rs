@@ -15,9 +15,10 @@ use crate::budget::{self, ByteBudget, Reservation};
 use crate::door::Door;
 use crate::event::{Endpoint, Event, HeadersVerdict, RequestHead, RequestId};
 use crate::http_response::{plain, HttpResponse};
+use crate::metrics::{Reject, RequestRecord, RequestTiming};
 use crate::response::{Body, Response};
 use crate::shared::ServerShared;
-use crate::{compress, ws};
+use crate::{compress, ops, ws};
 
 /// What every request on one connection shares.
 pub(crate) struct ConnCtx {
@@ -27,8 +28,29 @@ pub(crate) struct ConnCtx {
     pub(crate) tls: Option<Arc<crate::tls::TlsInfo>>,
 }
 
-pub(crate) async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<HttpResponse, Infallible> {
-    Ok(handle_request(ctx, req).await)
+/// Answer one request; the record, if any, is finished (counted) when its response
+/// body ends. The engine's operational endpoints are answered first and not counted.
+pub(crate) async fn handle(
+    ctx: Arc<ConnCtx>,
+    req: Request<Incoming>,
+) -> Result<(HttpResponse, Option<RequestRecord>), Infallible> {
+    // Timing hook 1: the request starts.
+    let mut timing = RequestTiming::start();
+    if let Some(resp) = ops::answer(&ctx.shared, &ctx.remote, &req) {
+        return Ok((resp, None));
+    }
+    let method = req.method().clone();
+    let metrics = Arc::clone(&ctx.shared.metrics);
+    let resp = handle_request(ctx, req, &mut timing).await;
+    let streamed = matches!(resp.body(), ResponseBody::Stream(_));
+    let record = RequestRecord::new(&metrics, &method, resp.status(), streamed, timing);
+    Ok((resp, Some(record)))
+}
+
+/// The engine refuses a request itself: counted by reason.
+fn refuse(shared: &ServerShared, why: Reject, resp: HttpResponse) -> HttpResponse {
+    shared.metrics.reject(why);
+    resp
 }
 
 /// Tells the host to forget a request it saw in onHeaders, unless the request went on to
@@ -48,10 +70,10 @@ impl Drop for AbandonGuard {
     }
 }
 
-async fn handle_request(ctx: Arc<ConnCtx>, mut req: Request<Incoming>) -> HttpResponse {
+async fn handle_request(ctx: Arc<ConnCtx>, mut req: Request<Incoming>, timing: &mut RequestTiming) -> HttpResponse {
     let shared = &ctx.shared;
     if shared.is_stopping() {
-        return plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n");
+        return refuse(shared, Reject::Busy, plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n"));
     }
     if req.method() == Method::CONNECT {
         // An origin server is no proxy; answered here so a 2xx from an app can never turn
@@ -64,6 +86,7 @@ async fn handle_request(ctx: Arc<ConnCtx>, mut req: Request<Incoming>) -> HttpRe
     // so no lock is held across an await.
     let table = shared.statics.get();
     if let Some(resp) = table.serve(&req, shared.config.compression).await {
+        shared.metrics.static_hit();
         return resp;
     }
     let on_upgrade = if shared.caps.websocket && ws::is_upgrade_request(req.method(), req.headers()) {
@@ -82,6 +105,7 @@ async fn handle_request(ctx: Arc<ConnCtx>, mut req: Request<Incoming>) -> HttpRe
         local: ctx.local.clone(),
         remote: ctx.remote.clone(),
         tls: ctx.tls.clone(),
+        taken: Default::default(),
     });
     let accept_encoding = head.headers.get(http::header::ACCEPT_ENCODING).cloned();
     let is_head = head.method == Method::HEAD;
@@ -89,10 +113,10 @@ async fn handle_request(ctx: Arc<ConnCtx>, mut req: Request<Incoming>) -> HttpRe
     // Too many bytes already wait for the host (max_inflight_bytes): refuse now, before
     // anything of this request is kept.
     if shared.budget.is_full(shared.config.max_inflight_bytes) {
-        return busy();
+        return refuse(shared, Reject::Busy, busy());
     }
     let Some(slot) = shared.door.try_reserve_request(shared.config.max_queued_requests) else {
-        return busy();
+        return refuse(shared, Reject::Busy, busy());
     };
 
     let mut guard = None;
@@ -128,34 +152,42 @@ async fn handle_request(ctx: Arc<ConnCtx>, mut req: Request<Incoming>) -> HttpRe
     let declared = declared_length(&head.headers);
     if let Some(len) = declared {
         if len > max {
-            return plain(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n");
+            return refuse(shared, Reject::TooLarge, plain(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n"));
         }
     }
     let room = Room { budget: &shared.budget, limit: shared.config.max_inflight_bytes };
     let body = match collect_body(body, declared, max, room, shared.config.body_timeout).await {
         Ok(b) => b,
-        Err(BodyError::TooLarge) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n"),
+        Err(BodyError::TooLarge) => {
+            return refuse(shared, Reject::TooLarge, plain(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n"))
+        }
         Err(BodyError::NoRoom) => {
             // The rest of the body is not read: the connection cannot be reused.
             let mut r = busy();
             r.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
-            return r;
+            return refuse(shared, Reject::Busy, r);
         }
         Err(BodyError::Broken) => return plain(StatusCode::BAD_REQUEST, "Bad Request: malformed body\n"),
         Err(BodyError::Stalled) => {
             let mut r = plain(StatusCode::REQUEST_TIMEOUT, "Request Timeout\n");
             r.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
-            return r;
+            return refuse(shared, Reject::Timeout, r);
         }
     };
 
     let (tx, rx) = oneshot::channel();
+    // Timing hook 2: handed to the Door.
+    timing.queued = Some(std::time::Instant::now());
     shared.door.send(Event::Call { head: Arc::clone(&head), body, reply: tx, slot });
     if let Some(g) = guard.as_mut() {
         g.armed = false;
     }
     let mut pending = PendingReply { rx: Some(rx), door: Arc::clone(&shared.door) };
-    match pending.recv().await {
+    let answer = pending.recv().await;
+    // Timing hook 4: the answer is back (hook 3 was stamped on the head by the Door).
+    timing.taken = head.taken.get();
+    timing.answered = Some(std::time::Instant::now());
+    match answer {
         Some(resp) => into_http(resp, is_head, accept_encoding.as_ref(), shared.config.compression, &shared.door).await,
         // The host dropped the request without answering (server stopped): never hang.
         None => plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n"),

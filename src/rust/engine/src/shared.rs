@@ -4,7 +4,7 @@
 //! and above the protocol modules' needs, so `service`, `conn` and `ws` import this, never
 //! `server`. Nothing here is public to the host: it reaches a server through
 //! [`ServerHandle`](crate::server::ServerHandle)'s methods.
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, watch};
@@ -13,6 +13,8 @@ use crate::budget::ByteBudget;
 use crate::config::ServerConfig;
 use crate::door::Door;
 use crate::ids::{RequestId, RequestIds, ServerId};
+use crate::metrics::ServerMetrics;
+use crate::ops::OpsPaths;
 use crate::statics::{StaticPaths, StaticPathsHandle};
 
 /// What the app can do, so the engine only asks the host for what the app implements.
@@ -31,8 +33,16 @@ pub(crate) struct ServerShared {
     /// The engine's count of bytes waiting for the host (`max_inflight_bytes`).
     pub(crate) budget: Arc<ByteBudget>,
     pub(crate) statics: StaticPathsHandle,
+    /// This server's counters (requests, latency, connections, ...).
+    pub(crate) metrics: Arc<ServerMetrics>,
+    /// Health, readiness, metrics and status paths.
+    pub(crate) ops: OpsPaths,
     request_ids: RequestIds,
     stopping: AtomicBool,
+    /// A drain has begun: readiness fails from now on.
+    draining: AtomicBool,
+    /// A drain's timeout, in nanoseconds, in place of `shutdown_grace` (0: none set).
+    drain_grace_nanos: AtomicU64,
     /// Tells this server's open WebSockets that it is stopping (they close with 1001).
     ws_stop: watch::Sender<bool>,
     /// Each WebSocket session holds a clone until it has reported `WsClosed`; the accept
@@ -54,6 +64,7 @@ impl ServerShared {
     ) -> (Arc<ServerShared>, SessionsDone) {
         let id = ServerId::next();
         let (ws_tx, ws_rx) = mpsc::channel(1);
+        let ops = OpsPaths::new(&config);
         let shared = Arc::new(ServerShared {
             id,
             config,
@@ -61,8 +72,12 @@ impl ServerShared {
             door,
             budget,
             statics: StaticPathsHandle::new(statics),
+            metrics: Arc::new(ServerMetrics::default()),
+            ops,
             request_ids: RequestIds::new(id),
             stopping: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            drain_grace_nanos: AtomicU64::new(0),
             ws_stop: watch::Sender::new(false),
             ws_sessions: Mutex::new(Some(ws_tx)),
         });
@@ -80,6 +95,30 @@ impl ServerShared {
     /// New requests are answered 503 from now on.
     pub(crate) fn begin_stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Readiness fails from now on; in-flight work then gets `grace` (not
+    /// `shutdown_grace`) once the listener closes. False if a drain had already begun.
+    pub(crate) fn begin_drain(&self, grace: std::time::Duration) -> bool {
+        if self.draining.swap(true, Ordering::SeqCst) {
+            return false;
+        }
+        let nanos = u64::try_from(grace.as_nanos()).unwrap_or(u64::MAX).max(1);
+        self.drain_grace_nanos.store(nanos, Ordering::SeqCst);
+        self.metrics.drain_started();
+        true
+    }
+
+    /// How long in-flight connections may finish once the listener has closed.
+    pub(crate) fn grace(&self) -> std::time::Duration {
+        match self.drain_grace_nanos.load(Ordering::SeqCst) {
+            0 => self.config.shutdown_grace,
+            n => std::time::Duration::from_nanos(n),
+        }
     }
 
     /// A WebSocket session's subscription to this server's stop.

@@ -28,6 +28,7 @@ use super::io::ConnIo;
 use super::BoxedResponseFuture;
 use crate::body::ResponseBody;
 use crate::http_response::plain;
+use crate::metrics::RequestRecord;
 use crate::service;
 use crate::shared::ServerShared;
 
@@ -64,15 +65,16 @@ pub(super) async fn serve<IO>(
         // h2 has no count of header fields (only their total size): the same limit as
         // HTTP/1.1's, answered the same way.
         if req.headers().len() > max_headers {
+            conn_ctx.shared.metrics.reject(crate::metrics::Reject::HeadTooLarge);
             let resp = plain(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "Request Header Fields Too Large\n");
-            return Box::pin(async move { Ok(resp.map(|b| StreamBody { inner: b, _active: active })) })
+            return Box::pin(async move { Ok(resp.map(|b| StreamBody { inner: b, record: None, _active: active })) })
                 as BoxedResponseFuture<StreamBody>;
         }
         host_from_authority(&mut req);
         let fut = service::handle(Arc::clone(&conn_ctx), req);
         Box::pin(async move {
-            let resp = fut.await?;
-            Ok::<_, Infallible>(resp.map(|b| StreamBody { inner: b, _active: active }))
+            let (resp, record) = fut.await?;
+            Ok::<_, Infallible>(resp.map(|b| StreamBody { inner: b, record, _active: active }))
         }) as BoxedResponseFuture<StreamBody>
     });
     let conn = builder.serve_connection(TokioIo::new(io), svc);
@@ -155,9 +157,20 @@ impl Drop for Active {
 }
 
 /// A stream's response body, counted as active until it is done.
+/// A stream's response body: finishes its request's record (counted with its total
+/// time, timing hook 5) when written or dropped, and keeps the stream active until then.
 pub(super) struct StreamBody {
     inner: ResponseBody,
+    record: Option<RequestRecord>,
     _active: Active,
+}
+
+impl Drop for StreamBody {
+    fn drop(&mut self) {
+        if let Some(r) = self.record.take() {
+            r.finish();
+        }
+    }
 }
 
 impl Body for StreamBody {
@@ -165,7 +178,13 @@ impl Body for StreamBody {
     type Error = <ResponseBody as Body>::Error;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
+        let r = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(r, Poll::Ready(None)) {
+            if let Some(rec) = self.record.take() {
+                rec.finish();
+            }
+        }
+        r
     }
 
     fn is_end_stream(&self) -> bool {

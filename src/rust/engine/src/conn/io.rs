@@ -11,6 +11,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::state::ConnState;
+use crate::metrics::ServerMetrics;
 
 /// A socket that can be waited on for readability without a buffer (a parked
 /// connection waits this way, holding no buffer at all).
@@ -51,11 +52,13 @@ pub(crate) struct ConnIo<IO> {
     /// Read by hyper, not parsed, when the connection was parked: replayed first.
     pub(super) pre: Bytes,
     state: Arc<ConnState>,
+    /// Bytes in and out are counted here (one relaxed add per read or write).
+    metrics: Arc<ServerMetrics>,
 }
 
 impl<IO> ConnIo<IO> {
-    pub(super) fn new(io: IO, state: Arc<ConnState>) -> Self {
-        ConnIo { io, pre: Bytes::new(), state }
+    pub(super) fn new(io: IO, state: Arc<ConnState>, metrics: Arc<ServerMetrics>) -> Self {
+        ConnIo { io, pre: Bytes::new(), state, metrics }
     }
 }
 
@@ -76,6 +79,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for ConnIo<IO> {
         this.state.set_read_pending(r.is_pending());
         if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
             this.state.clock.on_bytes();
+            this.metrics.bytes_in(buf.filled().len() - before);
         }
         r
     }
@@ -88,7 +92,11 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for ConnIo<IO> {
         if !buf.is_empty() {
             self.state.set_dirty(true);
         }
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        let r = Pin::new(&mut self.io).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = r {
+            self.metrics.bytes_out(n);
+        }
+        r
     }
 
     fn poll_write_vectored(
@@ -99,7 +107,11 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for ConnIo<IO> {
         if bufs.iter().any(|b| !b.is_empty()) {
             self.state.set_dirty(true);
         }
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        let r = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = r {
+            self.metrics.bytes_out(n);
+        }
+        r
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -24,6 +24,7 @@ use tokio::time::Instant;
 use crate::body::ResponseBody;
 use crate::event::Endpoint;
 use crate::http_response::plain_on_wire;
+use crate::metrics::Reject;
 use crate::service;
 use crate::shared::ServerShared;
 
@@ -54,9 +55,10 @@ pub(crate) async fn serve_connection<IO>(
     IO: AsyncRead + AsyncWrite + Readable + Unpin + Send + 'static,
 {
     let cfg = &shared.config;
+    let _open = shared.metrics.connection();
     let state = Arc::new(ConnState::new(cfg.header_timeout, cfg.keepalive_timeout));
     let conn_ctx = Arc::new(service::ConnCtx { shared: Arc::clone(&shared), local, remote, tls });
-    let mut io = ConnIo::new(io, Arc::clone(&state));
+    let mut io = ConnIo::new(io, Arc::clone(&state), Arc::clone(&shared.metrics));
     if cfg.http2 {
         // The connection's first read, here instead of in hyper: an HTTP/2 client opens
         // with the preface; anything else goes to HTTP/1.1 with the bytes replayed.
@@ -148,8 +150,8 @@ where
         let state = Arc::clone(&svc_state);
         let fut = service::handle(Arc::clone(&conn_ctx), req);
         Box::pin(async move {
-            let resp = fut.await?;
-            Ok::<_, std::convert::Infallible>(resp.map(|b| ClockedBody::new(b, state)))
+            let (resp, record) = fut.await?;
+            Ok::<_, std::convert::Infallible>(resp.map(|b| ClockedBody::new(b, state, record)))
         }) as BoxedResponseFuture<ClockedBody<ResponseBody>>
     });
     let mut conn = builder.serve_connection(TokioIo::new(io), svc).with_upgrades();
@@ -161,7 +163,11 @@ where
     let stop = async { let _ = shutdown.wait_for(|s| *s).await; };
     tokio::pin!(stop);
     let outcome = std::future::poll_fn(|cx| {
-        if std::pin::Pin::new(&mut conn).poll(cx).is_ready() {
+        if let Poll::Ready(r) = std::pin::Pin::new(&mut conn).poll(cx) {
+            // hyper answered 431 itself (a head over max_header_bytes / max_headers).
+            if r.as_ref().is_err_and(|e| e.is_parse_too_large()) {
+                shared.metrics.reject(Reject::HeadTooLarge);
+            }
             return Poll::Ready(Outcome::Done);
         }
         if stop.as_mut().poll(cx).is_ready() {
@@ -231,6 +237,7 @@ where
         // Nothing of a request arrived in time: close without a word.
         Outcome::Expired(Expired::Waiting) => {}
         Outcome::Expired(Expired::Head) => {
+            shared.metrics.reject(Reject::Timeout);
             if let Some(parts) = conn.into_parts() {
                 answer_request_timeout(parts.io.into_inner()).await;
             }

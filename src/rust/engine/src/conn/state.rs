@@ -12,6 +12,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
 use super::clock::{ConnClock, Phase};
+use crate::metrics::RequestRecord;
 
 pub(crate) struct ConnState {
     pub(crate) clock: ConnClock,
@@ -70,21 +71,26 @@ impl ConnState {
 }
 
 /// A response body that tells the connection's clock when it is done (fully written or
-/// dropped).
+/// dropped), and finishes its request's record then (timing hook 5: the request is
+/// counted with its total time).
 pub(crate) struct ClockedBody<B> {
     inner: B,
     state: Arc<ConnState>,
+    record: Option<RequestRecord>,
 }
 
 impl<B> ClockedBody<B> {
-    pub(crate) fn new(inner: B, state: Arc<ConnState>) -> Self {
-        ClockedBody { inner, state }
+    pub(crate) fn new(inner: B, state: Arc<ConnState>, record: Option<RequestRecord>) -> Self {
+        ClockedBody { inner, state, record }
     }
 }
 
 impl<B> Drop for ClockedBody<B> {
     fn drop(&mut self) {
         self.state.clock.on_response_done();
+        if let Some(r) = self.record.take() {
+            r.finish();
+        }
     }
 }
 
@@ -96,6 +102,9 @@ impl<B: Body<Data = Bytes> + Unpin> Body for ClockedBody<B> {
         let r = Pin::new(&mut self.inner).poll_frame(cx);
         if matches!(r, Poll::Ready(None)) {
             self.state.clock.on_response_done();
+            if let Some(rec) = self.record.take() {
+                rec.finish();
+            }
         }
         r
     }

@@ -185,6 +185,7 @@ mod tests {
             local: Endpoint::Unix,
             remote: Endpoint::Unix,
             tls: None,
+            taken: Default::default(),
         }
     }
 

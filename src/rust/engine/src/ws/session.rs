@@ -57,6 +57,7 @@ async fn run(
         shared.door.send(Event::Abandoned { id: head.id });
         return;
     };
+    let _open = shared.metrics.websocket();
     let cfg = &shared.config.ws;
     let (conn, receivers) = WsConnection::new(
         head.id.0,
