@@ -66,6 +66,9 @@ rookd_stream_settle <- function(token, value, ok) .Call(wrap__rookd_stream_settl
 # options take 0/Inf as "no limit"); test-options-validation.R checks R against it.
 rookd_option_limits <- function() .Call(wrap__rookd_option_limits)
 
+# "" if every `trusted_proxies` entry parses, else why the first one does not.
+rookd_check_trusted_proxies <- function(x) .Call(wrap__rookd_check_trusted_proxies, x)
+
 # `server$getStaticPaths()`: NULL when the server is not running.
 rookd_static_paths <- function(id) .Call(wrap__rookd_static_paths, id)
 

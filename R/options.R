@@ -71,6 +71,21 @@
 #'   WebSocket; others get 403.
 #' @param ws_subprotocols Subprotocols the server speaks, preferred first; the first one
 #'   the client offers is chosen and echoed in `Sec-WebSocket-Protocol`.
+#' @param trusted_proxies Addresses and networks of reverse proxies whose word about the
+#'   client is believed: IPv4/IPv6 addresses and CIDR networks (`"10.0.0.0/8"`,
+#'   `"fd00::/8"`), and `"unix"` for peers on a Unix socket (pipe servers). Only from such
+#'   a peer do `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host` and RFC 7239
+#'   `Forwarded` set `REMOTE_ADDR`/`REMOTE_PORT`, `rook.url_scheme` (and `HTTPS = "on"`),
+#'   `HTTP_HOST`/`SERVER_NAME`/`SERVER_PORT`, in HTTP and WebSocket envs alike; from any
+#'   other peer they are ignored (the raw headers stay visible as `HTTP_X_FORWARDED_FOR`
+#'   etc.). The client is the rightmost address of the list that is not itself trusted
+#'   (entries further left were written by the client and are never used). If any
+#'   `X-Forwarded-*` header is present, `Forwarded` is ignored. Default: none.
+#' @param proxy_protocol If `TRUE`, every connection must start with a PROXY protocol
+#'   header (v1 or v2, as HAProxy's `send-proxy`/`send-proxy-v2` write it) within
+#'   `header_timeout`, else it is closed; the client address it carries becomes
+#'   `REMOTE_ADDR`/`REMOTE_PORT`. When `trusted_proxies` is set, connections from other
+#'   peers are closed unread.
 #' @return A list of class `rookd_options`.
 #' @examples
 #' rookdOptions(max_body_bytes = 10 * 1024^2, header_timeout = 10)
@@ -80,6 +95,8 @@
 #'              max_body_bytes = 16 * 1024^2)
 #' # Out of range: an error naming the option and its range.
 #' try(rookdOptions(max_headers = 1e9))
+#' # Behind nginx on the same host, or a load balancer in 10.0.0.0/8.
+#' rookdOptions(trusted_proxies = c("127.0.0.1", "::1", "10.0.0.0/8"))
 #' @export
 rookdOptions <- function(max_header_bytes = 96 * 1024,
                          max_headers = 100,
@@ -101,12 +118,16 @@ rookdOptions <- function(max_header_bytes = 96 * 1024,
                          ws_idle_timeout = 60,
                          ws_permessage_deflate = TRUE,
                          ws_allowed_origins = character(0),
-                         ws_subprotocols = character(0)) {
+                         ws_subprotocols = character(0),
+                         trusted_proxies = character(0),
+                         proxy_protocol = FALSE) {
   opts <- as.list(environment())
   table <- option_table()
   for (nm in names(table)) {
     opts[[nm]] <- check_option(nm, opts[[nm]], table[[nm]])
   }
+  bad <- rookd_check_trusted_proxies(opts$trusted_proxies)
+  if (nzchar(bad)) stop("`trusted_proxies`: ", bad, call. = FALSE)
   if (opts$max_body_bytes > opts$max_inflight_bytes) {
     stop("`max_body_bytes` (", format(opts$max_body_bytes, scientific = FALSE),
          ") must not exceed `max_inflight_bytes` (", format(opts$max_inflight_bytes, scientific = FALSE),

@@ -136,6 +136,12 @@ fn rookd_option_limits() -> Robj {
     options::table_for_r()
 }
 
+/// "" if every `trusted_proxies` entry parses, else why the first one does not.
+#[extendr]
+fn rookd_check_trusted_proxies(x: Vec<String>) -> String {
+    options::check_trusted_proxies(&x)
+}
+
 /// # Safety
 /// `env` is a live environment.
 unsafe fn is_function_in(mt: MainThread, env: SEXP, name: &str) -> bool {
@@ -430,5 +436,6 @@ extendr_module! {
     fn rookd_async_settle;
     fn rookd_stream_settle;
     fn rookd_option_limits;
+    fn rookd_check_trusted_proxies;
     use statics;
 }

@@ -15,6 +15,7 @@ use extendr_api::GetSexp;
 use extendr_api::{Error, Result};
 use rookd_engine::config::limits::FAR;
 use rookd_engine::config::options::{self, Kind};
+use rookd_engine::forwarded::TrustedProxies;
 use rookd_engine::ServerConfig;
 
 use crate::env::EnvOptions;
@@ -126,6 +127,9 @@ pub fn settings(mt: MainThread, opts: &Robj) -> Result<Settings> {
     c.ws.permessage_deflate = flag(o, "ws_permessage_deflate")?;
     c.ws.allowed_origins = strings(o, "ws_allowed_origins")?;
     c.ws.subprotocols = strings(o, "ws_subprotocols")?;
+    c.trusted_proxies = TrustedProxies::parse(&strings(o, "trusted_proxies")?)
+        .map_err(|e| Error::Other(format!("`trusted_proxies`: {e}")))?;
+    c.proxy_protocol = flag(o, "proxy_protocol")?;
     if c.max_body_bytes > c.max_inflight_bytes as u64 {
         return Err(Error::Other("`max_body_bytes` must not exceed `max_inflight_bytes`".into()));
     }
@@ -158,5 +162,14 @@ pub fn table_for_r() -> Robj {
     match List::from_names_and_values(names, specs) {
         Ok(l) => l.into(),
         Err(e) => list!(error = e.to_string()).into(),
+    }
+}
+
+/// `trusted_proxies` as R's `rookdOptions()` checks it: "" if every entry is an IP
+/// address, a network (CIDR) or "unix", else the message for the first bad one.
+pub fn check_trusted_proxies(entries: &[String]) -> String {
+    match TrustedProxies::parse(entries) {
+        Ok(_) => String::new(),
+        Err(e) => e.to_string(),
     }
 }

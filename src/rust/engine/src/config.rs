@@ -5,6 +5,8 @@
 //! it (and whose test checks that its documented defaults are these).
 use std::time::Duration;
 
+use crate::forwarded::TrustedProxies;
+
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
     /// Request line + headers, in bytes (beyond: 431).
@@ -32,6 +34,10 @@ pub struct ServerConfig {
     /// Compress (gzip) compressible responses when the client accepts it.
     pub compression: bool,
     pub ws: WsConfig,
+    /// Peers whose X-Forwarded-* / Forwarded headers (and PROXY headers) are believed.
+    pub trusted_proxies: TrustedProxies,
+    /// Every connection starts with a PROXY protocol (v1 or v2) header.
+    pub proxy_protocol: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -89,6 +95,7 @@ pub mod defaults {
     pub const WS_PING_INTERVAL: Duration = Duration::from_secs(20);
     pub const WS_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
     pub const WS_PERMESSAGE_DEFLATE: bool = true;
+    pub const PROXY_PROTOCOL: bool = false;
 }
 
 impl Default for WsConfig {
@@ -123,6 +130,8 @@ impl Default for ServerConfig {
             shutdown_grace: defaults::SHUTDOWN_GRACE,
             compression: defaults::COMPRESSION,
             ws: WsConfig::default(),
+            trusted_proxies: TrustedProxies::default(),
+            proxy_protocol: defaults::PROXY_PROTOCOL,
         }
     }
 }
@@ -258,6 +267,8 @@ pub mod options {
         flag("ws_permessage_deflate", d::WS_PERMESSAGE_DEFLATE),
         strings("ws_allowed_origins"),
         strings("ws_subprotocols"),
+        strings("trusted_proxies"),
+        flag("proxy_protocol", d::PROXY_PROTOCOL),
     ];
 
     /// The option called `name`.

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, Uri, Version};
 use tokio::sync::oneshot;
 
+pub use crate::forwarded::ForwardedClient;
 pub use crate::ids::{RequestId, ServerId, StreamId};
 use crate::request_slot::RequestSlot;
 use crate::response::Response;
@@ -30,6 +31,9 @@ pub struct RequestHead {
     pub headers: HeaderMap,
     pub local: Endpoint,
     pub remote: Endpoint,
+    /// What a trusted proxy said about the client (X-Forwarded-*, Forwarded); `None`
+    /// when the peer is not trusted or said nothing usable.
+    pub client: Option<ForwardedClient>,
 }
 
 impl RequestHead {

@@ -17,6 +17,7 @@ use crate::event::{Endpoint, Event, HeadersVerdict, RequestHead, RequestId};
 use crate::http_response::{plain, HttpResponse};
 use crate::response::{Body, Response};
 use crate::shared::ServerShared;
+use crate::forwarded::{self, ForwardedClient};
 use crate::{compress, ws};
 
 /// What every request on one connection shares.
@@ -28,6 +29,19 @@ pub(crate) struct ConnCtx {
 
 pub(crate) async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<HttpResponse, Infallible> {
     Ok(handle_request(ctx, req).await)
+}
+
+/// What a trusted proxy says about the client; no work at all without `trusted_proxies`.
+fn forwarded_client(ctx: &ConnCtx, headers: &http::HeaderMap) -> Option<ForwardedClient> {
+    let trusted = &ctx.shared.config.trusted_proxies;
+    if trusted.is_empty() {
+        return None;
+    }
+    let peer = match &ctx.remote {
+        Endpoint::Tcp(a) => Some(a.ip()),
+        Endpoint::Unix => None,
+    };
+    forwarded::resolve(trusted, peer, headers)
 }
 
 /// Tells the host to forget a request it saw in onHeaders, unless the request went on to
@@ -49,6 +63,7 @@ impl Drop for AbandonGuard {
 
 async fn handle_request(ctx: Arc<ConnCtx>, mut req: Request<Incoming>) -> HttpResponse {
     let shared = &ctx.shared;
+    let client = forwarded_client(&ctx, req.headers());
     if shared.is_stopping() {
         return plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n");
     }
@@ -80,6 +95,7 @@ async fn handle_request(ctx: Arc<ConnCtx>, mut req: Request<Incoming>) -> HttpRe
         headers: parts.headers,
         local: ctx.local.clone(),
         remote: ctx.remote.clone(),
+        client,
     });
     let accept_encoding = head.headers.get(http::header::ACCEPT_ENCODING).cloned();
     let is_head = head.method == Method::HEAD;

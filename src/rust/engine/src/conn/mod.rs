@@ -23,6 +23,7 @@ use tokio::time::Instant;
 use crate::body::ResponseBody;
 use crate::event::Endpoint;
 use crate::http_response::plain_on_wire;
+use crate::proxy_protocol::{self, ProxyHeader};
 use crate::service;
 use crate::shared::ServerShared;
 
@@ -41,7 +42,7 @@ type BoxedResponseFuture<B> =
 /// Serve one connection until it closes: with hyper while it is busy, parked while it is
 /// idle (see the loop's comment).
 pub(crate) async fn serve_connection<IO>(
-    io: IO,
+    mut io: IO,
     shared: Arc<ServerShared>,
     local: Endpoint,
     remote: Endpoint,
@@ -50,9 +51,18 @@ pub(crate) async fn serve_connection<IO>(
     IO: AsyncRead + AsyncWrite + Readable + Unpin + Send + 'static,
 {
     let cfg = &shared.config;
+    let (remote, pre) = if cfg.proxy_protocol {
+        match proxy_header(&mut io, &shared, remote).await {
+            Some(r) => r,
+            None => return,
+        }
+    } else {
+        (remote, Bytes::new())
+    };
     let state = Arc::new(ConnState::new(cfg.header_timeout, cfg.keepalive_timeout));
     let conn_ctx = Arc::new(service::ConnCtx { shared: Arc::clone(&shared), local, remote });
     let mut io = ConnIo::new(io, Arc::clone(&state));
+    io.pre = pre;
     loop {
         // An idle keep-alive connection is parked: its hyper connection (an 8 KiB read
         // buffer, an 8 KiB write buffer, its state) is dropped and only the socket kept
@@ -76,6 +86,33 @@ pub(crate) async fn serve_connection<IO>(
         }
         state.unpin();
     }
+}
+
+/// With `proxy_protocol`: read the PROXY header (within `header_timeout`) and return the
+/// client's address and the bytes read past the header. `None`: close the connection
+/// (no valid header in time, or, when `trusted_proxies` is set, a peer not in it: an
+/// untrusted peer must not be able to claim an address).
+async fn proxy_header<IO: AsyncRead + Unpin>(
+    io: &mut IO,
+    shared: &ServerShared,
+    remote: Endpoint,
+) -> Option<(Endpoint, Bytes)> {
+    let trusted = &shared.config.trusted_proxies;
+    if !trusted.is_empty() {
+        let peer = match &remote {
+            Endpoint::Tcp(a) => Some(a.ip()),
+            Endpoint::Unix => None,
+        };
+        if !trusted.trusts_peer(peer) {
+            return None;
+        }
+    }
+    let (header, pre) = proxy_protocol::read_header(io, shared.config.header_timeout).await.ok()?;
+    let remote = match header {
+        ProxyHeader::Proxied { source, .. } => Endpoint::Tcp(source),
+        ProxyHeader::Local => remote,
+    };
+    Some((remote, pre))
 }
 
 /// Serve with hyper until the connection ends (`None`) or is idle between requests with

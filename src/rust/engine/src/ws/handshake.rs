@@ -184,6 +184,7 @@ mod tests {
             headers: map,
             local: Endpoint::Unix,
             remote: Endpoint::Unix,
+            client: None,
         }
     }
 
