@@ -23,6 +23,10 @@ rookd_server_info <- function(id) .Call(wrap__rookd_server_info, id)
 # Ids of servers that are listening.
 rookd_running_ids <- function() .Call(wrap__rookd_running_ids)
 
+# `server$reopenLog()`: reopen the access log file (logrotate). FALSE when the server
+# is not running or has no file log. Also: the access-log records dropped so far.
+rookd_reopen_log <- function(id) .Call(wrap__rookd_reopen_log, id)
+
 rookd_input_read <- function(ptr, l) .Call(wrap__rookd_input_read, ptr, l)
 
 rookd_input_read_lines <- function(ptr, n) .Call(wrap__rookd_input_read_lines, ptr, n)

@@ -86,6 +86,24 @@
 #'   `header_timeout`, else it is closed; the client address it carries becomes
 #'   `REMOTE_ADDR`/`REMOTE_PORT`. When `trusted_proxies` is set, connections from other
 #'   peers are closed unread.
+#' @param access_log The access log, written by the engine on its own thread (never by
+#'   R, never blocking a connection): `NULL` (off, the default: no cost), `"stderr"`, or
+#'   a file path (appended to; created if missing; an error at server start if it cannot
+#'   be opened). One line per answered request, static files and the engine's own
+#'   answers (413, 503, 408 for a stalled body) included; lines are buffered and written
+#'   at least every second and when the server stops. If the writer falls behind, lines
+#'   are dropped rather than slowing requests down. After logrotate moved the file, call
+#'   `server$reopenLog()` or send the R process SIGHUP (with a file log configured,
+#'   SIGHUP reopens the log instead of ending R).
+#' @param access_log_format `"combined"` (Apache/nginx combined: client, time, request
+#'   line, status, body bytes, referer, user agent), `"common"` (the same without referer
+#'   and user agent), or `"json"` (one JSON object per line: `time`, `client`, `method`,
+#'   `path`, `protocol`, `status`, `bytes`, `total_s`, `queued_s`, `r_s`, `user_agent`,
+#'   `referer`, `request_id`). The CLF formats end with rookd's own fields: total
+#'   seconds, seconds queued for R, seconds in R (these two are `-`, `null` in JSON: not
+#'   measured yet) and the request id. The client is `REMOTE_ADDR` as the app sees it
+#'   (after trusted proxies); path, user agent and referer are escaped, so no request can
+#'   forge a line.
 #' @return A list of class `rookd_options`.
 #' @examples
 #' rookdOptions(max_body_bytes = 10 * 1024^2, header_timeout = 10)
@@ -120,11 +138,17 @@ rookdOptions <- function(max_header_bytes = 96 * 1024,
                          ws_allowed_origins = character(0),
                          ws_subprotocols = character(0),
                          trusted_proxies = character(0),
-                         proxy_protocol = FALSE) {
+                         proxy_protocol = FALSE,
+                         access_log = NULL,
+                         access_log_format = "combined") {
+  if (is.function(access_log)) {
+    stop("`access_log` as an R callback is not supported yet: use a file path or \"stderr\".",
+         call. = FALSE)
+  }
   opts <- as.list(environment())
   table <- option_table()
   for (nm in names(table)) {
-    opts[[nm]] <- check_option(nm, opts[[nm]], table[[nm]])
+    opts[nm] <- list(check_option(nm, opts[[nm]], table[[nm]]))  # NULL stays an element
   }
   bad <- rookd_check_trusted_proxies(opts$trusted_proxies)
   if (nzchar(bad)) stop("`trusted_proxies`: ", bad, call. = FALSE)
@@ -152,6 +176,8 @@ check_option <- function(nm, v, spec) {
     seconds = check_secs(nm, v, spec),
     flag = check_flag(nm, v),
     strings = check_strings(nm, v),
+    choice = check_choice(nm, v, spec$choices),
+    optional_string = check_optional_string(nm, v),
     stop("rookd: unknown kind of option `", nm, "`.", call. = FALSE)
   )
 }
@@ -190,6 +216,21 @@ check_flag <- function(nm, v) {
 
 check_strings <- function(nm, v) {
   if (!is.character(v) || anyNA(v)) stop("`", nm, "` must be a character vector.", call. = FALSE)
+  v
+}
+
+check_choice <- function(nm, v, choices) {
+  if (!is.character(v) || length(v) != 1 || is.na(v) || !(v %in% choices)) {
+    stop("`", nm, "` must be one of ", paste0('"', choices, '"', collapse = ", "), ".", call. = FALSE)
+  }
+  v
+}
+
+check_optional_string <- function(nm, v) {
+  if (is.null(v)) return(NULL)
+  if (!is.character(v) || length(v) != 1 || is.na(v) || !nzchar(v)) {
+    stop("`", nm, "` must be NULL or a single non-empty string.", call. = FALSE)
+  }
   v
 }
 

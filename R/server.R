@@ -119,6 +119,8 @@ new_server <- function(id, kind, host, mask) {
     invisible()
   }
   self$isRunning <- function() isTRUE(rookd_server_info(id)$running)
+  # Reopen the access log file after logrotate moved it (as SIGHUP does).
+  self$reopenLog <- function() invisible(isTRUE(rookd_reopen_log(id)$reopened))
   if (kind == "tcp") {
     self$getHost <- function() host
     port <- rookd_server_info(id)$port

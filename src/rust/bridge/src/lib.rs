@@ -239,6 +239,19 @@ fn rookd_server_info(id: f64) -> Robj {
     })
 }
 
+/// `server$reopenLog()`: reopen the access log file (logrotate). FALSE when the server
+/// is not running or has no file log. Also: the access-log records dropped so far.
+#[extendr]
+fn rookd_reopen_log(id: f64) -> Robj {
+    state::in_owner_process();
+    STATE.with(|s| match s.borrow().servers.get(&(id as u64)) {
+        Some(e) if e.handle.is_running() => {
+            list!(reopened = e.handle.reopen_log(), dropped = e.handle.access_log_dropped() as f64).into()
+        }
+        _ => list!(reopened = false, dropped = 0.0).into(),
+    })
+}
+
 /// Ids of servers that are listening.
 #[extendr]
 fn rookd_running_ids() -> Vec<f64> {
@@ -421,6 +434,7 @@ extendr_module! {
     fn rookd_stop;
     fn rookd_server_info;
     fn rookd_running_ids;
+    fn rookd_reopen_log;
     fn rookd_input_read;
     fn rookd_input_read_lines;
     fn rookd_input_rewind;

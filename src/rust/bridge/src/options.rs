@@ -15,6 +15,7 @@ use extendr_api::GetSexp;
 use extendr_api::{Error, Result};
 use rookd_engine::config::limits::FAR;
 use rookd_engine::config::options::{self, Kind};
+use rookd_engine::access_log::{AccessLogConfig, Format, Target};
 use rookd_engine::forwarded::TrustedProxies;
 use rookd_engine::ServerConfig;
 
@@ -102,6 +103,24 @@ fn strings(o: &Opts, name: &str) -> Result<Vec<String>> {
     })
 }
 
+/// `access_log` (NULL: off; "stderr"; else a file path) with `access_log_format`.
+fn access_log(o: &Opts) -> Result<Option<AccessLogConfig>> {
+    let target = strings(o, "access_log")?;
+    let target = match target.as_slice() {
+        [] => return Ok(None),
+        [t] if t == "stderr" => Target::Stderr,
+        [t] if !t.is_empty() => Target::File(t.into()),
+        _ => return Err(Error::Other("option `access_log` must be NULL, \"stderr\" or one file path".into())),
+    };
+    let fmt = strings(o, "access_log_format")?;
+    let format = match fmt.as_slice() {
+        [f] => Format::parse(f),
+        _ => None,
+    }
+    .ok_or_else(|| Error::Other("option `access_log_format` must be \"combined\", \"common\" or \"json\"".into()))?;
+    Ok(Some(AccessLogConfig { target, format }))
+}
+
 /// Read and check the options list (from `rookdOptions()`).
 pub fn settings(mt: MainThread, opts: &Robj) -> Result<Settings> {
     let o = &Opts { list: opts, main: mt };
@@ -130,6 +149,7 @@ pub fn settings(mt: MainThread, opts: &Robj) -> Result<Settings> {
     c.trusted_proxies = TrustedProxies::parse(&strings(o, "trusted_proxies")?)
         .map_err(|e| Error::Other(format!("`trusted_proxies`: {e}")))?;
     c.proxy_protocol = flag(o, "proxy_protocol")?;
+    c.access_log = access_log(o)?;
     if c.max_body_bytes > c.max_inflight_bytes as u64 {
         return Err(Error::Other("`max_body_bytes` must not exceed `max_inflight_bytes`".into()));
     }
@@ -157,6 +177,8 @@ pub fn table_for_r() -> Robj {
             .into(),
             Kind::Flag { default } => list!(kind = "flag", default = default).into(),
             Kind::Strings => list!(kind = "strings", default = Vec::<String>::new()).into(),
+            Kind::Choice { choices } => list!(kind = "choice", default = choices[0], choices = choices.to_vec()).into(),
+            Kind::OptionalString => list!(kind = "optional_string", default = ()).into(),
         }
     });
     match List::from_names_and_values(names, specs) {

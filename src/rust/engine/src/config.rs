@@ -5,6 +5,7 @@
 //! it (and whose test checks that its documented defaults are these).
 use std::time::Duration;
 
+use crate::access_log::AccessLogConfig;
 use crate::forwarded::TrustedProxies;
 
 #[derive(Clone, Debug)]
@@ -38,6 +39,8 @@ pub struct ServerConfig {
     pub trusted_proxies: TrustedProxies,
     /// Every connection starts with a PROXY protocol (v1 or v2) header.
     pub proxy_protocol: bool,
+    /// Where and how to write the access log; `None`: no log.
+    pub access_log: Option<AccessLogConfig>,
 }
 
 #[derive(Clone, Debug)]
@@ -132,6 +135,7 @@ impl Default for ServerConfig {
             ws: WsConfig::default(),
             trusted_proxies: TrustedProxies::default(),
             proxy_protocol: defaults::PROXY_PROTOCOL,
+            access_log: None,
         }
     }
 }
@@ -217,6 +221,10 @@ pub mod options {
         Flag { default: bool },
         /// A character vector without NA; the default is empty.
         Strings,
+        /// One of `choices` (a string); the default is the first.
+        Choice { choices: &'static [&'static str] },
+        /// NULL (the default: off) or one string (a file path, or a word like "stderr").
+        OptionalString,
     }
 
     #[derive(Clone, Copy, Debug)]
@@ -245,6 +253,14 @@ pub mod options {
         OptionSpec { name, kind: Kind::Strings }
     }
 
+    const fn choice(name: &'static str, choices: &'static [&'static str]) -> OptionSpec {
+        OptionSpec { name, kind: Kind::Choice { choices } }
+    }
+
+    const fn optional_string(name: &'static str) -> OptionSpec {
+        OptionSpec { name, kind: Kind::OptionalString }
+    }
+
     pub const OPTIONS: &[OptionSpec] = &[
         count("max_header_bytes", d::MAX_HEADER_BYTES as u64, usizes(l::MAX_HEADER_BYTES)),
         count("max_headers", d::MAX_HEADERS as u64, usizes(l::MAX_HEADERS)),
@@ -269,6 +285,8 @@ pub mod options {
         strings("ws_subprotocols"),
         strings("trusted_proxies"),
         flag("proxy_protocol", d::PROXY_PROTOCOL),
+        optional_string("access_log"),
+        choice("access_log_format", &["combined", "common", "json"]),
     ];
 
     /// The option called `name`.
@@ -376,7 +394,8 @@ mod tests {
             match o.kind {
                 Kind::Count(c) => assert_eq!(c.check(c.default as f64), Some(c.default), "{}", o.name),
                 Kind::Seconds(s) => assert!(s.check(s.default.as_secs_f64()).is_some(), "{}", o.name),
-                Kind::Flag { .. } | Kind::Strings => {}
+                Kind::Choice { choices } => assert!(!choices.is_empty(), "{}", o.name),
+                Kind::Flag { .. } | Kind::Strings | Kind::OptionalString => {}
             }
         }
     }

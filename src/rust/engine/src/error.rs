@@ -8,4 +8,6 @@ pub enum EngineError {
     Resolve { host: String, reason: String },
     #[error("cannot start the I/O runtime: {0}")]
     Runtime(io::Error),
+    #[error(transparent)]
+    AccessLog(#[from] crate::access_log::AccessLogError),
 }

@@ -5,6 +5,7 @@
 //! that come through the [`Door`] on its own main thread.
 //!
 //! The modules form layers that only import downwards; `src/rust/README.md` draws the map.
+pub mod access_log;
 pub mod body;
 pub mod budget;
 pub mod compress;

@@ -7,6 +7,7 @@ use tokio::runtime::Handle;
 use tokio::sync::{oneshot, watch, Semaphore};
 use tokio::task::JoinSet;
 
+use crate::access_log::AccessLog;
 use crate::budget::ByteBudget;
 use crate::config::ServerConfig;
 use crate::conn::serve_connection;
@@ -45,6 +46,23 @@ impl ServerHandle {
     /// [`StaticPathsHandle`]).
     pub fn static_paths(&self) -> StaticPathsHandle {
         self.shared.statics.clone()
+    }
+
+    /// Reopen the access log file (after logrotate moved it); `false` if the server has
+    /// no file log.
+    pub fn reopen_log(&self) -> bool {
+        match &self.shared.access_log {
+            Some(log) if log.is_file() => {
+                log.reopen();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Access-log records dropped because the writer fell behind.
+    pub fn access_log_dropped(&self) -> u64 {
+        self.shared.access_log.as_ref().map_or(0, AccessLog::dropped)
     }
 
     pub fn is_running(&self) -> bool {
@@ -96,7 +114,8 @@ pub(crate) fn start(
             Some(p),
         ),
     };
-    let (shared, ws_rx) = ServerShared::new(config, caps, door, budget, statics);
+    let access_log = config.access_log.as_ref().map(AccessLog::open).transpose()?;
+    let (shared, ws_rx) = ServerShared::new(config, caps, door, budget, statics, access_log);
     let (stop_tx, stop_rx) = oneshot::channel();
     let (closed_tx, closed_rx) = std::sync::mpsc::channel();
     let local_endpoint = match &local {
@@ -125,6 +144,7 @@ async fn accept_loop(
     mut ws_sessions: SessionsDone,
 ) {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    reopen_log_on_sighup(&shared);
     let permits = Arc::new(Semaphore::new(shared.config.max_connections.max(1)));
     let mut conns = JoinSet::new();
     loop {
@@ -189,7 +209,32 @@ async fn accept_loop(
     // (bounded too) so the host hears every WsClosed before ServerClosed.
     let ws_bound = grace.max(shared.config.ws.close_timeout) + Duration::from_secs(1);
     let _ = tokio::time::timeout(ws_bound, ws_sessions.recv()).await;
+    if let Some(log) = &shared.access_log {
+        log.flush();
+    }
     shared.door.send(Event::ServerClosed { server: shared.id });
+}
+
+/// With a file access log, SIGHUP reopens it (as nginx does), for logrotate. The task
+/// holds the server weakly and ends at the first signal after the server is gone.
+fn reopen_log_on_sighup(shared: &Arc<ServerShared>) {
+    if !shared.access_log.as_ref().is_some_and(AccessLog::is_file) {
+        return;
+    }
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+    let weak = Arc::downgrade(shared);
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match weak.upgrade() {
+                Some(s) => {
+                    if let Some(log) = &s.access_log {
+                        log.reopen();
+                    }
+                }
+                None => return,
+            }
+        }
+    });
 }
 
 fn is_transient_accept_error(e: &std::io::Error) -> bool {

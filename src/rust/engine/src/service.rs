@@ -10,6 +10,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::sync::oneshot;
 
+use crate::access_log::Pending;
 use crate::body::{FileBody, HostStream, ResponseBody};
 use crate::budget::{self, ByteBudget, Reservation};
 use crate::door::Door;
@@ -27,8 +28,30 @@ pub(crate) struct ConnCtx {
     pub(crate) remote: Endpoint,
 }
 
-pub(crate) async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<HttpResponse, Infallible> {
-    Ok(handle_request(ctx, req).await)
+/// Answer one request; with the access log on, also its log entry (finished by the
+/// connection when the response body has been written).
+pub(crate) async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<(HttpResponse, Option<Pending>), Infallible> {
+    let client = forwarded_client(&ctx, req.headers());
+    let Some(log) = ctx.shared.access_log.as_ref() else {
+        return Ok((handle_request(ctx, req, client, None).await, None));
+    };
+    let id = ctx.shared.next_request_id();
+    let addr = client.as_ref().and_then(|c| c.addr).map(|a| a.to_string()).or_else(|| match &ctx.remote {
+        Endpoint::Tcp(a) => Some(canonical(a.ip()).to_string()),
+        Endpoint::Unix => None,
+    });
+    let (parts, body) = req.into_parts();
+    let mut pending = log.start(&parts, addr, Some(id.0));
+    let resp = handle_request(Arc::clone(&ctx), Request::from_parts(parts, body), client, Some(id)).await;
+    pending.set_status(resp.status().as_u16());
+    Ok((resp, Some(pending)))
+}
+
+fn canonical(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+        v4 => v4,
+    }
 }
 
 /// What a trusted proxy says about the client; no work at all without `trusted_proxies`.
@@ -61,9 +84,13 @@ impl Drop for AbandonGuard {
     }
 }
 
-async fn handle_request(ctx: Arc<ConnCtx>, mut req: Request<Incoming>) -> HttpResponse {
+async fn handle_request(
+    ctx: Arc<ConnCtx>,
+    mut req: Request<Incoming>,
+    client: Option<ForwardedClient>,
+    id: Option<RequestId>,
+) -> HttpResponse {
     let shared = &ctx.shared;
-    let client = forwarded_client(&ctx, req.headers());
     if shared.is_stopping() {
         return plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n");
     }
@@ -88,7 +115,7 @@ async fn handle_request(ctx: Arc<ConnCtx>, mut req: Request<Incoming>) -> HttpRe
     let (parts, body) = req.into_parts();
     let head = Arc::new(RequestHead {
         server: shared.id,
-        id: shared.next_request_id(),
+        id: id.unwrap_or_else(|| shared.next_request_id()),
         method: parts.method,
         uri: parts.uri,
         version: parts.version,

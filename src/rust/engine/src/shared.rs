@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, watch};
 
+use crate::access_log::AccessLog;
 use crate::budget::ByteBudget;
 use crate::config::ServerConfig;
 use crate::door::Door;
@@ -31,6 +32,8 @@ pub(crate) struct ServerShared {
     /// The engine's count of bytes waiting for the host (`max_inflight_bytes`).
     pub(crate) budget: Arc<ByteBudget>,
     pub(crate) statics: StaticPathsHandle,
+    /// `None` when the access log is off (the default).
+    pub(crate) access_log: Option<AccessLog>,
     request_ids: RequestIds,
     stopping: AtomicBool,
     /// Tells this server's open WebSockets that it is stopping (they close with 1001).
@@ -51,6 +54,7 @@ impl ServerShared {
         door: Arc<Door>,
         budget: Arc<ByteBudget>,
         statics: StaticPaths,
+        access_log: Option<AccessLog>,
     ) -> (Arc<ServerShared>, SessionsDone) {
         let id = ServerId::next();
         let (ws_tx, ws_rx) = mpsc::channel(1);
@@ -61,6 +65,7 @@ impl ServerShared {
             door,
             budget,
             statics: StaticPathsHandle::new(statics),
+            access_log,
             request_ids: RequestIds::new(id),
             stopping: AtomicBool::new(false),
             ws_stop: watch::Sender::new(false),

@@ -159,8 +159,8 @@ where
         let state = Arc::clone(&svc_state);
         let fut = service::handle(Arc::clone(&conn_ctx), req);
         Box::pin(async move {
-            let resp = fut.await?;
-            Ok::<_, std::convert::Infallible>(resp.map(|b| ClockedBody::new(b, state)))
+            let (resp, log) = fut.await?;
+            Ok::<_, std::convert::Infallible>(resp.map(|b| ClockedBody::new(b, state, log)))
         }) as BoxedResponseFuture<ClockedBody<ResponseBody>>
     });
     let mut conn = builder.serve_connection(TokioIo::new(io), svc).with_upgrades();

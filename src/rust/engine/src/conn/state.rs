@@ -11,6 +11,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
+use crate::access_log::Pending;
+
 use super::clock::{ConnClock, Phase};
 
 pub(crate) struct ConnState {
@@ -74,11 +76,14 @@ impl ConnState {
 pub(crate) struct ClockedBody<B> {
     inner: B,
     state: Arc<ConnState>,
+    /// The request's access-log entry (when the log is on): counts the bytes written,
+    /// and is sent when the body ends or is dropped.
+    log: Option<Pending>,
 }
 
 impl<B> ClockedBody<B> {
-    pub(crate) fn new(inner: B, state: Arc<ConnState>) -> Self {
-        ClockedBody { inner, state }
+    pub(crate) fn new(inner: B, state: Arc<ConnState>, log: Option<Pending>) -> Self {
+        ClockedBody { inner, state, log }
     }
 }
 
@@ -94,8 +99,18 @@ impl<B: Body<Data = Bytes> + Unpin> Body for ClockedBody<B> {
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let r = Pin::new(&mut self.inner).poll_frame(cx);
-        if matches!(r, Poll::Ready(None)) {
-            self.state.clock.on_response_done();
+        match &r {
+            Poll::Ready(None) => {
+                self.state.clock.on_response_done();
+                // Logged now, not when hyper drops the body (it may keep it a while).
+                drop(self.log.take());
+            }
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(log), Some(data)) = (self.log.as_mut(), frame.data_ref()) {
+                    log.add_bytes(data.len());
+                }
+            }
+            _ => {}
         }
         r
     }
