@@ -100,3 +100,32 @@ test_that("common format, and reopenLog() after the file was moved", {
   s2 <- local_server(log_app)
   expect_false(s2$reopenLog())
 })
+
+test_that("SIGHUP reopens a file access log and leaves R running", {
+  skip_on_os("windows")
+  path <- tempfile("access", fileext = ".log")
+  srv <- child_server(function(port, path) {
+    s <- rookd::startServer("127.0.0.1", port, function(req) {
+      list(status = 200L, headers = list("Content-Type" = "text/plain"), body = "ok")
+    }, options = rookd::rookdOptions(access_log = path))
+    rookd::service(0)
+  }, args = list(path = path))
+  url <- sprintf("http://127.0.0.1:%d", srv$port)
+  expect_identical(fetch_blocking(paste0(url, "/before"))$status_code, 200L)
+  deadline <- Sys.time() + 10
+  while (!file.exists(path) || !any(grepl("/before", readLines(path, warn = FALSE)))) {
+    if (Sys.time() > deadline) stop("the first line was not written")
+    Sys.sleep(0.05)
+  }
+  file.rename(path, paste0(path, ".1"))
+  tools::pskill(srv$process$get_pid(), tools::SIGHUP)
+  # The reopen is asynchronous: ask until a request's line lands in a new file.
+  deadline <- Sys.time() + 10
+  repeat {
+    expect_identical(fetch_blocking(paste0(url, "/after"))$status_code, 200L)
+    Sys.sleep(0.2)
+    if (file.exists(path) && any(grepl("/after", readLines(path, warn = FALSE)))) break
+    if (Sys.time() > deadline) stop("no line reached a reopened file")
+  }
+  expect_true(srv$process$is_alive())
+})
