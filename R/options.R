@@ -90,7 +90,9 @@
 #'   R, never blocking a connection): `NULL` (off, the default: no cost), `"stderr"`, or
 #'   a file path (appended to; created if missing; an error at server start if it cannot
 #'   be opened). One line per answered request, static files and the engine's own
-#'   answers (413, 503, 408 for a stalled body) included; lines are buffered and written
+#'   answers (413, 503, 408 for a stalled body) included (not yet: request heads refused
+#'   as malformed or too large, 400/431, and the 408 for a stalled head); an R callback
+#'   (`function(lines)`) is not supported yet. Lines are buffered and written
 #'   at least every second and when the server stops. If the writer falls behind, lines
 #'   are dropped rather than slowing requests down. After logrotate moved the file, call
 #'   `server$reopenLog()` or send the R process SIGHUP (with a file log configured,
