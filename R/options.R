@@ -89,10 +89,13 @@
 #' @param access_log The access log, written by the engine on its own thread (never by
 #'   R, never blocking a connection): `NULL` (off, the default: no cost), `"stderr"`, or
 #'   a file path (appended to; created if missing; an error at server start if it cannot
-#'   be opened). One line per answered request, static files and the engine's own
-#'   answers (413, 503, 408 for a stalled body) included (not yet: request heads refused
-#'   as malformed or too large, 400/431, and the 408 for a stalled head); an R callback
-#'   (`function(lines)`) is not supported yet. Lines are buffered and written
+#'   be opened), or a function of one argument, called on R's main thread with batches of
+#'   lines (a character vector of at most 1000, about once a second at most, never once
+#'   per request; the last batch before the server has stopped; an error in it is
+#'   reported and the batch dropped). One line per answered request, static files and
+#'   the engine's own answers (413, 503, 408 for a stalled body) included (not yet:
+#'   request heads refused as malformed or too large, 400/431, and the 408 for a stalled
+#'   head). Lines are buffered and written
 #'   at least every second and when the server stops. If the writer falls behind, lines
 #'   are dropped rather than slowing requests down. After logrotate moved the file, call
 #'   `server$reopenLog()` or send the R process SIGHUP (with a file log configured,
@@ -143,14 +146,19 @@ rookdOptions <- function(max_header_bytes = 96 * 1024,
                          proxy_protocol = FALSE,
                          access_log = NULL,
                          access_log_format = "combined") {
-  if (is.function(access_log)) {
-    stop("`access_log` as an R callback is not supported yet: use a file path or \"stderr\".",
-         call. = FALSE)
-  }
+
   opts <- as.list(environment())
   table <- option_table()
+  log_fun <- if (is.function(access_log)) access_log
+  if (!is.null(log_fun)) opts$access_log <- NULL
   for (nm in names(table)) {
     opts[nm] <- list(check_option(nm, opts[[nm]], table[[nm]]))  # NULL stays an element
+  }
+  if (!is.null(log_fun)) {
+    if (length(formals(log_fun)) < 1 && !"..." %in% names(formals(log_fun))) {
+      stop("`access_log`: a function must take one argument (the lines).", call. = FALSE)
+    }
+    opts["access_log"] <- list(log_fun)
   }
   bad <- rookd_check_trusted_proxies(opts$trusted_proxies)
   if (nzchar(bad)) stop("`trusted_proxies`: ", bad, call. = FALSE)

@@ -100,6 +100,8 @@ startPipeServer <- function(name, mask, app, quiet = FALSE, options = rookdOptio
 start_web_server <- function(kind, host, port, mask, app, options, quiet) {
   app_env <- as_rookd_app(app)
   options <- as_rookd_options(options)
+  # An access_log function is called from the app's eval env (see dispatch.rs).
+  if (is.function(options$access_log)) assign(".rookd_access_log", options$access_log, envir = app_env)
   res <- rookd_start(kind, host, as.integer(port), as.integer(mask), app_env, options)
   if (!is.null(res$error)) {
     stop("Failed to create server: ", res$error, call. = FALSE)

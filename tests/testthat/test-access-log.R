@@ -21,7 +21,8 @@ test_that("access_log options are validated", {
   expect_error(rookdOptions(access_log = NA_character_), "access_log")
   expect_error(rookdOptions(access_log = ""), "access_log")
   expect_error(rookdOptions(access_log_format = "apache"), "access_log_format.*combined")
-  expect_error(rookdOptions(access_log = function(lines) NULL), "not supported")
+  expect_error(rookdOptions(access_log = function() NULL), "one argument")
+  expect_true(is.function(rookdOptions(access_log = function(lines) NULL)$access_log))
   expect_error(startServer("127.0.0.1", 0, log_app,
                            options = rookdOptions(access_log = "/nonexistent-rookd-dir/a.log")),
                "cannot open the access log")
@@ -128,4 +129,33 @@ test_that("SIGHUP reopens a file access log and leaves R running", {
     if (Sys.time() > deadline) stop("no line reached a reopened file")
   }
   expect_true(srv$process$is_alive())
+})
+
+test_that("an R function receives the lines in batches, the last one before the server stops", {
+  store <- new.env()
+  store$batches <- list()
+  s <- startServer("127.0.0.1", 0, log_app, options = rookdOptions(
+    access_log = function(lines) store$batches[[length(store$batches) + 1]] <- lines,
+    access_log_format = "json"))
+  on.exit(try(s$stop(), silent = TRUE), add = TRUE)
+  reqs <- lapply(1:30, function(i) list(url = server_url(s, paste0("/r", i))))
+  res <- http_many(reqs)
+  expect_true(all(vapply(res, function(r) r$status, 1L) == 201L))
+  wait_until(function() sum(lengths(store$batches)) >= 30, what = "30 lines in batches")
+  lines <- unlist(store$batches)
+  expect_length(lines, 30)
+  # Batched: far fewer calls than requests.
+  expect_lt(length(store$batches), 30)
+  paths <- vapply(lines, function(l) jsonlite::fromJSON(l)$path, "")
+  expect_setequal(paths, paste0("/r", 1:30))
+  # The last lines arrive before the server has finished stopping.
+  expect_identical(http_req(server_url(s, "/last"))$status, 201L)
+  s$stop()
+  wait_until(function() any(grepl("/last", unlist(store$batches), fixed = TRUE)),
+             what = "the last line after stop")
+  # An error in the function is reported, and serving goes on.
+  s2 <- local_server(log_app, options = rookdOptions(access_log = function(lines) stop("log-boom")))
+  expect_identical(http_req(server_url(s2, "/x"))$status, 201L)
+  pump_for(1.5)
+  expect_identical(http_req(server_url(s2, "/y"))$status, 201L)
 })

@@ -21,7 +21,7 @@ use rookd_engine::ServerConfig;
 
 use crate::env::EnvOptions;
 use crate::rapi::r::{self, MainThread};
-use crate::rapi::SEXP;
+use crate::rapi::{type_of, CLOSXP, SEXP};
 use crate::rvalue::{self, Refused};
 
 /// What a server start needs from the options list.
@@ -105,9 +105,15 @@ fn strings(o: &Opts, name: &str) -> Result<Vec<String>> {
 
 /// `access_log` (NULL: off; "stderr"; else a file path) with `access_log_format`.
 fn access_log(o: &Opts) -> Result<Option<AccessLogConfig>> {
-    let target = strings(o, "access_log")?;
+    // SAFETY: main thread (the token); the list is alive (borrowed), and its elements with it.
+    let is_function = match unsafe { r::list_get(o.main, o.list.get(), "access_log") } {
+        Some(v) => unsafe { type_of(v) == CLOSXP },
+        None => false,
+    };
+    let target = if is_function { vec![String::new()] } else { strings(o, "access_log")? };
     let target = match target.as_slice() {
         [] => return Ok(None),
+        [t] if is_function && t.is_empty() => Target::Host,
         [t] if t == "stderr" => Target::Stderr,
         [t] if !t.is_empty() => Target::File(t.into()),
         _ => return Err(Error::Other("option `access_log` must be NULL, \"stderr\" or one file path".into())),

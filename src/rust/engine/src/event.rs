@@ -106,4 +106,7 @@ pub enum Event {
     StreamEnd { stream: StreamId },
     /// A stopped server has closed its last connection: the host may drop its app.
     ServerClosed { server: ServerId },
+    /// A batch of access-log lines for the host (`access_log` set to an R function): at
+    /// most `access_log::HOST_BATCH` lines, about once a second at most, never per request.
+    AccessLogLines { server: ServerId, lines: Vec<String> },
 }

@@ -7,7 +7,7 @@ use tokio::runtime::Handle;
 use tokio::sync::{oneshot, watch, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::access_log::AccessLog;
+use crate::access_log::{AccessLog, Sink};
 use crate::budget::ByteBudget;
 use crate::config::ServerConfig;
 use crate::conn::serve_connection;
@@ -114,8 +114,19 @@ pub(crate) fn start(
             Some(p),
         ),
     };
-    let access_log = config.access_log.as_ref().map(AccessLog::open).transpose()?;
+    // A host callback's batches go through the Door; the server's id is known once
+    // `shared` exists, before any request can be logged.
+    let log_server = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sink: Sink = {
+        let (door, log_server) = (Arc::clone(&door), Arc::clone(&log_server));
+        Box::new(move |lines| {
+            let server = ServerId(log_server.load(std::sync::atomic::Ordering::Acquire));
+            door.send(Event::AccessLogLines { server, lines });
+        })
+    };
+    let access_log = config.access_log.as_ref().map(|c| AccessLog::open(c, Some(sink))).transpose()?;
     let (shared, ws_rx) = ServerShared::new(config, caps, door, budget, statics, access_log);
+    log_server.store(shared.id.0, std::sync::atomic::Ordering::Release);
     let (stop_tx, stop_rx) = oneshot::channel();
     let (closed_tx, closed_rx) = std::sync::mpsc::channel();
     let local_endpoint = match &local {
@@ -210,7 +221,7 @@ async fn accept_loop(
     let ws_bound = grace.max(shared.config.ws.close_timeout) + Duration::from_secs(1);
     let _ = tokio::time::timeout(ws_bound, ws_sessions.recv()).await;
     if let Some(log) = &shared.access_log {
-        log.flush();
+        log.flush().await;
     }
     shared.door.send(Event::ServerClosed { server: shared.id });
 }

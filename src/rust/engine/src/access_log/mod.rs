@@ -8,6 +8,10 @@
 //!
 //! Off (the default) costs one branch per request: no `AccessLog` exists.
 //!
+//! With [`Target::Host`] the lines go to the host instead (rookd: an R function), in
+//! batches of at most [`HOST_BATCH`] lines, at most about once a second, through a sink
+//! the server supplies (a Door event per batch, never one per request).
+//!
 //! Not measured here: time queued for R and time in R (the fields are `-`/`null`); the
 //! Door keeps no timestamps yet.
 mod format;
@@ -23,6 +27,8 @@ pub use format::Format;
 
 /// Records waiting for the writer; beyond this they are dropped (and counted).
 const QUEUE: usize = 16 * 1024;
+/// Lines per batch handed to the host, at most.
+pub const HOST_BATCH: usize = 1000;
 /// The writer flushes at least this often.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
@@ -31,7 +37,12 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 pub enum Target {
     Stderr,
     File(PathBuf),
+    /// Batches of lines for the host (see [`Sink`]).
+    Host,
 }
+
+/// Where [`Target::Host`] batches go (called on the writer thread).
+pub type Sink = Box<dyn Fn(Vec<String>) + Send>;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AccessLogConfig {
@@ -63,7 +74,8 @@ pub struct Record {
 enum Msg {
     Record(Box<Record>),
     Reopen,
-    Flush,
+    /// Write out everything; say so on the channel, if any, once done.
+    Flush(Option<tokio::sync::oneshot::Sender<()>>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +84,8 @@ pub enum AccessLogError {
     Open { path: String, source: std::io::Error },
     #[error("cannot start the access log's writer thread: {0}")]
     Thread(std::io::Error),
+    #[error("an access log for the host needs a sink")]
+    NoSink,
 }
 
 /// A server's access log; the writer thread ends when the last clone is dropped (after
@@ -84,8 +98,8 @@ pub struct AccessLog {
 }
 
 impl AccessLog {
-    pub fn open(config: &AccessLogConfig) -> Result<AccessLog, AccessLogError> {
-        let out = Output::open(&config.target)?;
+    pub fn open(config: &AccessLogConfig, sink: Option<Sink>) -> Result<AccessLog, AccessLogError> {
+        let out = Output::open(&config.target, sink)?;
         let (tx, rx) = mpsc::sync_channel(QUEUE);
         let format = config.format;
         std::thread::Builder::new()
@@ -112,9 +126,13 @@ impl AccessLog {
         }
     }
 
-    /// Write out what is buffered now (the server stopped).
-    pub fn flush(&self) {
-        let _ = self.tx.try_send(Msg::Flush);
+    /// Write out what is buffered now (the server stopped), waiting (at most a second)
+    /// until it is: a host's last batch is then sent before the server's last event.
+    pub async fn flush(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.tx.try_send(Msg::Flush(Some(tx))).is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), rx).await;
+        }
     }
 
     pub fn is_file(&self) -> bool {
@@ -199,6 +217,7 @@ impl Drop for Pending {
 enum Output {
     Stderr(std::io::BufWriter<std::io::Stderr>),
     File { path: PathBuf, w: std::io::BufWriter<std::fs::File> },
+    Host { sink: Sink, batch: Vec<String> },
 }
 
 fn open_append(path: &PathBuf) -> Result<std::fs::File, AccessLogError> {
@@ -210,17 +229,25 @@ fn open_append(path: &PathBuf) -> Result<std::fs::File, AccessLogError> {
 }
 
 impl Output {
-    fn open(t: &Target) -> Result<Output, AccessLogError> {
+    fn open(t: &Target, sink: Option<Sink>) -> Result<Output, AccessLogError> {
         Ok(match t {
+            Target::Host => Output::Host { sink: sink.ok_or(AccessLogError::NoSink)?, batch: Vec::new() },
             Target::Stderr => Output::Stderr(std::io::BufWriter::new(std::io::stderr())),
             Target::File(p) => Output::File { path: p.clone(), w: std::io::BufWriter::with_capacity(64 * 1024, open_append(p)?) },
         })
     }
 
-    fn write(&mut self, b: &[u8]) {
+    fn write(&mut self, line: &str) {
         let _ = match self {
-            Output::Stderr(w) => w.write_all(b),
-            Output::File { w, .. } => w.write_all(b),
+            Output::Stderr(w) => w.write_all(line.as_bytes()),
+            Output::File { w, .. } => w.write_all(line.as_bytes()),
+            Output::Host { batch, .. } => {
+                batch.push(line.trim_end_matches('\n').to_string());
+                if batch.len() >= HOST_BATCH {
+                    self.flush();
+                }
+                Ok(())
+            }
         };
     }
 
@@ -228,6 +255,12 @@ impl Output {
         let _ = match self {
             Output::Stderr(w) => w.flush(),
             Output::File { w, .. } => w.flush(),
+            Output::Host { sink, batch } => {
+                if !batch.is_empty() {
+                    sink(std::mem::take(batch));
+                }
+                Ok(())
+            }
         };
     }
 
@@ -251,13 +284,16 @@ fn write_loop(rx: mpsc::Receiver<Msg>, mut out: Output, format: Format) {
             Ok(Msg::Record(r)) => {
                 line.clear();
                 format::line(&mut line, &r, format);
-                out.write(line.as_bytes());
+                out.write(&line);
                 unflushed = true;
             }
             Ok(Msg::Reopen) => out.reopen(),
-            Ok(Msg::Flush) => {
+            Ok(Msg::Flush(done)) => {
                 out.flush();
                 unflushed = false;
+                if let Some(done) = done {
+                    let _ = done.send(());
+                }
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
@@ -287,7 +323,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("rookd-access-log-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("access.log");
-        let log = AccessLog::open(&AccessLogConfig { target: Target::File(path.clone()), format: Format::Common }).unwrap();
+        let log =
+            AccessLog::open(&AccessLogConfig { target: Target::File(path.clone()), format: Format::Common }, None).unwrap();
         let mut p = log.start(&parts("/a?b=1"), Some("10.0.0.1".into()), Some(7));
         p.set_status(200);
         p.add_bytes(5);
@@ -333,7 +370,30 @@ mod tests {
         let e = AccessLog::open(&AccessLogConfig {
             target: Target::File("/nonexistent-dir-rookd/x.log".into()),
             format: Format::Json,
-        });
+        }, None);
         assert!(matches!(e, Err(AccessLogError::Open { .. })));
+    }
+
+    #[test]
+    fn host_batches() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink: Sink = Box::new(move |lines| {
+            let _ = tx.send(lines);
+        });
+        let log = AccessLog::open(&AccessLogConfig { target: Target::Host, format: Format::Json }, Some(sink)).unwrap();
+        for i in 0..(HOST_BATCH + 5) {
+            let mut p = log.start(&parts(&format!("/{i}")), None, None);
+            p.set_status(200);
+        }
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(log.flush());
+        let batches: Vec<Vec<String>> = rx.try_iter().collect();
+        assert_eq!(batches.iter().map(Vec::len).sum::<usize>(), HOST_BATCH + 5);
+        assert!(batches.iter().all(|b| b.len() <= HOST_BATCH && !b.is_empty()));
+        assert!(batches[0][0].starts_with("{\"time\":") && !batches[0][0].ends_with('\n'));
+        assert!(matches!(
+            AccessLog::open(&AccessLogConfig { target: Target::Host, format: Format::Json }, None),
+            Err(AccessLogError::NoSink)
+        ));
     }
 }
