@@ -45,6 +45,13 @@ test_that("PROXY v1 and v2 headers set REMOTE_ADDR; keep-alive requests after th
   expect_identical(store$addr, "127.0.0.1")
 })
 
+# Nothing came back: no response, no bytes (the client's own send may also fail with a
+# reset when the server closes first, so a missing step counts as nothing received).
+got_nothing <- function(out) {
+  length(out$responses) == 0 &&
+    all(vapply(out$steps, function(st) is.null(st$text) || identical(st$text, ""), TRUE))
+}
+
 test_that("a connection without a valid PROXY header is closed unanswered", {
   store <- new.env()
   s <- local_server(pp_app(store), options = rookdOptions(proxy_protocol = TRUE, header_timeout = 1))
@@ -52,12 +59,12 @@ test_that("a connection without a valid PROXY header is closed unanswered", {
                   "PROXY TCP4 1.2.3.4\r\n", "PROXY UDP4 1.2.3.4 5.6.7.8 1 2\r\n")) {
     store$addr <- NULL
     out <- raw_http(s$getPort(), list(send(start, get_request("/")), read_all()))
-    expect_identical(out$steps[[2]]$text, "")
+    expect_true(got_nothing(out))
     expect_null(store$addr)
   }
   # Nothing at all within header_timeout: closed.
   out <- raw_http(s$getPort(), list(read_all()))
-  expect_identical(out$steps[[1]]$text, "")
+  expect_true(got_nothing(out))
 })
 
 test_that("with trusted_proxies, PROXY headers are taken from trusted peers only", {
@@ -65,6 +72,6 @@ test_that("with trusted_proxies, PROXY headers are taken from trusted peers only
   s <- local_server(pp_app(store), options = rookdOptions(proxy_protocol = TRUE, trusted_proxies = "10.9.9.9"))
   out <- raw_http(s$getPort(), list(send("PROXY TCP4 203.0.113.9 10.0.0.1 4711 80\r\n", get_request("/")),
                                     read_all()))
-  expect_identical(out$steps[[2]]$text, "")
+  expect_true(got_nothing(out))
   expect_null(store$addr)
 })
