@@ -35,6 +35,10 @@ rookd_server_info <- function(id) .Call(wrap__rookd_server_info, id)
 # Ids of servers that are listening.
 rookd_running_ids <- function() .Call(wrap__rookd_running_ids)
 
+# `server$reopenLog()`: reopen the access log file (logrotate). FALSE when the server
+# is not running or has no file log. Also: the access-log records dropped so far.
+rookd_reopen_log <- function(id) .Call(wrap__rookd_reopen_log, id)
+
 rookd_input_read <- function(ptr, l) .Call(wrap__rookd_input_read, ptr, l)
 
 rookd_input_read_lines <- function(ptr, n) .Call(wrap__rookd_input_read_lines, ptr, n)
@@ -92,6 +96,9 @@ rookd_stream_settle <- function(token, value, ok) .Call(wrap__rookd_stream_settl
 # The option table R's `rookdOptions()` validates with (defaults, ranges, and which
 # options take 0/Inf as "no limit"); test-options-validation.R checks R against it.
 rookd_option_limits <- function() .Call(wrap__rookd_option_limits)
+
+# "" if every `trusted_proxies` entry parses, else why the first one does not.
+rookd_check_trusted_proxies <- function(x) .Call(wrap__rookd_check_trusted_proxies, x)
 
 # `server$getStaticPaths()`: NULL when the server is not running.
 rookd_static_paths <- function(id) .Call(wrap__rookd_static_paths, id)

@@ -137,6 +137,44 @@
 #' before static paths and the app, so they answer while R is busy; they accept `GET`
 #' and `HEAD`, send `Cache-Control: no-store`, and are not counted as requests. See
 #' also [drainServer()] and [serverStats()].
+#' @param trusted_proxies Addresses and networks of reverse proxies whose word about the
+#'   client is believed: IPv4/IPv6 addresses and CIDR networks (`"10.0.0.0/8"`,
+#'   `"fd00::/8"`), and `"unix"` for peers on a Unix socket (pipe servers). Only from such
+#'   a peer do `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host` and RFC 7239
+#'   `Forwarded` set `REMOTE_ADDR`/`REMOTE_PORT`, `rook.url_scheme` (and `HTTPS = "on"`),
+#'   `HTTP_HOST`/`SERVER_NAME`/`SERVER_PORT`, in HTTP and WebSocket envs alike; from any
+#'   other peer they are ignored (the raw headers stay visible as `HTTP_X_FORWARDED_FOR`
+#'   etc.). The client is the rightmost address of the list that is not itself trusted
+#'   (entries further left were written by the client and are never used). If any
+#'   `X-Forwarded-*` header is present, `Forwarded` is ignored. Default: none.
+#' @param proxy_protocol If `TRUE`, every connection must start with a PROXY protocol
+#'   header (v1 or v2, as HAProxy's `send-proxy`/`send-proxy-v2` write it) within
+#'   `header_timeout`, else it is closed; the client address it carries becomes
+#'   `REMOTE_ADDR`/`REMOTE_PORT`. When `trusted_proxies` is set, connections from other
+#'   peers are closed unread.
+#' @param access_log The access log, written by the engine on its own thread (never by
+#'   R, never blocking a connection): `NULL` (off, the default: no cost), `"stderr"`, or
+#'   a file path (appended to; created if missing; an error at server start if it cannot
+#'   be opened), or a function of one argument, called on R's main thread with batches of
+#'   lines (a character vector of at most 1000, about once a second at most, never once
+#'   per request; the last batch before the server has stopped; an error in it is
+#'   reported and the batch dropped). One line per answered request, static files and
+#'   the engine's own answers (413, 503, 408 for a stalled body) included (not yet:
+#'   request heads refused as malformed or too large, 400/431, and the 408 for a stalled
+#'   head). Lines are buffered and written
+#'   at least every second and when the server stops. If the writer falls behind, lines
+#'   are dropped rather than slowing requests down. After logrotate moved the file, call
+#'   `server$reopenLog()` or send the R process SIGHUP (with a file log configured,
+#'   SIGHUP reopens the log instead of ending R).
+#' @param access_log_format `"combined"` (Apache/nginx combined: client, time, request
+#'   line, status, body bytes, referer, user agent), `"common"` (the same without referer
+#'   and user agent), or `"json"` (one JSON object per line: `time`, `client`, `method`,
+#'   `path`, `protocol`, `status`, `bytes`, `total_s`, `queued_s`, `r_s`, `user_agent`,
+#'   `referer`, `request_id`). The CLF formats end with rookd's own fields: total
+#'   seconds, seconds queued for R, seconds in R (these two are `-`, `null` in JSON: not
+#'   measured yet) and the request id. The client is `REMOTE_ADDR` as the app sees it
+#'   (after trusted proxies); path, user agent and referer are escaped, so no request can
+#'   forge a line.
 #' @return A list of class `rookd_options`.
 #' @examples
 #' rookdOptions(max_body_bytes = 10 * 1024^2, header_timeout = 10)
@@ -146,6 +184,8 @@
 #'              max_body_bytes = 16 * 1024^2)
 #' # Out of range: an error naming the option and its range.
 #' try(rookdOptions(max_headers = 1e9))
+#' # Behind nginx on the same host, or a load balancer in 10.0.0.0/8.
+#' rookdOptions(trusted_proxies = c("127.0.0.1", "::1", "10.0.0.0/8"))
 #' @export
 rookdOptions <- function(max_header_bytes = 96 * 1024,
                          max_headers = 100,
@@ -185,12 +225,27 @@ rookdOptions <- function(max_header_bytes = 96 * 1024,
                          metrics_path = "",
                          status_path = "",
                          metrics_allow = character(0),
-                         slow_request_warning = 0) {
+                         slow_request_warning = 0,
+                         trusted_proxies = character(0),
+                         proxy_protocol = FALSE,
+                         access_log = NULL,
+                         access_log_format = "combined") {
+
   opts <- as.list(environment())
   table <- option_table()
+  log_fun <- if (is.function(access_log)) access_log
+  if (!is.null(log_fun)) opts$access_log <- NULL
   for (nm in names(table)) {
-    opts[[nm]] <- check_option(nm, opts[[nm]], table[[nm]])
+    opts[nm] <- list(check_option(nm, opts[[nm]], table[[nm]]))  # NULL stays an element
   }
+  if (!is.null(log_fun)) {
+    if (length(formals(log_fun)) < 1 && !"..." %in% names(formals(log_fun))) {
+      stop("`access_log`: a function must take one argument (the lines).", call. = FALSE)
+    }
+    opts["access_log"] <- list(log_fun)
+  }
+  bad <- rookd_check_trusted_proxies(opts$trusted_proxies)
+  if (nzchar(bad)) stop("`trusted_proxies`: ", bad, call. = FALSE)
   if (opts$max_body_bytes > opts$max_inflight_bytes) {
     stop("`max_body_bytes` (", format(opts$max_body_bytes, scientific = FALSE),
          ") must not exceed `max_inflight_bytes` (", format(opts$max_inflight_bytes, scientific = FALSE),
@@ -216,6 +271,8 @@ check_option <- function(nm, v, spec) {
     flag = check_flag(nm, v),
     strings = check_strings(nm, v),
     path = check_path(nm, v),
+    choice = check_choice(nm, v, spec$choices),
+    optional_string = check_optional_string(nm, v),
     stop("rookd: unknown kind of option `", nm, "`.", call. = FALSE)
   )
 }
@@ -265,6 +322,21 @@ check_path <- function(nm, v) {
       (nzchar(v) && (!startsWith(v, "/") || grepl("[?#[:cntrl:]]", v)))) {
     stop("`", nm, "` must be a single path starting with \"/\" (no \"?\" or \"#\"), ",
          "or \"\" or NULL (off).", call. = FALSE)
+  }
+  v
+}
+
+check_choice <- function(nm, v, choices) {
+  if (!is.character(v) || length(v) != 1 || is.na(v) || !(v %in% choices)) {
+    stop("`", nm, "` must be one of ", paste0('"', choices, '"', collapse = ", "), ".", call. = FALSE)
+  }
+  v
+}
+
+check_optional_string <- function(nm, v) {
+  if (is.null(v)) return(NULL)
+  if (!is.character(v) || length(v) != 1 || is.na(v) || !nzchar(v)) {
+    stop("`", nm, "` must be NULL or a single non-empty string.", call. = FALSE)
   }
   v
 }

@@ -106,6 +106,13 @@ startPipeServer <- function(name, mask, app, quiet = FALSE, options = rookdOptio
 start_web_server <- function(kind, host, port, mask, app, options, quiet, tls = NULL) {
   app_env <- as_rookd_app(app)
   options <- as_rookd_options(options)
+  if (!is.null(tls) && isTRUE(options$proxy_protocol)) {
+    # The PROXY header comes before the TLS handshake on the wire; rookd reads it after.
+    stop("`proxy_protocol = TRUE` cannot be combined with `tls` yet: terminate TLS at the ",
+         "proxy, or use X-Forwarded-* with `trusted_proxies`.", call. = FALSE)
+  }
+  # An access_log function is called from the app's eval env (see dispatch.rs).
+  if (is.function(options$access_log)) assign(".rookd_access_log", options$access_log, envir = app_env)
   res <- rookd_start(kind, host, as.integer(port), as.integer(mask), app_env, options, tls)
   if (!is.null(res$error)) {
     stop("Failed to create server: ", res$error, call. = FALSE)
@@ -136,6 +143,8 @@ new_server <- function(id, kind, host, mask, tls = NULL) {
   self$isRunning <- function() isTRUE(rookd_server_info(id)$running)
   self$drain <- function(timeout = 30, lag = NULL) drainServer(self, timeout, lag)
   self$stats <- function() serverStats(self)
+  # Reopen the access log file after logrotate moved it (as SIGHUP does).
+  self$reopenLog <- function() invisible(isTRUE(rookd_reopen_log(id)$reopened))
   if (kind == "tcp") {
     self$getHost <- function() host
     port <- rookd_server_info(id)$port

@@ -213,6 +213,7 @@ fn handle(mt: MainThread, ctx: &Ctx, event: Event) {
         }
         Event::Abandoned { id } => forget_pending(mt, id.0),
         Event::ServerClosed { server } => state::remove_server(mt, server.0),
+        Event::AccessLogLines { server, lines } => access_log_lines(mt, server.0, &lines),
         Event::StreamPull { stream, reply } => pull(mt, ctx, stream, reply),
         Event::StreamEnd { stream } => stream::end(mt, stream),
         Event::WsOpen { conn, head } => {
@@ -254,6 +255,33 @@ fn handle(mt: MainThread, ctx: &Ctx, event: Event) {
                 report_caught(mt, "delivering a WebSocket close");
             }
         }
+    }
+}
+
+/// Hand a batch of access-log lines to the server's `access_log` function (kept in the
+/// app's eval env as `.rookd_access_log` by R's startServer()). Lines of a server already
+/// gone are dropped; an error in the function is reported and serving goes on.
+fn access_log_lines(mt: MainThread, server: u64, lines: &[String]) {
+    let Some((app, _)) = state::app_of(server) else { return };
+    // SAFETY: main thread; every object is protected before the next allocation; the
+    // eval env is preserved while its server is registered. Lines hold no NUL (the
+    // formatter escapes control bytes), so mkchar cannot fail on them.
+    let status = r::guarded(mt, || unsafe {
+        let mut p = Protect::new(mt);
+        let v = p.add(Rf_allocVector(STRSXP, lines.len() as isize));
+        for (i, l) in lines.iter().enumerate() {
+            SET_STRING_ELT(v, i as isize, r::mkchar(mt, l));
+        }
+        let env = p.add(R_NewEnv(app.eval_env, 0, 0));
+        let arg = r::sym(mt, "lines");
+        Rf_defineVar(arg, v, env);
+        let call = p.add(Rf_lang2(r::sym(mt, ".rookd_access_log"), arg));
+        let mut err = 0;
+        R_tryEval(call, env, &mut err);
+        err
+    });
+    if status != Some(0) {
+        report_caught(mt, "calling the access_log function (its lines were dropped)");
     }
 }
 

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use rookd_engine::event::Endpoint;
+use rookd_engine::forwarded::{ForwardedClient, Scheme};
 use rookd_engine::RequestHead;
 
 use crate::ctx::Ctx;
@@ -285,7 +286,45 @@ pub fn build(mt: MainThread, ctx: &Ctx, head: &RequestHead, opts: EnvOptions) ->
         if let Some(cl) = head.headers.get(http::header::CONTENT_LENGTH) {
             set(mt, env, s.content_length, &header_text(cl.as_bytes()));
         }
+        if let Some(client) = &head.client {
+            apply_forwarded(mt, ctx, env, client);
+        }
         Ok(env)
+    }
+}
+
+/// What a trusted proxy said (X-Forwarded-*, Forwarded; see the engine's `forwarded`)
+/// replaces what the socket says: REMOTE_ADDR/REMOTE_PORT (the port is "" when the proxy
+/// gave none), rook.url_scheme and HTTPS, HTTP_HOST/SERVER_NAME/SERVER_PORT (the
+/// scheme's default port when the host has none). The raw headers stay in the env.
+///
+/// # Safety
+/// `env` is a live environment.
+unsafe fn apply_forwarded(mt: MainThread, ctx: &Ctx, env: SEXP, client: &ForwardedClient) {
+    let s = &ctx.syms;
+    if let Some(ip) = client.addr {
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        set(mt, env, s.remote_addr, &ip.to_string());
+        set(mt, env, s.remote_port, &client.port.map(|p| p.to_string()).unwrap_or_default());
+    }
+    if let Some(scheme) = client.scheme {
+        set(mt, env, s.rook_url_scheme, scheme.as_str());
+        if scheme == Scheme::Https {
+            set(mt, env, r::sym(mt, "HTTPS"), "on");
+        }
+    }
+    if let Some((name, port)) = client.host_and_port() {
+        if let Some(host) = &client.host {
+            set(mt, env, r::sym(mt, "HTTP_HOST"), host);
+        }
+        set(mt, env, s.server_name, name.trim_start_matches('[').trim_end_matches(']'));
+        let port = port.or(client.scheme.map(Scheme::default_port));
+        if let Some(p) = port {
+            set(mt, env, s.server_port, &p.to_string());
+        }
     }
 }
 

@@ -138,6 +138,12 @@ fn rookd_option_limits() -> Robj {
     options::table_for_r()
 }
 
+/// "" if every `trusted_proxies` entry parses, else why the first one does not.
+#[extendr]
+fn rookd_check_trusted_proxies(x: Vec<String>) -> String {
+    options::check_trusted_proxies(&x)
+}
+
 /// # Safety
 /// `env` is a live environment.
 unsafe fn is_function_in(mt: MainThread, env: SEXP, name: &str) -> bool {
@@ -273,6 +279,19 @@ fn rookd_server_info(id: f64) -> Robj {
                 .into()
         }
         None => list!(running = false, host = "", port = -1).into(),
+    })
+}
+
+/// `server$reopenLog()`: reopen the access log file (logrotate). FALSE when the server
+/// is not running or has no file log. Also: the access-log records dropped so far.
+#[extendr]
+fn rookd_reopen_log(id: f64) -> Robj {
+    state::in_owner_process();
+    STATE.with(|s| match s.borrow().servers.get(&(id as u64)) {
+        Some(e) if e.handle.is_running() => {
+            list!(reopened = e.handle.reopen_log(), dropped = e.handle.access_log_dropped() as f64).into()
+        }
+        _ => list!(reopened = false, dropped = 0.0).into(),
     })
 }
 
@@ -539,6 +558,7 @@ extendr_module! {
     fn rookd_tls_self_signed;
     fn rookd_server_info;
     fn rookd_running_ids;
+    fn rookd_reopen_log;
     fn rookd_input_read;
     fn rookd_input_read_lines;
     fn rookd_input_rewind;
@@ -558,5 +578,6 @@ extendr_module! {
     fn rookd_async_settle;
     fn rookd_stream_settle;
     fn rookd_option_limits;
+    fn rookd_check_trusted_proxies;
     use statics;
 }

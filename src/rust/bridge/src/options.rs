@@ -15,11 +15,13 @@ use extendr_api::GetSexp;
 use extendr_api::{Error, Result};
 use rookd_engine::config::limits::FAR;
 use rookd_engine::config::options::{self, Kind};
+use rookd_engine::access_log::{AccessLogConfig, Format, Target};
+use rookd_engine::forwarded::TrustedProxies;
 use rookd_engine::ServerConfig;
 
 use crate::env::EnvOptions;
 use crate::rapi::r::{self, MainThread};
-use crate::rapi::SEXP;
+use crate::rapi::{type_of, CLOSXP, SEXP};
 use crate::rvalue::{self, Refused};
 
 /// What a server start needs from the options list.
@@ -135,6 +137,30 @@ fn path(o: &Opts, name: &str) -> Result<String> {
     Ok(p)
 }
 
+/// `access_log` (NULL: off; "stderr"; else a file path) with `access_log_format`.
+fn access_log(o: &Opts) -> Result<Option<AccessLogConfig>> {
+    // SAFETY: main thread (the token); the list is alive (borrowed), and its elements with it.
+    let is_function = match unsafe { r::list_get(o.main, o.list.get(), "access_log") } {
+        Some(v) => unsafe { type_of(v) == CLOSXP },
+        None => false,
+    };
+    let target = if is_function { vec![String::new()] } else { strings(o, "access_log")? };
+    let target = match target.as_slice() {
+        [] => return Ok(None),
+        [t] if is_function && t.is_empty() => Target::Host,
+        [t] if t == "stderr" => Target::Stderr,
+        [t] if !t.is_empty() => Target::File(t.into()),
+        _ => return Err(Error::Other("option `access_log` must be NULL, \"stderr\" or one file path".into())),
+    };
+    let fmt = strings(o, "access_log_format")?;
+    let format = match fmt.as_slice() {
+        [f] => Format::parse(f),
+        _ => None,
+    }
+    .ok_or_else(|| Error::Other("option `access_log_format` must be \"combined\", \"common\" or \"json\"".into()))?;
+    Ok(Some(AccessLogConfig { target, format }))
+}
+
 /// Read and check the options list (from `rookdOptions()`).
 pub fn settings(mt: MainThread, opts: &Robj) -> Result<Settings> {
     let o = &Opts { list: opts, main: mt };
@@ -182,6 +208,10 @@ pub fn settings(mt: MainThread, opts: &Robj) -> Result<Settings> {
         slow_request_warning: seconds(o, "slow_request_warning")?,
         drain_timeout: c.shutdown_grace,
     };
+    c.trusted_proxies = TrustedProxies::parse(&strings(o, "trusted_proxies")?)
+        .map_err(|e| Error::Other(format!("`trusted_proxies`: {e}")))?;
+    c.proxy_protocol = flag(o, "proxy_protocol")?;
+    c.access_log = access_log(o)?;
     if c.max_body_bytes > c.max_inflight_bytes as u64 {
         return Err(Error::Other("`max_body_bytes` must not exceed `max_inflight_bytes`".into()));
     }
@@ -210,10 +240,21 @@ pub fn table_for_r() -> Robj {
             Kind::Flag { default } => list!(kind = "flag", default = default).into(),
             Kind::Strings => list!(kind = "strings", default = Vec::<String>::new()).into(),
             Kind::Path => list!(kind = "path", default = "").into(),
+            Kind::Choice { choices } => list!(kind = "choice", default = choices[0], choices = choices.to_vec()).into(),
+            Kind::OptionalString => list!(kind = "optional_string", default = ()).into(),
         }
     });
     match List::from_names_and_values(names, specs) {
         Ok(l) => l.into(),
         Err(e) => list!(error = e.to_string()).into(),
+    }
+}
+
+/// `trusted_proxies` as R's `rookdOptions()` checks it: "" if every entry is an IP
+/// address, a network (CIDR) or "unix", else the message for the first bad one.
+pub fn check_trusted_proxies(entries: &[String]) -> String {
+    match TrustedProxies::parse(entries) {
+        Ok(_) => String::new(),
+        Err(e) => e.to_string(),
     }
 }

@@ -5,6 +5,9 @@
 //! it (and whose test checks that its documented defaults are these).
 use std::time::Duration;
 
+use crate::access_log::AccessLogConfig;
+use crate::forwarded::TrustedProxies;
+
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
     /// Request line + headers, in bytes (beyond: 431).
@@ -39,7 +42,14 @@ pub struct ServerConfig {
     pub h2: H2Config,
     pub ws: WsConfig,
     pub ops: OpsConfig,
+    /// Peers whose X-Forwarded-* / Forwarded headers (and PROXY headers) are believed.
+    pub trusted_proxies: TrustedProxies,
+    /// Every connection starts with a PROXY protocol (v1 or v2) header.
+    pub proxy_protocol: bool,
+    /// Where and how to write the access log; `None`: no log.
+    pub access_log: Option<AccessLogConfig>,
 }
+
 
 /// The engine's operational endpoints (`ops`): each path is off when empty.
 #[derive(Clone, Debug)]
@@ -188,6 +198,7 @@ pub mod defaults {
     /// A drain keeps accepting this long first (0: close the listener at once).
     pub const DRAIN_LAG: Duration = Duration::ZERO;
     pub const DRAIN_ON_SIGTERM: bool = true;
+    pub const PROXY_PROTOCOL: bool = false;
 }
 
 impl Default for WsConfig {
@@ -226,6 +237,9 @@ impl Default for ServerConfig {
             h2: H2Config::default(),
             ws: WsConfig::default(),
             ops: OpsConfig::default(),
+            trusted_proxies: TrustedProxies::default(),
+            proxy_protocol: defaults::PROXY_PROTOCOL,
+            access_log: None,
         }
     }
 }
@@ -319,6 +333,10 @@ pub mod options {
         Strings,
         /// A URL path starting with "/", or "" (off, the default).
         Path,
+        /// One of `choices` (a string); the default is the first.
+        Choice { choices: &'static [&'static str] },
+        /// NULL (the default: off) or one string (a file path, or a word like "stderr").
+        OptionalString,
     }
 
     #[derive(Clone, Copy, Debug)]
@@ -353,6 +371,14 @@ pub mod options {
 
     const fn path(name: &'static str) -> OptionSpec {
         OptionSpec { name, kind: Kind::Path }
+    }
+
+    const fn choice(name: &'static str, choices: &'static [&'static str]) -> OptionSpec {
+        OptionSpec { name, kind: Kind::Choice { choices } }
+    }
+
+    const fn optional_string(name: &'static str) -> OptionSpec {
+        OptionSpec { name, kind: Kind::OptionalString }
     }
 
     pub const OPTIONS: &[OptionSpec] = &[
@@ -399,6 +425,10 @@ pub mod options {
         path("status_path"),
         strings("metrics_allow"),
         seconds("slow_request_warning", Duration::ZERO, l::FAR, true),
+        strings("trusted_proxies"),
+        flag("proxy_protocol", d::PROXY_PROTOCOL),
+        optional_string("access_log"),
+        choice("access_log_format", &["combined", "common", "json"]),
     ];
 
     /// Is `p` a valid value for a [`Kind::Path`] option ("" or an absolute path)?
@@ -521,7 +551,8 @@ mod tests {
             match o.kind {
                 Kind::Count(c) => assert_eq!(c.check(c.default as f64), Some(c.default), "{}", o.name),
                 Kind::Seconds(s) => assert!(s.check(s.default.as_secs_f64()).is_some(), "{}", o.name),
-                Kind::Flag { .. } | Kind::Strings | Kind::Path => {}
+                Kind::Choice { choices } => assert!(!choices.is_empty(), "{}", o.name),
+                Kind::Flag { .. } | Kind::Strings | Kind::Path | Kind::OptionalString => {}
             }
         }
     }

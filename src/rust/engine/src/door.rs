@@ -82,6 +82,10 @@
 //!   thread drops them, the host's drop hook runs there; rookd's only queues a key and
 //!   schedules the release on R's thread through `later` (the bridge's `held.rs`), the
 //!   same loop that runs drains, not through the Door's queue.
+//! - **C10 Access-log batches** (writer thread → host): with `access_log` set to a host
+//!   callback, the access log's writer thread sends `AccessLogLines` (C1), one event per
+//!   batch of up to 1,000 lines, at most about once a second, and the last batch before
+//!   `ServerClosed`.
 //!
 //! [`budget::hold`]: crate::budget::hold
 //! [`WsCredit`]: crate::ws::WsCredit

@@ -10,4 +10,6 @@ pub enum EngineError {
     Runtime(io::Error),
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    AccessLog(#[from] crate::access_log::AccessLogError),
 }

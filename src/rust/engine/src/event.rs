@@ -7,6 +7,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, Uri, Version};
 use tokio::sync::oneshot;
 
+pub use crate::forwarded::ForwardedClient;
 pub use crate::ids::{RequestId, ServerId, StreamId};
 use crate::metrics::Stamp;
 use crate::request_slot::RequestSlot;
@@ -36,6 +37,9 @@ pub struct RequestHead {
     pub tls: Option<Arc<TlsInfo>>,
     /// When the host took the request from the Door (timing hook 3; set by the Door).
     pub taken: Stamp,
+    /// What a trusted proxy said about the client (X-Forwarded-*, Forwarded); `None`
+    /// when the peer is not trusted or said nothing usable.
+    pub client: Option<ForwardedClient>,
 }
 
 impl RequestHead {
@@ -109,4 +113,7 @@ pub enum Event {
     StreamEnd { stream: StreamId },
     /// A stopped server has closed its last connection: the host may drop its app.
     ServerClosed { server: ServerId },
+    /// A batch of access-log lines for the host (`access_log` set to an R function): at
+    /// most `access_log::HOST_BATCH` lines, about once a second at most, never per request.
+    AccessLogLines { server: ServerId, lines: Vec<String> },
 }

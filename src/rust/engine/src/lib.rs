@@ -5,6 +5,7 @@
 //! that come through the [`Door`] on its own main thread.
 //!
 //! The modules form layers that only import downwards; `src/rust/README.md` draws the map.
+pub mod access_log;
 pub mod body;
 pub mod budget;
 pub mod compress;
@@ -13,11 +14,13 @@ pub(crate) mod conn;
 pub mod door;
 pub mod error;
 pub mod event;
+pub mod forwarded;
 pub mod http_response;
 pub mod ids;
 pub mod listener;
 pub mod metrics;
 pub mod ops;
+pub mod proxy_protocol;
 mod request_slot;
 pub mod response;
 mod runtime;

@@ -7,6 +7,7 @@ use tokio::runtime::Handle;
 use tokio::sync::{oneshot, watch, Semaphore};
 use tokio::task::JoinSet;
 
+use crate::access_log::{AccessLog, Sink};
 use crate::budget::ByteBudget;
 use crate::config::ServerConfig;
 use crate::conn::serve_connection;
@@ -63,6 +64,23 @@ impl ServerHandle {
     pub fn reload_tls(&self, settings: Option<TlsSettings>) -> Result<Vec<String>, TlsReloadError> {
         let tls = self.tls.as_ref().ok_or(TlsReloadError::NotTls)?;
         Ok(tls.reload(settings)?)
+    }
+
+    /// Reopen the access log file (after logrotate moved it); `false` if the server has
+    /// no file log.
+    pub fn reopen_log(&self) -> bool {
+        match &self.shared.access_log {
+            Some(log) if log.is_file() => {
+                log.reopen();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Access-log records dropped because the writer fell behind.
+    pub fn access_log_dropped(&self) -> u64 {
+        self.shared.access_log.as_ref().map_or(0, AccessLog::dropped)
     }
 
     pub fn is_running(&self) -> bool {
@@ -171,7 +189,19 @@ pub(crate) fn start(
             Some(p),
         ),
     };
-    let (shared, ws_rx) = ServerShared::new(config, caps, door, budget, statics);
+    // A host callback's batches go through the Door; the server's id is known once
+    // `shared` exists, before any request can be logged.
+    let log_server = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sink: Sink = {
+        let (door, log_server) = (Arc::clone(&door), Arc::clone(&log_server));
+        Box::new(move |lines| {
+            let server = ServerId(log_server.load(std::sync::atomic::Ordering::Acquire));
+            door.send(Event::AccessLogLines { server, lines });
+        })
+    };
+    let access_log = config.access_log.as_ref().map(|c| AccessLog::open(c, Some(sink))).transpose()?;
+    let (shared, ws_rx) = ServerShared::new(config, caps, door, budget, statics, access_log);
+    log_server.store(shared.id.0, std::sync::atomic::Ordering::Release);
     let (stop_tx, stop_rx) = oneshot::channel();
     let (closed_tx, closed_rx) = std::sync::mpsc::channel();
     let local_endpoint = match &local {
@@ -203,6 +233,7 @@ async fn accept_loop(
     tls: Option<Arc<TlsAcceptor>>,
 ) {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    reopen_log_on_sighup(&shared);
     let permits = Arc::new(Semaphore::new(shared.config.max_connections.max(1)));
     let mut conns = JoinSet::new();
     loop {
@@ -288,7 +319,32 @@ async fn accept_loop(
     // (bounded too) so the host hears every WsClosed before ServerClosed.
     let ws_bound = grace.max(shared.config.ws.close_timeout) + Duration::from_secs(1);
     let _ = tokio::time::timeout(ws_bound, ws_sessions.recv()).await;
+    if let Some(log) = &shared.access_log {
+        log.flush().await;
+    }
     shared.door.send(Event::ServerClosed { server: shared.id });
+}
+
+/// With a file access log, SIGHUP reopens it (as nginx does), for logrotate. The task
+/// holds the server weakly and ends at the first signal after the server is gone.
+fn reopen_log_on_sighup(shared: &Arc<ServerShared>) {
+    if !shared.access_log.as_ref().is_some_and(AccessLog::is_file) {
+        return;
+    }
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+    let weak = Arc::downgrade(shared);
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match weak.upgrade() {
+                Some(s) => {
+                    if let Some(log) = &s.access_log {
+                        log.reopen();
+                    }
+                }
+                None => return,
+            }
+        }
+    });
 }
 
 fn is_transient_accept_error(e: &std::io::Error) -> bool {

@@ -10,6 +10,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::sync::oneshot;
 
+use crate::access_log::Pending;
 use crate::body::{FileBody, HostStream, ResponseBody};
 use crate::budget::{self, ByteBudget, Reservation};
 use crate::door::Door;
@@ -18,6 +19,7 @@ use crate::http_response::{plain, HttpResponse};
 use crate::metrics::{Reject, RequestRecord, RequestTiming};
 use crate::response::{Body, Response};
 use crate::shared::ServerShared;
+use crate::forwarded::{self, ForwardedClient};
 use crate::{compress, ops, ws};
 
 /// What every request on one connection shares.
@@ -28,29 +30,93 @@ pub(crate) struct ConnCtx {
     pub(crate) tls: Option<Arc<crate::tls::TlsInfo>>,
 }
 
-/// Answer one request; the record, if any, is finished (counted) when its response
-/// body ends. The engine's operational endpoints are answered first and not counted.
-pub(crate) async fn handle(
-    ctx: Arc<ConnCtx>,
-    req: Request<Incoming>,
-) -> Result<(HttpResponse, Option<RequestRecord>), Infallible> {
+/// Answer one request, and say what is left to do when its response body ends (see
+/// [`RequestEnd`]). The engine's operational endpoints are answered first, neither
+/// counted nor logged.
+pub(crate) async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<(HttpResponse, RequestEnd), Infallible> {
     // Timing hook 1: the request starts.
     let mut timing = RequestTiming::start();
     if let Some(resp) = ops::answer(&ctx.shared, &ctx.remote, &req) {
-        return Ok((resp, None));
+        return Ok((resp, RequestEnd::default()));
     }
+    let client = forwarded_client(&ctx, req.headers());
     let method = req.method().clone();
     let metrics = Arc::clone(&ctx.shared.metrics);
-    let resp = handle_request(ctx, req, &mut timing).await;
+    let (req, id, mut log) = match ctx.shared.access_log.as_ref() {
+        None => (req, None, None),
+        Some(log) => {
+            let id = ctx.shared.next_request_id();
+            let addr = client.as_ref().and_then(|c| c.addr).map(|a| a.to_string()).or_else(|| match &ctx.remote {
+                Endpoint::Tcp(a) => Some(canonical(a.ip()).to_string()),
+                Endpoint::Unix => None,
+            });
+            let (parts, body) = req.into_parts();
+            let pending = log.start(&parts, addr, Some(id.0));
+            (Request::from_parts(parts, body), Some(id), Some(pending))
+        }
+    };
+    let resp = handle_request(ctx, req, client, id, &mut timing).await;
+    if let Some(l) = log.as_mut() {
+        l.set_status(resp.status().as_u16());
+    }
     let streamed = matches!(resp.body(), ResponseBody::Stream(_));
     let record = RequestRecord::new(&metrics, &method, resp.status(), streamed, timing);
-    Ok((resp, Some(record)))
+    Ok((resp, RequestEnd { record: Some(record), log }))
+}
+
+/// What a request leaves for the end of its response body (written, or dropped because
+/// the client left), whichever protocol carries it: count it in the server's metrics
+/// (timing hook 5) and send its access-log line, with the R times the metrics measured.
+#[derive(Default)]
+pub(crate) struct RequestEnd {
+    record: Option<RequestRecord>,
+    log: Option<Pending>,
+}
+
+impl RequestEnd {
+    /// Body bytes written (for the access log's byte count).
+    pub(crate) fn add_bytes(&mut self, n: usize) {
+        if let Some(l) = self.log.as_mut() {
+            l.add_bytes(n);
+        }
+    }
+}
+
+impl Drop for RequestEnd {
+    fn drop(&mut self) {
+        let timing = self.record.take().map(RequestRecord::finish);
+        if let Some(mut log) = self.log.take() {
+            if let Some(t) = timing {
+                log.set_r_times(t.queued_for_r(), t.in_r());
+            }
+        }
+    }
 }
 
 /// The engine refuses a request itself: counted by reason.
 fn refuse(shared: &ServerShared, why: Reject, resp: HttpResponse) -> HttpResponse {
     shared.metrics.reject(why);
     resp
+}
+
+fn canonical(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// What a trusted proxy says about the client; no work at all without `trusted_proxies`.
+fn forwarded_client(ctx: &ConnCtx, headers: &http::HeaderMap) -> Option<ForwardedClient> {
+    let trusted = &ctx.shared.config.trusted_proxies;
+    if trusted.is_empty() {
+        return None;
+    }
+    let peer = match &ctx.remote {
+        Endpoint::Tcp(a) => Some(a.ip()),
+        Endpoint::Unix => None,
+    };
+    forwarded::resolve(trusted, peer, headers)
 }
 
 /// Tells the host to forget a request it saw in onHeaders, unless the request went on to
@@ -70,7 +136,13 @@ impl Drop for AbandonGuard {
     }
 }
 
-async fn handle_request(ctx: Arc<ConnCtx>, mut req: Request<Incoming>, timing: &mut RequestTiming) -> HttpResponse {
+async fn handle_request(
+    ctx: Arc<ConnCtx>,
+    mut req: Request<Incoming>,
+    client: Option<ForwardedClient>,
+    id: Option<RequestId>,
+    timing: &mut RequestTiming,
+) -> HttpResponse {
     let shared = &ctx.shared;
     if shared.is_stopping() {
         return refuse(shared, Reject::Busy, plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n"));
@@ -97,7 +169,7 @@ async fn handle_request(ctx: Arc<ConnCtx>, mut req: Request<Incoming>, timing: &
     let (parts, body) = req.into_parts();
     let head = Arc::new(RequestHead {
         server: shared.id,
-        id: shared.next_request_id(),
+        id: id.unwrap_or_else(|| shared.next_request_id()),
         method: parts.method,
         uri: parts.uri,
         version: parts.version,
@@ -106,6 +178,7 @@ async fn handle_request(ctx: Arc<ConnCtx>, mut req: Request<Incoming>, timing: &
         remote: ctx.remote.clone(),
         tls: ctx.tls.clone(),
         taken: Default::default(),
+        client,
     });
     let accept_encoding = head.headers.get(http::header::ACCEPT_ENCODING).cloned();
     let is_head = head.method == Method::HEAD;

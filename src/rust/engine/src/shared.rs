@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, watch};
 
+use crate::access_log::AccessLog;
 use crate::budget::ByteBudget;
 use crate::config::ServerConfig;
 use crate::door::Door;
@@ -37,6 +38,8 @@ pub(crate) struct ServerShared {
     pub(crate) metrics: Arc<ServerMetrics>,
     /// Health, readiness, metrics and status paths.
     pub(crate) ops: OpsPaths,
+    /// `None` when the access log is off (the default).
+    pub(crate) access_log: Option<AccessLog>,
     request_ids: RequestIds,
     stopping: AtomicBool,
     /// A drain has begun: readiness fails from now on.
@@ -61,6 +64,7 @@ impl ServerShared {
         door: Arc<Door>,
         budget: Arc<ByteBudget>,
         statics: StaticPaths,
+        access_log: Option<AccessLog>,
     ) -> (Arc<ServerShared>, SessionsDone) {
         let id = ServerId::next();
         let (ws_tx, ws_rx) = mpsc::channel(1);
@@ -74,6 +78,7 @@ impl ServerShared {
             statics: StaticPathsHandle::new(statics),
             metrics: Arc::new(ServerMetrics::default()),
             ops,
+            access_log,
             request_ids: RequestIds::new(id),
             stopping: AtomicBool::new(false),
             draining: AtomicBool::new(false),

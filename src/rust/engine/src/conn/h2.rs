@@ -28,8 +28,7 @@ use super::io::ConnIo;
 use super::BoxedResponseFuture;
 use crate::body::ResponseBody;
 use crate::http_response::plain;
-use crate::metrics::RequestRecord;
-use crate::service;
+use crate::service::{self, RequestEnd};
 use crate::shared::ServerShared;
 
 /// How long a connection told to go away (idle, or the server stopping) may take to say
@@ -67,14 +66,14 @@ pub(super) async fn serve<IO>(
         if req.headers().len() > max_headers {
             conn_ctx.shared.metrics.reject(crate::metrics::Reject::HeadTooLarge);
             let resp = plain(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "Request Header Fields Too Large\n");
-            return Box::pin(async move { Ok(resp.map(|b| StreamBody { inner: b, record: None, _active: active })) })
+            return Box::pin(async move { Ok(resp.map(|b| StreamBody { inner: b, end: None, _active: active })) })
                 as BoxedResponseFuture<StreamBody>;
         }
         host_from_authority(&mut req);
         let fut = service::handle(Arc::clone(&conn_ctx), req);
         Box::pin(async move {
-            let (resp, record) = fut.await?;
-            Ok::<_, Infallible>(resp.map(|b| StreamBody { inner: b, record, _active: active }))
+            let (resp, end) = fut.await?;
+            Ok::<_, Infallible>(resp.map(|b| StreamBody { inner: b, end: Some(end), _active: active }))
         }) as BoxedResponseFuture<StreamBody>
     });
     let conn = builder.serve_connection(TokioIo::new(io), svc);
@@ -157,20 +156,12 @@ impl Drop for Active {
 }
 
 /// A stream's response body, counted as active until it is done.
-/// A stream's response body: finishes its request's record (counted with its total
-/// time, timing hook 5) when written or dropped, and keeps the stream active until then.
+/// A stream's response body: ends its request ([`RequestEnd`]: counted, timing hook 5,
+/// and logged) when written or dropped, and keeps the stream active until then.
 pub(super) struct StreamBody {
     inner: ResponseBody,
-    record: Option<RequestRecord>,
+    end: Option<RequestEnd>,
     _active: Active,
-}
-
-impl Drop for StreamBody {
-    fn drop(&mut self) {
-        if let Some(r) = self.record.take() {
-            r.finish();
-        }
-    }
 }
 
 impl Body for StreamBody {
@@ -179,10 +170,14 @@ impl Body for StreamBody {
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let r = Pin::new(&mut self.inner).poll_frame(cx);
-        if matches!(r, Poll::Ready(None)) {
-            if let Some(rec) = self.record.take() {
-                rec.finish();
+        match &r {
+            Poll::Ready(None) => drop(self.end.take()),
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(end), Some(data)) = (self.end.as_mut(), frame.data_ref()) {
+                    end.add_bytes(data.len());
+                }
             }
+            _ => {}
         }
         r
     }

@@ -25,6 +25,7 @@ use crate::body::ResponseBody;
 use crate::event::Endpoint;
 use crate::http_response::plain_on_wire;
 use crate::metrics::Reject;
+use crate::proxy_protocol::{self, ProxyHeader};
 use crate::service;
 use crate::shared::ServerShared;
 
@@ -45,7 +46,7 @@ type BoxedResponseFuture<B> =
 /// Serve one connection until it closes: with hyper while it is busy, parked while it is
 /// idle (see the loop's comment).
 pub(crate) async fn serve_connection<IO>(
-    io: IO,
+    mut io: IO,
     shared: Arc<ServerShared>,
     local: Endpoint,
     remote: Endpoint,
@@ -56,10 +57,19 @@ pub(crate) async fn serve_connection<IO>(
 {
     let cfg = &shared.config;
     let _open = shared.metrics.connection();
+    let (remote, pre) = if cfg.proxy_protocol {
+        match proxy_header(&mut io, &shared, remote).await {
+            Some(r) => r,
+            None => return,
+        }
+    } else {
+        (remote, Bytes::new())
+    };
     let state = Arc::new(ConnState::new(cfg.header_timeout, cfg.keepalive_timeout));
     let conn_ctx = Arc::new(service::ConnCtx { shared: Arc::clone(&shared), local, remote, tls });
     let mut io = ConnIo::new(io, Arc::clone(&state), Arc::clone(&shared.metrics));
-    if cfg.http2 {
+    io.pre = pre;
+    if cfg.http2 && io.pre.is_empty() {
         // The connection's first read, here instead of in hyper: an HTTP/2 client opens
         // with the preface; anything else goes to HTTP/1.1 with the bytes replayed.
         let sniffed = tokio::select! {
@@ -106,6 +116,33 @@ pub(crate) async fn serve_connection<IO>(
     }
 }
 
+/// With `proxy_protocol`: read the PROXY header (within `header_timeout`) and return the
+/// client's address and the bytes read past the header. `None`: close the connection
+/// (no valid header in time, or, when `trusted_proxies` is set, a peer not in it: an
+/// untrusted peer must not be able to claim an address).
+async fn proxy_header<IO: AsyncRead + Unpin>(
+    io: &mut IO,
+    shared: &ServerShared,
+    remote: Endpoint,
+) -> Option<(Endpoint, Bytes)> {
+    let trusted = &shared.config.trusted_proxies;
+    if !trusted.is_empty() {
+        let peer = match &remote {
+            Endpoint::Tcp(a) => Some(a.ip()),
+            Endpoint::Unix => None,
+        };
+        if !trusted.trusts_peer(peer) {
+            return None;
+        }
+    }
+    let (header, pre) = proxy_protocol::read_header(io, shared.config.header_timeout).await.ok()?;
+    let remote = match header {
+        ProxyHeader::Proxied { source, .. } => Endpoint::Tcp(source),
+        ProxyHeader::Local => remote,
+    };
+    Some((remote, pre))
+}
+
 /// Serve with hyper until the connection ends (`None`) or is idle between requests with
 /// nothing left to write (`Some(io)`: park it).
 async fn serve_hyper<IO>(
@@ -150,8 +187,8 @@ where
         let state = Arc::clone(&svc_state);
         let fut = service::handle(Arc::clone(&conn_ctx), req);
         Box::pin(async move {
-            let (resp, record) = fut.await?;
-            Ok::<_, std::convert::Infallible>(resp.map(|b| ClockedBody::new(b, state, record)))
+            let (resp, end) = fut.await?;
+            Ok::<_, std::convert::Infallible>(resp.map(|b| ClockedBody::new(b, state, end)))
         }) as BoxedResponseFuture<ClockedBody<ResponseBody>>
     });
     let mut conn = builder.serve_connection(TokioIo::new(io), svc).with_upgrades();

@@ -84,6 +84,7 @@ fn shared() -> Arc<ServerShared> {
         Door::new(Arc::new(|| {})),
         ByteBudget::new(),
         StaticPaths::default(),
+        None,
     );
     shared
 }

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
 use super::clock::{ConnClock, Phase};
-use crate::metrics::RequestRecord;
+use crate::service::RequestEnd;
 
 pub(crate) struct ConnState {
     pub(crate) clock: ConnClock,
@@ -71,26 +71,24 @@ impl ConnState {
 }
 
 /// A response body that tells the connection's clock when it is done (fully written or
-/// dropped), and finishes its request's record then (timing hook 5: the request is
-/// counted with its total time).
+/// dropped), and ends its request then ([`RequestEnd`]: counted with its total time,
+/// timing hook 5, and logged with the bytes written).
 pub(crate) struct ClockedBody<B> {
     inner: B,
     state: Arc<ConnState>,
-    record: Option<RequestRecord>,
+    end: Option<RequestEnd>,
 }
 
 impl<B> ClockedBody<B> {
-    pub(crate) fn new(inner: B, state: Arc<ConnState>, record: Option<RequestRecord>) -> Self {
-        ClockedBody { inner, state, record }
+    pub(crate) fn new(inner: B, state: Arc<ConnState>, end: RequestEnd) -> Self {
+        ClockedBody { inner, state, end: Some(end) }
     }
 }
 
 impl<B> Drop for ClockedBody<B> {
     fn drop(&mut self) {
         self.state.clock.on_response_done();
-        if let Some(r) = self.record.take() {
-            r.finish();
-        }
+        drop(self.end.take());
     }
 }
 
@@ -100,11 +98,18 @@ impl<B: Body<Data = Bytes> + Unpin> Body for ClockedBody<B> {
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let r = Pin::new(&mut self.inner).poll_frame(cx);
-        if matches!(r, Poll::Ready(None)) {
-            self.state.clock.on_response_done();
-            if let Some(rec) = self.record.take() {
-                rec.finish();
+        match &r {
+            Poll::Ready(None) => {
+                self.state.clock.on_response_done();
+                // Ended now, not when hyper drops the body (it may keep it a while).
+                drop(self.end.take());
             }
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(end), Some(data)) = (self.end.as_mut(), frame.data_ref()) {
+                    end.add_bytes(data.len());
+                }
+            }
+            _ => {}
         }
         r
     }

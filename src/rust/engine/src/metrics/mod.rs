@@ -222,10 +222,12 @@ impl RequestRecord {
         }
     }
 
-    /// Hook 5: the response is written (or the client left); count it.
-    pub fn finish(mut self) {
+    /// Hook 5: the response is written (or the client left); count it. Returns the
+    /// request's timing (for the access log).
+    pub fn finish(mut self) -> RequestTiming {
         self.timing.end = Some(Instant::now());
         self.metrics.finish(&self);
+        self.timing
     }
 }
 

@@ -186,6 +186,7 @@ mod tests {
             remote: Endpoint::Unix,
             tls: None,
             taken: Default::default(),
+            client: None,
         }
     }
 
