@@ -53,6 +53,10 @@
 #' @param compression Gzip compressible responses (text, JSON, JavaScript, SVG, ...) of
 #'   at least 1 KiB when the client accepts it. Bodies of 64 KiB or more are compressed
 #'   on a worker thread, never on the threads that serve connections.
+#' @param reuse_port Bind with `SO_REUSEPORT`, so that several processes (each started
+#'   with it) share one port and the kernel spreads connections over them: N independent
+#'   rookd processes under systemd or Kubernetes. Without it a second bind is an
+#'   "address in use" error. (One machine's pool: see [serveWorkers()].)
 #' @param threads I/O threads of the engine (fixed by the first server started).
 #'   [1, 64]
 #' @param ws_max_message_bytes Largest WebSocket message accepted; larger closes with 1009.
@@ -93,6 +97,7 @@ rookdOptions <- function(max_header_bytes = 96 * 1024,
                          shutdown_grace = 5,
                          query_string_question_mark = FALSE,
                          compression = TRUE,
+                         reuse_port = FALSE,
                          threads = 2,
                          ws_max_message_bytes = 64 * 1024^2,
                          ws_max_outgoing_bytes = 64 * 1024^2,

@@ -25,6 +25,7 @@ mod held;
 mod input;
 mod main_thread;
 mod options;
+mod pool;
 mod rapi;
 mod reply;
 mod rvalue;
@@ -330,6 +331,7 @@ fn rookd_shutdown() {
     if !state::in_owner_process() {
         return;
     }
+    pool::stop_all();
     let (servers, engine) = STATE.with(|s| {
         let mut s = s.borrow_mut();
         (std::mem::take(&mut s.servers), s.engine.take())
@@ -431,4 +433,5 @@ extendr_module! {
     fn rookd_stream_settle;
     fn rookd_option_limits;
     use statics;
+    use pool;
 }

@@ -116,6 +116,7 @@ pub fn settings(mt: MainThread, opts: &Robj) -> Result<Settings> {
         max_inflight_bytes: size(o, "max_inflight_bytes")?,
         shutdown_grace: seconds(o, "shutdown_grace")?.unwrap_or(Duration::ZERO),
         compression: flag(o, "compression")?,
+        reuse_port: flag(o, "reuse_port")?,
         ..ServerConfig::default()
     };
     c.ws.max_message_bytes = size(o, "ws_max_message_bytes")?;

@@ -31,6 +31,8 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Compress (gzip) compressible responses when the client accepts it.
     pub compression: bool,
+    /// Bind TCP listeners with SO_REUSEPORT (several processes share one port).
+    pub reuse_port: bool,
     pub ws: WsConfig,
 }
 
@@ -81,6 +83,7 @@ pub mod defaults {
     /// Rook's QUERY_STRING has no leading "?" (httpuv's has; the option restores it).
     pub const QUERY_STRING_QUESTION_MARK: bool = false;
     pub const COMPRESSION: bool = true;
+    pub const REUSE_PORT: bool = false;
     /// The engine's I/O threads (fixed by the first server started).
     pub const THREADS: usize = 2;
     pub const WS_MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
@@ -122,6 +125,7 @@ impl Default for ServerConfig {
             max_inflight_bytes: defaults::MAX_INFLIGHT_BYTES,
             shutdown_grace: defaults::SHUTDOWN_GRACE,
             compression: defaults::COMPRESSION,
+            reuse_port: defaults::REUSE_PORT,
             ws: WsConfig::default(),
         }
     }
@@ -249,6 +253,7 @@ pub mod options {
         seconds("shutdown_grace", d::SHUTDOWN_GRACE, l::MAX_SHUTDOWN_GRACE, false),
         flag("query_string_question_mark", d::QUERY_STRING_QUESTION_MARK),
         flag("compression", d::COMPRESSION),
+        flag("reuse_port", d::REUSE_PORT),
         count("threads", d::THREADS as u64, usizes(l::THREADS)),
         count("ws_max_message_bytes", d::WS_MAX_MESSAGE_BYTES as u64, usizes(l::WS_MAX_MESSAGE_BYTES)),
         count("ws_max_outgoing_bytes", d::WS_MAX_OUTGOING_BYTES as u64, usizes(l::WS_MAX_OUTGOING_BYTES)),

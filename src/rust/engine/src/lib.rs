@@ -16,6 +16,7 @@ pub mod event;
 pub mod http_response;
 pub mod ids;
 pub mod listener;
+pub mod pool;
 mod request_slot;
 pub mod response;
 mod runtime;

@@ -84,7 +84,7 @@ pub(crate) fn start(
     // Whatever the host passed, no setting can overflow a timer or size an allocation
     // without bound (R checks the same ranges first, with a message naming the option).
     let config = config.sanitized();
-    let (std_listener, local) = listener::bind(target)?;
+    let (std_listener, local) = listener::bind_with(target, config.reuse_port)?;
     let _enter = rt.enter();
     let (listener, unix_path) = match std_listener {
         StdListener::Tcp(l) => (
