@@ -25,8 +25,12 @@
 #' ones (requests and WebSockets in flight finish, for up to `drain_timeout` seconds).
 #'
 #' @section Backpressure:
-#' A worker takes `worker_concurrency` requests at once (1: R serves one at a time;
-#' more helps apps that answer with promises). When all are full, up to `queue_max`
+#' A worker takes `worker_concurrency` requests at once. R serves one at a time, but
+#' with 2 (the default) the next request is already at the worker while R answers the
+#' current one, so the hop to the worker overlaps R's work (hello world through the front
+#' measured 5,100 to 6,300 req/s with 2 against 3,200 to 4,900 with 1); 1 gives the
+#' strictest least-busy routing (a request never waits behind a slow one while another
+#' worker is free); more helps apps that answer with promises. When all are full, up to `queue_max`
 #' requests wait, each up to `queue_timeout` seconds; others get
 #' `503 Service Unavailable` with `Retry-After: 1`.
 #'
@@ -64,7 +68,7 @@
 #' @export
 startWorkers <- function(app, workers = 2L, host = "127.0.0.1", port = 8080L,
                          type = c("auto", "rook", "shiny", "plumber"), sticky = NULL,
-                         worker_concurrency = 1L, queue_max = 1000L, queue_timeout = 30,
+                         worker_concurrency = 2L, queue_max = 1000L, queue_timeout = 30,
                          worker_timeout = 60, max_requests = 0, max_rss_mb = 0,
                          startup_timeout = 60, drain_timeout = 30, reuse_port = FALSE,
                          quiet = FALSE) {

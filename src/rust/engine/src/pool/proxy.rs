@@ -264,3 +264,50 @@ impl Body for ProxyBody {
         self.inner.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn finds_the_cookie_among_others_and_headers() {
+        let h = headers(&[("cookie", "a=1; rookd_worker=w2"), ("cookie", "b=2")]);
+        assert_eq!(cookie_value(&h, "rookd_worker").as_deref(), Some("w2"));
+        assert_eq!(cookie_value(&h, "b").as_deref(), Some("2"));
+        assert_eq!(cookie_value(&h, "rookd"), None);
+        assert_eq!(cookie_value(&headers(&[("cookie", "garbage")]), "rookd_worker"), None);
+    }
+
+    #[test]
+    fn upgrade_needs_both_headers() {
+        assert!(is_upgrade(&headers(&[("connection", "keep-alive, Upgrade"), ("upgrade", "websocket")])));
+        assert!(!is_upgrade(&headers(&[("upgrade", "websocket")])));
+        assert!(!is_upgrade(&headers(&[("connection", "upgrade")])));
+    }
+
+    #[test]
+    fn hop_by_hop_headers_stay_at_the_front() {
+        let mut h = headers(&[
+            ("connection", "close, x-secret"),
+            ("x-secret", "1"),
+            ("keep-alive", "timeout=5"),
+            ("te", "trailers"),
+            ("upgrade", "h2c"),
+            ("accept", "*/*"),
+        ]);
+        strip_hop_by_hop(&mut h, false);
+        let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["accept"]);
+        let mut ws = headers(&[("connection", "Upgrade"), ("upgrade", "websocket"), ("sec-websocket-key", "k")]);
+        strip_hop_by_hop(&mut ws, true);
+        assert!(ws.contains_key("connection") && ws.contains_key("upgrade") && ws.contains_key("sec-websocket-key"));
+    }
+}
