@@ -242,3 +242,26 @@ test_that("reuse_port: two processes share a port with it; without it the second
   on.exit(stopServer(s), add = TRUE)
   expect_true(s$isRunning())
 })
+
+test_that("a hung worker: 502 after worker_timeout, and it is replaced", {
+  code <- 'app <- function(req) {
+    if (identical(req$PATH_INFO, "/hang")) Sys.sleep(60)
+    list(status = 200L, headers = list(), body = as.character(Sys.getpid()))
+  }'
+  p <- local_pool(code, workers = 1, worker_timeout = 1)
+  expect_output(print(p), "worker pool.*1 ready of 1 workers")
+  hung <- p$workers()$pid
+  r <- http_req(pool_url(p, "/hang"), timeout = 20)
+  expect_equal(r$status, 502)
+  wait_until(function() { w <- p$workers(); nrow(w) == 1 && w$state == "ready" && w$pid != hung },
+             timeout = 30, what = "the hung worker's replacement")
+  expect_equal(http_req(pool_url(p))$status, 200)
+  expect_false(hung %in% p$workers()$pid)
+})
+
+test_that("max_rss_mb recycles a worker that is too big, serving meanwhile", {
+  p <- local_pool(workers = 1, max_rss_mb = 1)   # every R process is bigger than 1 MiB
+  wait_until(function() p$stats()$workers_recycled >= 2, timeout = 30, what = "two recycles")
+  expect_equal(http_req(pool_url(p))$status, 200)
+  expect_equal(p$stats()$bad_gateway, 0)
+})
