@@ -50,6 +50,8 @@
 #'   new worker may take to start serving, and a draining worker may keep requests.
 #' @param max_requests,max_rss_mb Recycle a worker after this many requests, or above
 #'   this many MiB resident (`0`: never).
+#' @param threads The front's I/O threads. [1, 64]; 1 (the default) costs least per
+#'   request (no wake-ups across threads); more for many workers on many cores.
 #' @param reuse_port Bind the front with `SO_REUSEPORT` (see [rookdOptions()]).
 #' @param quiet If `FALSE`, the workers' output goes to this process's stderr, each
 #'   line prefixed with `[worker N]`.
@@ -71,7 +73,7 @@ startWorkers <- function(app, workers = 2L, host = "127.0.0.1", port = 8080L,
                          worker_concurrency = 2L, queue_max = 1000L, queue_timeout = 30,
                          worker_timeout = 60, max_requests = 0, max_rss_mb = 0,
                          startup_timeout = 60, drain_timeout = 30, reuse_port = FALSE,
-                         quiet = FALSE) {
+                         threads = 1L, quiet = FALSE) {
   if (!is.character(app) || length(app) != 1 || is.na(app) || !file.exists(app)) {
     stop("`app` must be the path of an existing app file or Shiny app directory.", call. = FALSE)
   }
@@ -90,7 +92,7 @@ startWorkers <- function(app, workers = 2L, host = "127.0.0.1", port = 8080L,
   }
   for (nm in c("workers", "port", "worker_concurrency", "queue_max", "queue_timeout",
                "worker_timeout", "max_requests", "max_rss_mb", "startup_timeout",
-               "drain_timeout")) {
+               "drain_timeout", "threads")) {
     v <- get(nm)
     if (!is.numeric(v) || length(v) != 1 || is.na(v)) {
       stop("`", nm, "` must be a single number.", call. = FALSE)
@@ -104,7 +106,7 @@ startWorkers <- function(app, workers = 2L, host = "127.0.0.1", port = 8080L,
   args <- c("--no-save", "--no-restore", "-e", "rookd:::worker_main()")
   settings <- as.numeric(c(workers, worker_concurrency, queue_max, queue_timeout,
                            worker_timeout, max_requests, max_rss_mb, startup_timeout,
-                           drain_timeout))
+                           drain_timeout, threads))
   id <- rookd_pool_start(host, as.numeric(port), program, args, names(env), unname(env),
                          sticky, "rookd_worker", settings, !quiet, reuse_port)
   pool <- new_pool(id, app, type)

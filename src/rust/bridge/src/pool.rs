@@ -60,10 +60,10 @@ fn rookd_pool_start(
         "ip" => Sticky::Ip,
         other => return Err(Error::Other(format!("`sticky` must be \"none\", \"cookie\" or \"ip\", not {other:?}"))),
     };
-    let [workers, concurrency, queue_max, queue_timeout, worker_timeout, max_requests, max_rss_mb, startup_timeout, drain_timeout] =
+    let [workers, concurrency, queue_max, queue_timeout, worker_timeout, max_requests, max_rss_mb, startup_timeout, drain_timeout, threads] =
         settings[..]
     else {
-        return Err(Error::Other("rookd_pool_start: settings must have 9 numbers".into()));
+        return Err(Error::Other("rookd_pool_start: settings must have 10 numbers".into()));
     };
     let cfg = PoolConfig {
         host: host.to_string(),
@@ -85,6 +85,7 @@ fn rookd_pool_start(
         startup_timeout: secs("startup_timeout", startup_timeout)?,
         drain_timeout: secs("drain_timeout", drain_timeout)?,
         forward_output,
+        threads: count("threads", threads, 1.0, 64.0)? as usize,
     };
     let handle = PoolHandle::start(cfg, reuse_port).map_err(|e| Error::Other(e.to_string()))?;
     let id = NEXT_ID.with(|n| {

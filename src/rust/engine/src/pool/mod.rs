@@ -66,6 +66,9 @@ pub struct PoolConfig {
     pub drain_timeout: Duration,
     /// Forward worker output to our stderr (prefixed with the worker's id).
     pub forward_output: bool,
+    /// The front's I/O threads. One is cheapest per request (no wake-ups across
+    /// threads: measured 57 against 78 µs of front CPU per hello-world request with 2).
+    pub threads: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +77,8 @@ pub enum PoolError {
     Engine(#[from] crate::error::EngineError),
     #[error("the pool needs at least one worker")]
     NoWorkers,
+    #[error("the pool's front listens on TCP only")]
+    NotTcp,
 }
 
 /// One worker as the host sees it (a snapshot).
@@ -168,9 +173,9 @@ impl PoolHandle {
         let target = BindTarget::Tcp { host: cfg.host.clone(), port: cfg.port };
         let (std_listener, local) = listener::bind_with(&target, reuse_port)?;
         let (StdListener::Tcp(l), LocalAddr::Tcp(local)) = (std_listener, local) else {
-            return Err(PoolError::NoWorkers);
+            return Err(PoolError::NotTcp);
         };
-        let rt = crate::runtime::build(2).map_err(crate::error::EngineError::Runtime)?;
+        let rt = crate::runtime::build(cfg.threads.max(1)).map_err(crate::error::EngineError::Runtime)?;
         let listener = {
             let _enter = rt.enter();
             tokio::net::TcpListener::from_std(l)
