@@ -94,12 +94,15 @@ impl Worker {
         // SAFETY: the closure runs in the child between fork and exec and calls only
         // async-signal-safe functions (sigfillset, pthread_sigmask, prctl) on its own data.
         // The I/O threads block every signal and a child inherits the mask; the worker
-        // must see SIGTERM/SIGINT again. PDEATHSIG stops the worker if the front dies.
+        // must see SIGTERM/SIGINT again. PDEATHSIG (Linux) stops the worker if the front
+        // dies; it fires when the spawning thread exits, and workers are spawned only by
+        // the supervisor task, on the pool runtime's threads, which live as long as it.
         unsafe {
             cmd.pre_exec(|| {
                 let mut set: libc::sigset_t = std::mem::zeroed();
                 libc::sigfillset(&mut set);
                 libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+                #[cfg(target_os = "linux")]
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong);
                 Ok(())
             });
