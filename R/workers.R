@@ -16,8 +16,9 @@
 #' address over the workers.
 #'
 #' @section Health and recovery:
-#' A worker that exits, refuses a connection or does not answer a request within
-#' `worker_timeout` seconds is replaced; its requests in flight get `502` at once (when
+#' A worker that exits, refuses a connection (checked every 2 s, and on every new
+#' connection to it) or does not answer a request within `worker_timeout` seconds is
+#' replaced; its requests in flight get `502` at once (when
 #' it exits) or after `worker_timeout` (when it hangs). A worker is recycled, the new
 #' one first and the old one drained, after `max_requests` requests or above
 #' `max_rss_mb` MiB resident. `$reload()` starts a new generation of workers (which load

@@ -265,3 +265,16 @@ test_that("max_rss_mb recycles a worker that is too big, serving meanwhile", {
   expect_equal(http_req(pool_url(p))$status, 200)
   expect_equal(p$stats()$bad_gateway, 0)
 })
+
+test_that("a worker that stops accepting connections is replaced without a request finding it", {
+  code <- 'app <- function(req) {
+    if (identical(req$PATH_INFO, "/close")) later::later(function() rookd::stopAllServers(), 0.2)
+    list(status = 200L, headers = list(), body = as.character(Sys.getpid()))
+  }'
+  p <- local_pool(code, workers = 1)
+  closing <- pid_of(http_req(pool_url(p, "/close")))
+  wait_until(function() { w <- p$workers(); nrow(w) == 1 && w$state == "ready" && w$pid != closing },
+             timeout = 30, what = "the closed worker's replacement")
+  expect_false(pid_of(http_req(pool_url(p))) == closing)
+  expect_equal(p$stats()$workers_replaced, 1)
+})

@@ -11,19 +11,27 @@ use super::Shared;
 
 const TICK: Duration = Duration::from_millis(50);
 const RSS_EVERY: Duration = Duration::from_secs(1);
+/// Serving workers are checked this often for accepting connections (a worker that
+/// gets no requests would otherwise only be found dead by the next request).
+const HEALTH_EVERY: Duration = Duration::from_secs(2);
 /// After a start failure, wait this long before starting another worker.
 const FAILURE_BACKOFF: Duration = Duration::from_secs(1);
 const STOP_GRACE: Duration = Duration::from_secs(2);
 
 pub(super) async fn run(shared: Arc<Shared>) {
     let mut last_rss = Instant::now();
+    let mut last_health = Instant::now();
     let mut last_failure_at: Option<Instant> = None;
     while !shared.stopping.load(Ordering::Acquire) {
         let check_rss = last_rss.elapsed() >= RSS_EVERY;
         if check_rss {
             last_rss = Instant::now();
         }
-        if tick(&shared, check_rss).await {
+        let check_health = last_health.elapsed() >= HEALTH_EVERY;
+        if check_health {
+            last_health = Instant::now();
+        }
+        if tick(&shared, check_rss, check_health).await {
             last_failure_at = Some(Instant::now());
         }
         if !shared.stopping.load(Ordering::Acquire) && last_failure_at.is_none_or(|t| t.elapsed() >= FAILURE_BACKOFF) {
@@ -46,7 +54,7 @@ fn stop_worker(w: &Arc<Worker>) {
 }
 
 /// One pass; true if a worker failed to start.
-async fn tick(shared: &Arc<Shared>, check_rss: bool) -> bool {
+async fn tick(shared: &Arc<Shared>, check_rss: bool, check_health: bool) -> bool {
     let cfg = &shared.cfg;
     let workers: Vec<Arc<Worker>> = shared.lock_workers().clone();
     let generation = shared.generation.load(Ordering::Acquire);
@@ -99,6 +107,10 @@ async fn tick(shared: &Arc<Shared>, check_rss: bool) -> bool {
                     }
                     shared.counters.replaced.fetch_add(1, Ordering::Relaxed);
                     stop_worker(w);
+                    changed = true;
+                } else if check_health && !accepts(w.port).await {
+                    // Replaced on the next tick, as one that failed a request's connect.
+                    w.unhealthy.store(true, Ordering::Release);
                     changed = true;
                 } else if check_rss && cfg.max_rss_mb > 0 {
                     if let Some(kb) = w.rss_kb() {
