@@ -115,3 +115,24 @@ rookd_static_options <- function(id) .Call(wrap__rookd_static_options, id)
 # `server$setStaticPathOption()`: the given fields replace, the others stay; returns
 # the new options.
 rookd_static_set_options <- function(id, update) .Call(wrap__rookd_static_set_options, id, update)
+
+# Start a pool; returns its id. `settings` is the named numeric vector R builds.
+rookd_pool_start <- function(host, port, program, args, env_names, env_values, sticky, cookie_name, settings, forward_output, reuse_port) .Call(wrap__rookd_pool_start, host, port, program, args, env_names, env_values, sticky, cookie_name, settings, forward_output, reuse_port)
+
+# Stop a pool (its workers too); FALSE if it was not running.
+rookd_pool_stop <- function(id) .Call(wrap__rookd_pool_stop, id)
+
+rookd_pool_port <- function(id) .Call(wrap__rookd_pool_port, id)
+
+# Start a new generation; returns its number.
+rookd_pool_reload <- function(id) .Call(wrap__rookd_pool_reload, id)
+
+rookd_pool_cancel_reload <- function(id) .Call(wrap__rookd_pool_cancel_reload, id)
+
+# `list(ready, wanted, failures, last_failure, generation)`.
+rookd_pool_readiness <- function(id) .Call(wrap__rookd_pool_readiness, id)
+
+# The workers, as columns.
+rookd_pool_workers <- function(id) .Call(wrap__rookd_pool_workers, id)
+
+rookd_pool_stats <- function(id) .Call(wrap__rookd_pool_stats, id)

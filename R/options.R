@@ -80,6 +80,10 @@
 #' @param h2_max_local_error_reset_streams HTTP/2 streams the server had to reset because
 #'   of the client's errors, per connection, before it is closed with GOAWAY.
 #'   [1, 1000000]
+#' @param reuse_port Bind with `SO_REUSEPORT`, so that several processes (each started
+#'   with it) share one port and the kernel spreads connections over them: N independent
+#'   rookd processes under systemd or Kubernetes. Without it a second bind is an
+#'   "address in use" error. (One machine's pool: see [serveWorkers()].)
 #' @param threads I/O threads of the engine (fixed by the first server started).
 #'   [1, 64]
 #' @param ws_max_message_bytes Largest WebSocket message accepted; larger closes with 1009.
@@ -207,6 +211,7 @@ rookdOptions <- function(max_header_bytes = 96 * 1024,
                          h2_initial_connection_window = 1024^2,
                          h2_max_pending_reset_streams = 20,
                          h2_max_local_error_reset_streams = 1024,
+                         reuse_port = FALSE,
                          threads = 2,
                          ws_max_message_bytes = 64 * 1024^2,
                          ws_max_outgoing_bytes = 64 * 1024^2,

@@ -2,6 +2,8 @@
 # Real frameworks on rookd, unchanged, each routed with rookd::with_rookd():
 #   1. plumber.sh        a plumber API (plumber/plumber.R) checked with curl
 #   2. shiny.test.mjs    a Shiny app (shiny/app) driven in headless Chromium
+#   3. shiny-pool.test.mjs  a Shiny app (shiny-pool) behind serveWorkers(workers = 2):
+#                        two browser sessions, each staying on its worker
 #
 #   bash tests/frameworks/run.sh
 #
@@ -80,6 +82,10 @@ echo "=== tests/frameworks: Shiny (headless Chromium)"
 limit=$(( ${FRAMEWORKS_TEST_TIMEOUT:-240} + 60 ))
 timeout --kill-after=10 "$limit" node "$here/shiny.test.mjs" | tee "$out"
 tally "$out" shiny.test.mjs
+
+echo "=== tests/frameworks: Shiny behind rookd's worker pool (headless Chromium)"
+timeout --kill-after=10 200 node "$here/shiny-pool.test.mjs" | tee "$out"
+tally "$out" shiny-pool.test.mjs
 
 echo "$total_passed passed, $total_failed failed"
 [ "$total_failed" -eq 0 ]

@@ -26,6 +26,7 @@ mod input;
 mod main_thread;
 mod ops;
 mod options;
+mod pool;
 mod rapi;
 mod reply;
 mod rvalue;
@@ -471,6 +472,7 @@ fn rookd_shutdown() {
     if !state::in_owner_process() {
         return;
     }
+    pool::stop_all();
     let (servers, engine) = STATE.with(|s| {
         let mut s = s.borrow_mut();
         (std::mem::take(&mut s.servers), s.engine.take())
@@ -580,4 +582,5 @@ extendr_module! {
     fn rookd_option_limits;
     fn rookd_check_trusted_proxies;
     use statics;
+    use pool;
 }

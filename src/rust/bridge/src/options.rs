@@ -178,6 +178,7 @@ pub fn settings(mt: MainThread, opts: &Robj) -> Result<Settings> {
         compression: flag(o, "compression")?,
         tls_handshake_timeout: timeout(o, "tls_handshake_timeout")?,
         http2: flag(o, "http2")?,
+        reuse_port: flag(o, "reuse_port")?,
         ..ServerConfig::default()
     };
     c.h2.max_concurrent_streams = count32(o, "h2_max_concurrent_streams")?;

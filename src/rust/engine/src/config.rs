@@ -40,6 +40,8 @@ pub struct ServerConfig {
     /// plain TCP; h2 after TLS ALPN).
     pub http2: bool,
     pub h2: H2Config,
+    /// Bind TCP listeners with SO_REUSEPORT (several processes share one port).
+    pub reuse_port: bool,
     pub ws: WsConfig,
     pub ops: OpsConfig,
     /// Peers whose X-Forwarded-* / Forwarded headers (and PROXY headers) are believed.
@@ -182,6 +184,7 @@ pub mod defaults {
     pub const H2_MAX_PENDING_RESET_STREAMS: usize = 20;
     /// hyper's default.
     pub const H2_MAX_LOCAL_ERROR_RESET_STREAMS: usize = 1024;
+    pub const REUSE_PORT: bool = false;
     /// The engine's I/O threads (fixed by the first server started).
     pub const THREADS: usize = 2;
     pub const WS_MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
@@ -235,6 +238,7 @@ impl Default for ServerConfig {
             tls_handshake_timeout: defaults::TLS_HANDSHAKE_TIMEOUT,
             http2: defaults::HTTP2,
             h2: H2Config::default(),
+            reuse_port: defaults::REUSE_PORT,
             ws: WsConfig::default(),
             ops: OpsConfig::default(),
             trusted_proxies: TrustedProxies::default(),
@@ -406,6 +410,7 @@ pub mod options {
             d::H2_MAX_LOCAL_ERROR_RESET_STREAMS as u64,
             usizes(l::H2_MAX_LOCAL_ERROR_RESET_STREAMS),
         ),
+        flag("reuse_port", d::REUSE_PORT),
         count("threads", d::THREADS as u64, usizes(l::THREADS)),
         count("ws_max_message_bytes", d::WS_MAX_MESSAGE_BYTES as u64, usizes(l::WS_MAX_MESSAGE_BYTES)),
         count("ws_max_outgoing_bytes", d::WS_MAX_OUTGOING_BYTES as u64, usizes(l::WS_MAX_OUTGOING_BYTES)),

@@ -21,6 +21,7 @@ pub mod listener;
 pub mod metrics;
 pub mod ops;
 pub mod proxy_protocol;
+pub mod pool;
 mod request_slot;
 pub mod response;
 mod runtime;

@@ -50,10 +50,15 @@ pub fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, EngineError> {
     Ok(addrs)
 }
 
-fn bind_tcp(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+fn bind_tcp(addr: SocketAddr, reuse_port: bool) -> std::io::Result<std::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     // A stopped server's port can be bound again at once (TIME_WAIT connections don't block it).
     socket.set_reuse_address(true)?;
+    if reuse_port {
+        // Several processes (each binding with it) share the port; the kernel spreads
+        // new connections over them.
+        socket.set_reuse_port(true)?;
+    }
     if addr.is_ipv6() {
         // "::" serves IPv4 too, as users expect from a wildcard.
         socket.set_only_v6(false)?;
@@ -65,11 +70,16 @@ fn bind_tcp(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 }
 
 pub(crate) fn bind(target: &BindTarget) -> Result<(StdListener, LocalAddr), EngineError> {
+    bind_with(target, false)
+}
+
+/// As [`bind`]; `reuse_port` sets SO_REUSEPORT on a TCP listener.
+pub(crate) fn bind_with(target: &BindTarget, reuse_port: bool) -> Result<(StdListener, LocalAddr), EngineError> {
     match target {
         BindTarget::Tcp { host, port } => {
             let mut last_err = None;
             for addr in resolve(host, *port)? {
-                match bind_tcp(addr) {
+                match bind_tcp(addr, reuse_port) {
                     Ok(l) => {
                         let local = l.local_addr().map_err(|e| EngineError::Bind { addr: addr.to_string(), source: e })?;
                         return Ok((StdListener::Tcp(l), LocalAddr::Tcp(local)));
@@ -119,6 +129,15 @@ mod tests {
         assert_eq!(resolve("::1", 80).unwrap()[0].to_string(), "[::1]:80");
         assert_eq!(resolve("[::1]", 80).unwrap()[0].to_string(), "[::1]:80");
         assert_eq!(resolve("localhost", 80).unwrap()[0].to_string(), "127.0.0.1:80");
+    }
+
+    #[test]
+    fn reuse_port_lets_two_listeners_share_a_port() {
+        let t = |port| BindTarget::Tcp { host: "127.0.0.1".into(), port };
+        let (_a, addr) = bind_with(&t(0), true).unwrap();
+        let LocalAddr::Tcp(a) = addr else { panic!() };
+        assert!(bind_with(&t(a.port()), true).is_ok());
+        assert!(bind_with(&t(a.port()), false).is_err());
     }
 
     #[test]

@@ -177,7 +177,7 @@ pub(crate) fn start(
         }
         None => (None, Vec::new()),
     };
-    let (std_listener, local) = listener::bind(target)?;
+    let (std_listener, local) = listener::bind_with(target, config.reuse_port)?;
     let _enter = rt.enter();
     let (listener, unix_path) = match std_listener {
         StdListener::Tcp(l) => (
