@@ -86,6 +86,20 @@
 //!   callback, the access log's writer thread sends `AccessLogLines` (C1), one event per
 //!   batch of up to 1,000 lines, at most about once a second, and the last batch before
 //!   `ServerClosed`.
+//! - **C11 Drain** (host → I/O): [`ServerHandle::drain`](crate::ServerHandle::drain) sets
+//!   the server's draining flag (readiness fails at once; one atomic store) and spawns
+//!   the lagged stop on the I/O runtime; it never blocks. The host learns the end as for
+//!   a stop (`ServerClosed`, C1) and reads the summary through C8.
+//! - **C12 Signals** (kernel → host or I/O, never through the Door): SIGTERM while the
+//!   host's service loop runs only stores a flag (async-signal-safe; the bridge's
+//!   `ops.rs`), which the loop polls between events and answers with a drain (C11);
+//!   SIGHUP with a file access log is a task on the I/O runtime that reopens the file
+//!   (the host is not involved).
+//! - **C13 Worker pools** (host → pool): [`pool::PoolHandle`](crate::pool::PoolHandle) runs
+//!   on a runtime of its own with no Door and no host callbacks: the front proxies to
+//!   worker processes, which are separate R processes with Doors of their own. The host
+//!   only starts, reloads, reads (atomics and short locks held to copy a snapshot) and
+//!   stops it; `stop` blocks the host's thread for at most its grace period.
 //!
 //! [`budget::hold`]: crate::budget::hold
 //! [`WsCredit`]: crate::ws::WsCredit

@@ -68,6 +68,9 @@ pub(crate) async fn serve_connection<IO>(
     let state = Arc::new(ConnState::new(cfg.header_timeout, cfg.keepalive_timeout));
     let conn_ctx = Arc::new(service::ConnCtx { shared: Arc::clone(&shared), local, remote, tls });
     let mut io = ConnIo::new(io, Arc::clone(&state), Arc::clone(&shared.metrics));
+    // Bytes read here, outside ConnIo (the PROXY header's overshoot, the preface sniff),
+    // are counted here.
+    shared.metrics.bytes_in(pre.len());
     io.pre = pre;
     if cfg.http2 && io.pre.is_empty() {
         // The connection's first read, here instead of in hyper: an HTTP/2 client opens
@@ -78,6 +81,7 @@ pub(crate) async fn serve_connection<IO>(
         };
         match sniffed {
             preface::Sniffed::Decided { http2, read } => {
+                shared.metrics.bytes_in(read.len());
                 io.pre = read;
                 if http2 {
                     h2::serve(io, &shared, &conn_ctx, &mut shutdown).await;
