@@ -44,7 +44,8 @@ app <- list(
 
 plain <- startServer("127.0.0.1", 0, app, options = rookdOptions(trusted_proxies = "127.0.0.1"))
 pp <- startServer("127.0.0.1", 0, app,
-                  options = rookdOptions(proxy_protocol = TRUE, trusted_proxies = "127.0.0.1"))
+                  options = rookdOptions(proxy_protocol = TRUE, trusted_proxies = "127.0.0.1",
+                                         health_path = "/healthz", ready_path = "/readyz"))
 tmp <- paste0(info_file, ".tmp")
 writeLines(sprintf('{"plain": %d, "pp": %d, "pid": %d}', plain$getPort(), pp$getPort(), Sys.getpid()), tmp)
 file.rename(tmp, info_file)

@@ -60,7 +60,7 @@ pids+=($!)
 # HAProxy v2 (the shipped file) and v1 (send-proxy), each with a stats page to read the
 # health check's result from.
 haproxy_conf() { # listen port, stats port, sed for the PROXY version
-  sed -e "s|@LISTEN@|127.0.0.1:$1|g" -e "s|@ROOKD@|127.0.0.1:$pp|g" -e "s|@CHECK@|/|g" -e "$3" "$DEPLOY/haproxy.cfg"
+  sed -e "s|@LISTEN@|127.0.0.1:$1|g" -e "s|@ROOKD@|127.0.0.1:$pp|g" -e "s|@CHECK@|/readyz|g" -e "$3" "$DEPLOY/haproxy.cfg"
   printf '\nlisten stats\n  bind 127.0.0.1:%s\n  stats enable\n  stats uri /stats\n' "$2"
 }
 haproxy_conf "$p_v2" "$p_s2" "s|^x||" >"$work/haproxy-v2.cfg"
