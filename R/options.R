@@ -175,8 +175,8 @@
 #'   and user agent), or `"json"` (one JSON object per line: `time`, `client`, `method`,
 #'   `path`, `protocol`, `status`, `bytes`, `total_s`, `queued_s`, `r_s`, `user_agent`,
 #'   `referer`, `request_id`). The CLF formats end with rookd's own fields: total
-#'   seconds, seconds queued for R, seconds in R (these two are `-`, `null` in JSON: not
-#'   measured yet) and the request id. The client is `REMOTE_ADDR` as the app sees it
+#'   seconds, seconds queued for R, seconds in R (these two are `-`, `null` in JSON, for
+#'   requests R never saw: static files, the engine's own answers) and the request id. The client is `REMOTE_ADDR` as the app sees it
 #'   (after trusted proxies); path, user agent and referer are escaped, so no request can
 #'   forge a line.
 #' @return A list of class `rookd_options`.
