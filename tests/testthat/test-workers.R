@@ -98,7 +98,8 @@ test_that("a killed worker's request gets 502 at once, and the worker is replace
   }, timeout = 10, what = "the slow request to reach a worker")
   w <- p$workers()
   victim <- w$pid[w$in_flight == 1]
-  tools::pskill(victim)
+  # A crash: SIGKILL. (SIGTERM would drain the worker: runServer() lets the request finish.)
+  tools::pskill(victim, tools::SIGKILL)
   wait_until(function() {
     curl::multi_run(timeout = 0.05, poll = TRUE, pool = mp)
     !is.null(done)
