@@ -4,11 +4,10 @@
 //! each value is bound into it as soon as it is made. Header names become symbols only
 //! when short enough for R (`has_cgi_name`), within a bound, so `Rf_install` cannot fail on
 //! client input.
-use std::net::SocketAddr;
 
 use bytes::Bytes;
 use rookd_engine::event::Endpoint;
-use rookd_engine::forwarded::{ForwardedClient, Scheme};
+use rookd_engine::forwarded::{canonical_ip, ForwardedClient, Scheme};
 use rookd_engine::RequestHead;
 
 use crate::ctx::Ctx;
@@ -25,15 +24,7 @@ pub struct EnvOptions {
 
 fn host_and_port(e: &Endpoint) -> (String, String) {
     match e {
-        Endpoint::Tcp(SocketAddr::V4(a)) => (a.ip().to_string(), a.port().to_string()),
-        Endpoint::Tcp(SocketAddr::V6(a)) => {
-            // An IPv4 client on a dual-stack socket shows as ::ffff:a.b.c.d; show a.b.c.d.
-            let ip = match a.ip().to_ipv4_mapped() {
-                Some(v4) => v4.to_string(),
-                None => a.ip().to_string(),
-            };
-            (ip, a.port().to_string())
-        }
+        Endpoint::Tcp(a) => (canonical_ip(a.ip()).to_string(), a.port().to_string()),
         Endpoint::Unix => (String::new(), String::new()),
     }
 }
@@ -303,11 +294,7 @@ pub fn build(mt: MainThread, ctx: &Ctx, head: &RequestHead, opts: EnvOptions) ->
 unsafe fn apply_forwarded(mt: MainThread, ctx: &Ctx, env: SEXP, client: &ForwardedClient) {
     let s = &ctx.syms;
     if let Some(ip) = client.addr {
-        let ip = match ip {
-            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
-            v4 => v4,
-        };
-        set(mt, env, s.remote_addr, &ip.to_string());
+        set(mt, env, s.remote_addr, &canonical_ip(ip).to_string());
         set(mt, env, s.remote_port, &client.port.map(|p| p.to_string()).unwrap_or_default());
     }
     if let Some(scheme) = client.scheme {

@@ -59,7 +59,7 @@ impl Cidr {
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
+        let ip = canonical_ip(ip);
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
                 let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - self.prefix) };
@@ -74,8 +74,10 @@ impl Cidr {
     }
 }
 
-/// An IPv4 client on a dual-stack socket shows as `::ffff:a.b.c.d`: compare it as IPv4.
-fn canonical(ip: IpAddr) -> IpAddr {
+/// An IPv4 client on a dual-stack socket shows as `::ffff:a.b.c.d`: compare and show it
+/// as IPv4 (the one place this is decided: trusted proxies, metrics_allow, the access log,
+/// the env's REMOTE_ADDR).
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
@@ -225,13 +227,13 @@ fn list<'a>(headers: &'a HeaderMap, name: &str) -> Option<Vec<&'a str>> {
 fn parse_node(s: &str) -> Option<(IpAddr, Option<u16>)> {
     let s = s.trim();
     if let Ok(ip) = s.parse::<IpAddr>() {
-        return Some((canonical(ip), None));
+        return Some((canonical_ip(ip), None));
     }
     if let Ok(sa) = s.parse::<SocketAddr>() {
-        return Some((canonical(sa.ip()), Some(sa.port())));
+        return Some((canonical_ip(sa.ip()), Some(sa.port())));
     }
     let inner = s.strip_prefix('[')?.strip_suffix(']')?;
-    inner.parse::<std::net::Ipv6Addr>().ok().map(|ip| (canonical(IpAddr::V6(ip)), None))
+    inner.parse::<std::net::Ipv6Addr>().ok().map(|ip| (canonical_ip(IpAddr::V6(ip)), None))
 }
 
 /// Walk `nodes` (the last [`MAX_HOPS`] entries of a list; `cut` if earlier ones were

@@ -2,10 +2,12 @@
 //! here; everything else goes through the Door to the app.
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::task::Poll;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{HeaderValue, CONTENT_LENGTH, RETRY_AFTER};
 use http::{Method, Request, StatusCode};
+use http_body::Frame;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::sync::oneshot;
@@ -47,7 +49,7 @@ pub(crate) async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<
         Some(log) => {
             let id = ctx.shared.next_request_id();
             let addr = client.as_ref().and_then(|c| c.addr).map(|a| a.to_string()).or_else(|| match &ctx.remote {
-                Endpoint::Tcp(a) => Some(canonical(a.ip()).to_string()),
+                Endpoint::Tcp(a) => Some(forwarded::canonical_ip(a.ip()).to_string()),
                 Endpoint::Unix => None,
             });
             let (parts, body) = req.into_parts();
@@ -74,10 +76,22 @@ pub(crate) struct RequestEnd {
 }
 
 impl RequestEnd {
-    /// Body bytes written (for the access log's byte count).
-    pub(crate) fn add_bytes(&mut self, n: usize) {
-        if let Some(l) = self.log.as_mut() {
-            l.add_bytes(n);
+    /// Follow one poll of the response body that carries `end`: count the data bytes
+    /// written, and end the request when the body ends (not when hyper drops the body,
+    /// which may be a while later). True when it ended.
+    pub(crate) fn follow<E>(end: &mut Option<RequestEnd>, polled: &Poll<Option<Result<Frame<Bytes>, E>>>) -> bool {
+        match polled {
+            Poll::Ready(None) => {
+                drop(end.take());
+                true
+            }
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(log), Some(data)) = (end.as_mut().and_then(|e| e.log.as_mut()), frame.data_ref()) {
+                    log.add_bytes(data.len());
+                }
+                false
+            }
+            _ => false,
         }
     }
 }
@@ -97,13 +111,6 @@ impl Drop for RequestEnd {
 fn refuse(shared: &ServerShared, why: Reject, resp: HttpResponse) -> HttpResponse {
     shared.metrics.reject(why);
     resp
-}
-
-fn canonical(ip: std::net::IpAddr) -> std::net::IpAddr {
-    match ip {
-        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
-        v4 => v4,
-    }
 }
 
 /// What a trusted proxy says about the client; no work at all without `trusted_proxies`.

@@ -15,7 +15,7 @@ use crate::config::ServerConfig;
 use crate::door::Door;
 use crate::ids::{RequestId, RequestIds, ServerId};
 use crate::metrics::ServerMetrics;
-use crate::ops::OpsPaths;
+use crate::ops::paths::OpsPaths;
 use crate::statics::{StaticPaths, StaticPathsHandle};
 
 /// What the app can do, so the engine only asks the host for what the app implements.

@@ -170,15 +170,7 @@ impl Body for StreamBody {
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let r = Pin::new(&mut self.inner).poll_frame(cx);
-        match &r {
-            Poll::Ready(None) => drop(self.end.take()),
-            Poll::Ready(Some(Ok(frame))) => {
-                if let (Some(end), Some(data)) = (self.end.as_mut(), frame.data_ref()) {
-                    end.add_bytes(data.len());
-                }
-            }
-            _ => {}
-        }
+        RequestEnd::follow(&mut self.end, &r);
         r
     }
 

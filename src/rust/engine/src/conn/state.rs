@@ -98,18 +98,8 @@ impl<B: Body<Data = Bytes> + Unpin> Body for ClockedBody<B> {
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let r = Pin::new(&mut self.inner).poll_frame(cx);
-        match &r {
-            Poll::Ready(None) => {
-                self.state.clock.on_response_done();
-                // Ended now, not when hyper drops the body (it may keep it a while).
-                drop(self.end.take());
-            }
-            Poll::Ready(Some(Ok(frame))) => {
-                if let (Some(end), Some(data)) = (self.end.as_mut(), frame.data_ref()) {
-                    end.add_bytes(data.len());
-                }
-            }
-            _ => {}
+        if RequestEnd::follow(&mut self.end, &r) {
+            self.state.clock.on_response_done();
         }
         r
     }

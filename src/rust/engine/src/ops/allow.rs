@@ -3,6 +3,8 @@
 //! such as `10.0.0.0/8`, or `*` for everyone).
 use std::net::IpAddr;
 
+use crate::forwarded::canonical_ip;
+
 #[derive(Clone, Debug, thiserror::Error, PartialEq)]
 #[error("`metrics_allow`: {0:?} is not an IP address, a CIDR block (10.0.0.0/8, fd00::/8) or \"*\"")]
 pub struct BadEntry(pub String);
@@ -11,13 +13,6 @@ pub struct BadEntry(pub String);
 pub struct AllowList {
     everyone: bool,
     blocks: Vec<(IpAddr, u8)>,
-}
-
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    }
 }
 
 fn prefix_matches(a: IpAddr, b: IpAddr, bits: u8) -> bool {
@@ -48,7 +43,7 @@ impl AllowList {
                 None => (t, None),
             };
             let ip: IpAddr = addr.parse().map_err(|_| BadEntry(e.clone()))?;
-            let ip = canonical(ip);
+            let ip = canonical_ip(ip);
             let max = if ip.is_ipv4() { 32 } else { 128 };
             let bits = match bits {
                 Some(b) => b.parse::<u8>().ok().filter(|&b| b <= max).ok_or_else(|| BadEntry(e.clone()))?,
@@ -61,7 +56,7 @@ impl AllowList {
 
     /// May a client at `ip` (`None`: a Unix socket) read the metrics?
     pub fn allows(&self, ip: Option<IpAddr>) -> bool {
-        let Some(ip) = ip.map(canonical) else { return true };
+        let Some(ip) = ip.map(canonical_ip) else { return true };
         self.everyone || ip.is_loopback() || self.blocks.iter().any(|&(b, bits)| prefix_matches(ip, b, bits))
     }
 }

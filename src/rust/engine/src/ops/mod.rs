@@ -19,7 +19,6 @@ use crate::metrics::render::{self, Extra};
 use crate::shared::ServerShared;
 
 pub use allow::{AllowList, BadEntry};
-pub(crate) use paths::OpsPaths;
 
 /// The status page: one self-contained HTML file (inline CSS, JS and SVG; no external
 /// asset), polling `?json` once a second.
