@@ -3,6 +3,7 @@
 #
 #   Rscript tools/run-r-tests.R            # everything
 #   Rscript tools/run-r-tests.R response   # only test-*response*.R (a testthat filter)
+#   Rscript tools/run-r-tests.R --dir tests/hostile-edges [FILTER]   # another suite's folder
 #
 # The last line printed is exactly "N passed, N failed" (", N skipped" follows when
 # tests were skipped): N passed counts passing expectations, N failed counts failing
@@ -11,11 +12,14 @@
 # Env: ROOKD_WAKEUP_SECONDS (length of the wake-up test, default 40).
 
 args <- commandArgs(trailingOnly = TRUE)
-filter <- if (length(args)) args[[1]] else NULL
-
 script <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE)[1])
 root <- if (is.na(script)) getwd() else normalizePath(file.path(dirname(script), ".."))
 test_path <- file.path(root, "tests", "testthat")
+if (length(args) >= 2 && args[[1]] == "--dir") {
+  test_path <- normalizePath(args[[2]])
+  args <- args[-(1:2)]
+}
+filter <- if (length(args)) args[[1]] else NULL
 
 # The runner never skips: slow and tmux tests run, and skip_on_cran() does not apply.
 Sys.setenv(NOT_CRAN = "true", ROOKD_SKIP_SLOW = "0")
