@@ -25,9 +25,11 @@ parse_app_body <- function(text) {
 
 # Start `R --quiet` in a detached tmux session, define the app, then (as a user would type
 # it) `library(rookd); s <- startDaemonizedServer("127.0.0.1", PORT, app)`. Returns
-# list(port, send(line), capture(), file(name), wait_file(path)). Everything is torn down
-# when the calling test ends.
-tmux_r_session <- function(app_code = interactive_app_code, timeout = 30, .env = parent.frame()) {
+# list(port, send(line), capture(), file(name), wait_file(path)). `env`: a named character
+# vector of environment variables for the session. Everything is torn down when the calling
+# test ends.
+tmux_r_session <- function(app_code = interactive_app_code, timeout = 30, env = character(),
+                           .env = parent.frame()) {
   skip_if_no_tmux()
   dir <- tempfile("rookd-tmux")
   dir.create(dir)
@@ -47,6 +49,7 @@ tmux_r_session <- function(app_code = interactive_app_code, timeout = 30, .env =
   res <- tmux("new-session", "-d", "-s", name, "-x", "220", "-y", "50",
               "-e", paste0("R_LIBS=", paste(.libPaths(), collapse = ":")),
               "-e", "R_PROFILE_USER=/dev/null",
+              if (length(env)) as.vector(rbind("-e", paste0(names(env), "=", env))),
               paste(shQuote(r_bin), "--no-save --no-restore --quiet"))
   if (res$status != 0) stop("tmux new-session failed: ", res$stderr, call. = FALSE)
 

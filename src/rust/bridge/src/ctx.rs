@@ -59,6 +59,8 @@ pub struct Ctx {
     pub rook_version_value: SEXP,
     pub url_scheme_value: SEXP,
     pub empty_string: SEXP,
+    /// `sys.nframe()`, evaluated to ask whether R is at top level (dispatch.rs).
+    pub sys_nframe_call: SEXP,
 }
 
 thread_local! {
@@ -137,6 +139,7 @@ pub unsafe fn init(mt: MainThread, a: InitArgs) {
         rook_version_value: keep(r::string(mt, "1.1-0")),
         url_scheme_value: keep(r::string(mt, "http")),
         empty_string: keep(r::string(mt, "")),
+        sys_nframe_call: keep(Rf_lang1(sym(mt, "sys.nframe"))),
     };
     // Values shared by every request env are also bound here, so R's reference count sees
     // them as shared and an app that modifies its copy gets a copy, never ours.

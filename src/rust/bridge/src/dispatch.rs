@@ -47,15 +47,79 @@ thread_local! {
 /// Retry delay for a drain that was asked for while another one is running.
 const NESTED_RETRY_SECS: f64 = 0.02;
 
-/// The Door's waker: schedule a drain at once (called on the engine's I/O threads).
+/// The Door's waker (called on the engine's I/O threads): schedule a drain at once on
+/// later's loop, and poke rookd's own input handler, so that a drain is lost only if
+/// both wake-ups are (see wake.rs).
+///
+/// Fault injection for the tests of this redundancy (tests/hostile-edges): with
+/// `ROOKD_TEST_LOSE_LATER_WAKES=N` set when the engine starts, every N-th wake-up skips
+/// later's path (as if later had lost it), and with `ROOKD_TEST_NO_POKE=1` the poke is
+/// never sent. Unset (always, outside those tests), the waker is the two calls above.
 pub fn door_waker() -> Arc<dyn Fn() + Send + Sync> {
-    Arc::new(|| wake::schedule(drain_callback, 0.0))
+    let lose_every = std::env::var("ROOKD_TEST_LOSE_LATER_WAKES").ok().and_then(|v| v.parse::<u64>().ok());
+    let no_poke = std::env::var("ROOKD_TEST_NO_POKE").is_ok_and(|v| v == "1");
+    if lose_every.is_none() && !no_poke {
+        return Arc::new(|| {
+            wake::schedule(drain_callback, 0.0);
+            wake::poke();
+        });
+    }
+    let n = lose_every.unwrap_or(0);
+    let count = std::sync::atomic::AtomicU64::new(0);
+    Arc::new(move || {
+        let i = count.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if n == 0 || i % n != 0 {
+            wake::schedule(drain_callback, 0.0);
+        }
+        if !no_poke {
+            wake::poke();
+        }
+    })
 }
 
 pub extern "C" fn drain_callback(_data: *mut c_void) {
     // No panic may unwind into later's C++ frames.
     // SAFETY: later runs its callbacks on R's main thread.
     let _ = std::panic::catch_unwind(|| unsafe { MainThread::run(drain) });
+}
+
+/// rookd's own input handler (wake.rs): R's event loop calls it on the main thread when
+/// a poke is waiting, at the console prompt or inside a wait such as `Sys.sleep()`.
+pub extern "C" fn idle_input_handler(_data: *mut c_void) {
+    // No panic may unwind into R's C frames.
+    // SAFETY: R runs input handlers on its main thread.
+    let _ = std::panic::catch_unwind(|| unsafe { MainThread::run(idle_wake) });
+}
+
+fn idle_wake(mt: MainThread) {
+    if !wake::handler_is_ours(mt) || !state::in_owner_process() {
+        // A forked child's copy of the parent's handler: the pokes are the parent's.
+        wake::remove_input_handler(mt);
+        return;
+    }
+    wake::take_pokes(mt);
+    if DRAINING.with(|d| d.get()) || !at_top_level(mt) {
+        // Inside R code (an app's or the user's that waits): apps may not run now. Ask
+        // later for a drain, which it runs once R is back at top level (a fresh wake-up
+        // of later's, so this path too does not rest on the one that may have been lost).
+        wake::schedule(drain_callback, NESTED_RETRY_SECS);
+        return;
+    }
+    drain(mt);
+}
+
+/// Is R at top level (no R function running: the console prompt), as later decides
+/// before running its callbacks: `sys.nframe() == 0`.
+fn at_top_level(_: MainThread) -> bool {
+    let Some(ctx) = ctx::get() else { return false };
+    let mut err = 0;
+    // SAFETY: main thread (the token); the call is preserved in the context; R_tryEval
+    // catches any error (an interrupt included), and the result is read before any
+    // allocation.
+    unsafe {
+        let res = R_tryEval(ctx.sys_nframe_call, R_BaseEnv, &mut err);
+        err == 0 && type_of(res) == INTSXP && Rf_xlength(res) == 1 && *INTEGER(res) == 0
+    }
 }
 
 struct DrainingFlag;

@@ -213,6 +213,8 @@ fn start_server(
         if s.engine.is_none() {
             let engine = Engine::new(threads, dispatch::door_waker()).map_err(|e| Error::Other(e.to_string()))?;
             s.engine = Some(engine);
+            // The Door's second wake-up path: R's event loop watches rookd's own socket.
+            wake::install_input_handler(mt, dispatch::idle_input_handler).map_err(Error::Other)?;
         }
         let engine = s.engine.as_ref().ok_or_else(|| Error::Other("no engine".into()))?;
         let (handle, warnings) = engine
@@ -485,6 +487,7 @@ fn rookd_shutdown() {
     if let Some(engine) = engine {
         engine.shutdown(Duration::from_secs(1));
     }
+    MainThread::dot_call(wake::remove_input_handler);
     MainThread::dot_call(held::release_dropped);
 }
 

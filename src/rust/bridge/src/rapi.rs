@@ -35,6 +35,7 @@ pub const NA_INTEGER: c_int = i32::MIN;
 extern "C" {
     pub static mut R_NilValue: SEXP;
     pub static mut R_GlobalEnv: SEXP;
+    pub static mut R_BaseEnv: SEXP;
     pub static mut R_EmptyEnv: SEXP;
     pub static mut R_NamesSymbol: SEXP;
     pub static mut R_ClassSymbol: SEXP;
@@ -99,6 +100,24 @@ extern "C" {
 
     pub fn R_GetCCallable(package: *const c_char, name: *const c_char) -> *const c_void;
     pub fn REprintf(fmt: *const c_char, ...);
+
+    /// R's list of input handlers: file descriptors its event loop watches while it waits
+    /// (at the console prompt, in `Sys.sleep()` and other waits) and the function it calls
+    /// when one is readable (R_ext/eventloop.h; not in extendr-ffi 0.9).
+    pub static mut R_InputHandlers: *mut InputHandler;
+    pub fn addInputHandler(
+        handlers: *mut InputHandler,
+        fd: c_int,
+        handler: Option<extern "C" fn(*mut c_void)>,
+        activity: c_int,
+    ) -> *mut InputHandler;
+    pub fn removeInputHandler(handlers: *mut *mut InputHandler, it: *mut InputHandler) -> c_int;
+}
+
+/// R's `InputHandler` (R_ext/eventloop.h), only ever handled by pointer.
+#[repr(C)]
+pub struct InputHandler {
+    _opaque: [u8; 0],
 }
 
 /// Main-thread helpers over raw SEXPs.

@@ -12,7 +12,10 @@
 //! 1. **Who does what.** I/O threads only [`Door::send`]. Only the host's main thread calls
 //!    [`Door::begin_drain`] and takes events from its [`Drain`]. The waker runs on an I/O thread and must
 //!    only *schedule* a drain (write a byte to a pipe, post to an event loop); it never runs
-//!    host code itself.
+//!    host code itself. The Door calls it once per burst (rule 2), so a host whose event
+//!    loop can lose a wake-up must not rest on one path: rookd's waker posts to later's
+//!    loop *and* pokes an input handler of its own (the bridge's `wake.rs`), and a drain
+//!    started by either clears the flag.
 //! 2. **No lost wake-ups.** `send` pushes the event *first*, then swaps `wake_pending` to
 //!    `true`; only the sender that saw it `false` calls the waker. A drain clears
 //!    `wake_pending` *before* taking its first event. So for any event E: either the drain
