@@ -4,15 +4,15 @@
 # cores busy, later's own wake-up of its input handler was lost about once in 15,000
 # requests, and nothing woke R again: the request waited for ever.
 #
-# ROOKD_IDLE_BUSY_SECONDS sets the length (default 90; the soak in bench/README.md ran
+# ROOKD_IDLE_BUSY_SECONDS sets the length (default 60; the soak in bench/README.md ran
 # this for 600 s).
 
 test_that("at the idle prompt with both cores busy, no request waits for a lost wake-up", {
   skip_if_slow_disabled()
   skip_if_no_tmux()
   skip_if_no_python()
-  secs <- as.numeric(Sys.getenv("ROOKD_IDLE_BUSY_SECONDS", "90"))
-  if (is.na(secs) || secs <= 0) secs <- 90
+  secs <- as.numeric(Sys.getenv("ROOKD_IDLE_BUSY_SECONDS", "60"))
+  if (is.na(secs) || secs <= 0) secs <- 60
   sess <- tmux_r_session()
   expect_true(sess$interactive)
   expect_true(at_prompt(sess$capture()))
