@@ -61,11 +61,12 @@ service <- function(timeoutMs = ifelse(interactive(), 100, 1000)) {
 #'   with old code); `NULL` or a number.
 #' @return `TRUE`, the value of `service(0)` (as httpuv).
 #' @examples
-#' \dontrun{
-#' runServer("127.0.0.1", 8080, function(req) {
+#' # runServer() blocks until interrupt() (or Ctrl-C, or SIGTERM): here a 'later'
+#' # callback calls interrupt() after half a second.
+#' later::later(interrupt, 0.5)
+#' runServer("127.0.0.1", 0, function(req) {
 #'   list(status = 200L, headers = list("Content-Type" = "text/plain"), body = "hi")
 #' })
-#' }
 #' @export
 runServer <- function(host, port, app, interruptIntervalMs = NULL, options = rookdOptions(),
                       tls = NULL) {

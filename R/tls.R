@@ -44,7 +44,6 @@
 #' @seealso [tlsSelfSigned()] for a development certificate; the `tls_handshake_timeout`
 #'   option of [rookdOptions()].
 #' @examples
-#' \donttest{
 #' tls <- tlsSelfSigned()
 #' tls
 #' s <- startServer("127.0.0.1", 0, function(req) {
@@ -52,7 +51,6 @@
 #' }, tls = tls)
 #' s
 #' s$stop()
-#' }
 #' @export
 tlsConfig <- function(cert, key, client_ca = NULL, client_auth = c("optional", "required")) {
   cert <- check_pem_path(cert, "cert")
@@ -110,10 +108,8 @@ print.rookd_tls_config <- function(x, ...) {
 #' @param dir Directory for the files (created if needed).
 #' @return A `rookd_tls_config`, with `ca_file` set.
 #' @examples
-#' \donttest{
 #' tls <- tlsSelfSigned(days = 1)
 #' tls$ca_file
-#' }
 #' @export
 tlsSelfSigned <- function(hosts = c("localhost", "127.0.0.1", "::1"), days = 30, dir = tempfile()) {
   if (!is.character(hosts) || length(hosts) < 1 || anyNA(hosts) || !all(nzchar(hosts))) {

@@ -29,7 +29,7 @@ skip_if_no_python_h2 <- function() {
   if (is.na(h2_python())) testthat::skip("no python3 with the h2 package (Debian: python3-h2)")
 }
 
-h2_script <- function() testthat::test_path("h2_client.py")
+h2_script <- function() testthat::test_path("..", "clients", "h2_client.py")
 
 # Run h2_client.py MODE PORT [ARG] while pumping; its JSON answer.
 h2_py <- function(mode, port, arg = NULL, timeout = 30) {
