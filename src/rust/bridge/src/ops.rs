@@ -141,9 +141,11 @@ pub fn sigterm_arm(_: MainThread) -> bool {
     true
 }
 
-/// Put back the handler `sigterm_arm` replaced.
+/// Put back the handler `sigterm_arm` replaced. The loop is over (its servers drained,
+/// or it ended otherwise): a signal it noted no longer fails readiness.
 pub fn sigterm_disarm(_: MainThread) {
     if let Some(old) = SAVED.with(|s| s.borrow_mut().take()) {
+        rookd_engine::ops::clear_shutdown_signal();
         // SAFETY: `old` is what sigaction returned; restoring it.
         unsafe { libc::sigaction(libc::SIGTERM, &old, std::ptr::null_mut()) };
     }
