@@ -6,8 +6,9 @@
 //! 16k × 8 KB). When either bound is reached the record is dropped and counted, never
 //! waited for. The writer buffers and flushes at least every second and when the server
 //! stops; [`AccessLog::reopen`] (`server$reopenLog()`, SIGHUP) reopens the file after
-//! logrotate moved it. A reopen is a flag the writer checks after every record and at
-//! least every second, not a queued message, so a full queue cannot lose it.
+//! logrotate moved it. A reopen, like the flush at stop, is a request in shared state that
+//! the writer checks after every record and at least every second, not a queued message,
+//! so a full queue cannot lose it.
 //!
 //! Off (the default) costs one branch per request: no `AccessLog` exists. On, a request
 //! costs its record (copies of the method, target, user agent, referer), one atomic
@@ -102,6 +103,8 @@ struct State {
     queued_bytes: AtomicUsize,
     /// A reopen was asked for and is not done yet.
     reopen: AtomicBool,
+    /// Flushes asked for (the server stops) and not done yet: told once done.
+    flushes: std::sync::Mutex<Vec<tokio::sync::oneshot::Sender<()>>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -134,10 +137,8 @@ pub struct Record {
 enum Msg {
     /// A record and the bytes it counts in `State::queued_bytes`.
     Record(Box<Record>, usize),
-    /// Look at the reopen flag now (best effort; the flag is what counts).
+    /// Look at the reopen and flush requests now (best effort; `State` is what counts).
     Wake,
-    /// Write out everything; say so on the channel, if any, once done.
-    Flush(Option<tokio::sync::oneshot::Sender<()>>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -220,13 +221,14 @@ impl AccessLog {
         });
     }
 
-    /// Write out what is buffered now (the server stopped), waiting (at most a second)
-    /// until it is: a host's last batch is then sent before the server's last event.
+    /// Write out what is queued and buffered now (the server stopped), waiting (at most
+    /// a second) until it is: a host's last batch is then sent before the server's last
+    /// event. Asked through `State`, not the queue, so a full queue cannot lose it.
     pub async fn flush(&self) {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        if self.tx.try_send(Msg::Flush(Some(tx))).is_ok() {
-            let _ = tokio::time::timeout(Duration::from_secs(1), rx).await;
-        }
+        self.state.flushes.lock().unwrap_or_else(|e| e.into_inner()).push(tx);
+        let _ = self.tx.try_send(Msg::Wake);
+        let _ = tokio::time::timeout(Duration::from_secs(1), rx).await;
     }
 
     pub fn is_file(&self) -> bool {
@@ -469,29 +471,45 @@ fn write_loop(rx: mpsc::Receiver<Msg>, mut out: Output, format: Format, state: &
     let mut unflushed = false;
     loop {
         let wait = if out.host_waiting() { HOST_POLL } else { FLUSH_EVERY };
+        let mut write = |r: Box<Record>, size: usize, out: &mut Output| {
+            state.queued_bytes.fetch_sub(size, Ordering::Relaxed);
+            line.clear();
+            format::line(&mut line, &r, format);
+            if !out.write(&line) {
+                state.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        };
+        let mut gone = false;
         match rx.recv_timeout(wait) {
             Ok(Msg::Record(r, size)) => {
-                state.queued_bytes.fetch_sub(size, Ordering::Relaxed);
-                line.clear();
-                format::line(&mut line, &r, format);
-                if !out.write(&line) {
-                    state.dropped.fetch_add(1, Ordering::Relaxed);
-                }
+                write(r, size, &mut out);
                 unflushed = true;
             }
-            Ok(Msg::Wake) => {}
-            Ok(Msg::Flush(done)) => {
-                out.flush(true);
-                unflushed = false;
-                if let Some(done) = done {
-                    let _ = done.send(());
-                }
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
+            Ok(Msg::Wake) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => gone = true,
         }
         if state.reopen.swap(false, Ordering::AcqRel) {
             out.reopen();
+        }
+        let flushes = std::mem::take(&mut *state.flushes.lock().unwrap_or_else(|e| e.into_inner()));
+        if !flushes.is_empty() {
+            // What was queued when the flush was asked for comes first (at most a queue's
+            // worth: requests still arriving cannot hold the flush back for ever).
+            for _ in 0..QUEUE {
+                match rx.try_recv() {
+                    Ok(Msg::Record(r, size)) => write(r, size, &mut out),
+                    Ok(Msg::Wake) => {}
+                    Err(_) => break,
+                }
+            }
+            out.flush(true);
+            unflushed = false;
+            for done in flushes {
+                let _ = done.send(());
+            }
+        }
+        if gone {
+            break;
         }
         if out.host_waiting() {
             // The host's batch goes when it may (see `HostOut::deliver`).
@@ -616,6 +634,38 @@ mod tests {
         assert!(std::fs::read_to_string(&moved).unwrap().contains("/before"));
         assert!(std::fs::read_to_string(&path).unwrap().contains("/after"));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_stop_flushes_a_full_queue_before_it_returns() {
+        // The server stops while the queue is full (a flood): the host must still get
+        // every queued line before `flush` returns (then comes ServerClosed).
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink: Sink = Box::new(move |b: HostBatch| {
+            let _ = tx.send(b.len());
+        });
+        let out = Output::open(&Target::Host, Some(sink)).unwrap();
+        let (log, queue) = stalled(3);
+        for i in 0..3 {
+            drop(log.start(&parts(&format!("/{i}")), None, None));
+        }
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let flush = log.flush();
+            tokio::pin!(flush);
+            // Asked while the queue is full and the writer busy (not yet running here).
+            let finished = tokio::select! {
+                biased;
+                _ = &mut flush => true,
+                _ = std::future::ready(()) => false,
+            };
+            let state = Arc::clone(&log.state);
+            std::thread::spawn(move || write_loop(queue, out, Format::Common, &state));
+            if !finished {
+                flush.await;
+            }
+        });
+        assert_eq!(rx.try_iter().sum::<usize>(), 3);
     }
 
     #[test]
