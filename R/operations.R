@@ -110,7 +110,9 @@ drain_servers <- function(servers, timeout = NULL, lag = NULL) {
 #'   `websockets_open`, `websockets_total`, `bytes_in`, `bytes_out` (socket bytes),
 #'   `static_hits`, `streams_finished`, `rejects` (named: `408`, `413`, `431`, `503`:
 #'   requests the engine refused itself), `drains`, `drain_cut`, `uptime` (seconds),
-#'   `running`, `draining`, `ready` and `not_ready` (the readiness verdict and its reason).
+#'   `running`, `draining`, `ready` and `not_ready` (the readiness verdict and its reason),
+#'   `access_log_dropped` (access-log lines dropped because the writer, or the R function
+#'   given as `access_log`, fell behind; see [rookdOptions()]).
 #'   A server that has closed keeps its last counters (with `running = FALSE`).
 #' @examples
 #' s <- startServer("127.0.0.1", 0, function(req) list(status = 200L, headers = list(), body = "hi"))
@@ -150,7 +152,8 @@ serverStats <- function(server) {
     running = x$running,
     draining = x$draining,
     ready = !nzchar(x$not_ready),
-    not_ready = if (nzchar(x$not_ready)) x$not_ready else NA_character_
+    not_ready = if (nzchar(x$not_ready)) x$not_ready else NA_character_,
+    access_log_dropped = x$access_log_dropped
   )
 }
 

@@ -158,16 +158,20 @@
 #'   peers are closed unread.
 #' @param access_log The access log, written by the engine on its own thread (never by
 #'   R, never blocking a connection): `NULL` (off, the default: no cost), `"stderr"`, or
-#'   a file path (appended to; created if missing; an error at server start if it cannot
-#'   be opened), or a function of one argument, called on R's main thread with batches of
-#'   lines (a character vector of at most 1000, about once a second at most, never once
-#'   per request; the last batch before the server has stopped; an error in it is
-#'   reported and the batch dropped). One line per answered request, static files and
-#'   the engine's own answers (413, 503, 408 for a stalled body) included (not yet:
-#'   request heads refused as malformed or too large, 400/431, and the 408 for a stalled
-#'   head). Lines are buffered and written
-#'   at least every second and when the server stops. If the writer falls behind, lines
-#'   are dropped rather than slowing requests down. After logrotate moved the file, call
+#'   a file path (appended to; created `0640`, readable by owner and group only, if
+#'   missing; an error at server start if it cannot be opened), or a function of one
+#'   argument, called on R's main thread with batches of lines (a character vector of at
+#'   most 10,000 lines and 4 MiB, at most one batch a second, never once per request,
+#'   and never a new batch before the function has returned from the previous one; the
+#'   last batch before the server has stopped; an error in it is reported and the batch
+#'   dropped). One line per answered request, static files and the engine's own answers
+#'   (413, 503, 408) included, and request heads refused before they became requests
+#'   (400 malformed, 431 too large, 414, 408 for a stalled head: client, time and status
+#'   known, method and path `-`). Lines are buffered and written at least every second
+#'   and when the server stops. If the writer falls behind (more than 16,384 lines or
+#'   8 MiB waiting), or the function has not taken its last batch while the next one is
+#'   full, lines are dropped rather than slowing requests down or growing memory, and
+#'   counted (`access_log_dropped` in [serverStats()]). After logrotate moved the file, call
 #'   `server$reopenLog()` or send the R process SIGHUP (with a file log configured,
 #'   SIGHUP reopens the log instead of ending R).
 #' @param access_log_format `"combined"` (Apache/nginx combined: client, time, request

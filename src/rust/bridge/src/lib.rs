@@ -221,6 +221,8 @@ fn start_server(
             .start_server_tls(&target, config, caps, static_paths, tls)
             .map_err(|e| Error::Other(e.to_string()))?;
         let id = handle.id().0;
+        // SIGTERM while service(0) loops fails its readiness at once (ops.rs).
+        handle.set_drain_on_signal(host_ops.drain_on_sigterm);
         // SAFETY: main thread; released when the server has closed (state::remove_server).
         unsafe { R_PreserveObject(env) };
         let app = AppFns { eval_env: env, has_on_ws_open };
@@ -401,6 +403,7 @@ fn rookd_server_stats(id: f64) -> Robj {
                 draining: e.handle.is_draining(),
                 not_ready: e.handle.not_ready(),
                 host: e.handle.host(),
+                access_log_dropped: e.handle.access_log_dropped(),
             };
             (e.handle.metrics(), live)
         })
@@ -410,7 +413,14 @@ fn rookd_server_stats(id: f64) -> Robj {
         None => match ops::final_stats(id) {
             Some(m) => {
                 let host = state::door().map(|d| d.host_snapshot()).unwrap_or_default();
-                ops::stats_list(&m, &ops::Live { closed: true, running: false, draining: false, not_ready: None, host })
+                ops::stats_list(&m, &ops::Live {
+                    closed: true,
+                    running: false,
+                    draining: false,
+                    not_ready: None,
+                    host,
+                    access_log_dropped: 0,
+                })
             }
             None => ().into(),
         },

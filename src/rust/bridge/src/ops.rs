@@ -1,7 +1,12 @@
 //! Operations on R's side: a server's counters as an R list (`server$stats()`), drains,
 //! SIGTERM while `service(0)` / `runServer()` loops, and slow-request reports.
 //!
-//! Why this is sound: the SIGTERM handler only stores into an atomic (async-signal-safe);
+//! SIGTERM is seen twice: the handler notes it for R's loop (which drains when R is free)
+//! and for the engine, whose I/O threads then fail the drained servers' readiness at once,
+//! even while R is inside a long handler.
+//!
+//! Why this is sound: the SIGTERM handler only stores into two lock-free static atomics
+//! (its own and the engine's `ops::note_shutdown_signal`; async-signal-safe);
 //! `sigaction` is called on the main thread only, and the handler it replaced is put
 //! back when the loop that installed it ends. Everything else runs on the main thread
 //! (thread-locals, a token) and builds R values through extendr.
@@ -56,6 +61,8 @@ pub struct Live {
     pub draining: bool,
     pub not_ready: Option<String>,
     pub host: HostSnapshot,
+    /// Access-log lines dropped (the writer or the R function fell behind).
+    pub access_log_dropped: u64,
 }
 
 /// The raw list R's `server$stats()` shapes (R/operations.R).
@@ -90,7 +97,8 @@ pub fn stats_list(m: &MetricsSnapshot, live: &Live) -> Robj {
         closed = live.closed,
         running = live.running,
         draining = live.draining,
-        not_ready = live.not_ready.clone().unwrap_or_default()
+        not_ready = live.not_ready.clone().unwrap_or_default(),
+        access_log_dropped = f(live.access_log_dropped)
     )
     .into()
 }
@@ -106,6 +114,7 @@ thread_local! {
 
 extern "C" fn on_sigterm(_: libc::c_int) {
     SIGTERM_SEEN.store(true, Ordering::SeqCst);
+    rookd_engine::ops::note_shutdown_signal();
 }
 
 /// Install the SIGTERM handler (saving the current one). False if it was already
@@ -115,6 +124,7 @@ pub fn sigterm_arm(_: MainThread) -> bool {
         return false;
     }
     SIGTERM_SEEN.store(false, Ordering::SeqCst);
+    rookd_engine::ops::clear_shutdown_signal();
     // SAFETY: plain sigaction calls with zeroed, then filled, structs; the handler only
     // stores into an atomic.
     unsafe {
@@ -131,9 +141,11 @@ pub fn sigterm_arm(_: MainThread) -> bool {
     true
 }
 
-/// Put back the handler `sigterm_arm` replaced.
+/// Put back the handler `sigterm_arm` replaced. The loop is over (its servers drained,
+/// or it ended otherwise): a signal it noted no longer fails readiness.
 pub fn sigterm_disarm(_: MainThread) {
     if let Some(old) = SAVED.with(|s| s.borrow_mut().take()) {
+        rookd_engine::ops::clear_shutdown_signal();
         // SAFETY: `old` is what sigaction returned; restoring it.
         unsafe { libc::sigaction(libc::SIGTERM, &old, std::ptr::null_mut()) };
     }

@@ -114,6 +114,8 @@ pub enum Event {
     /// A stopped server has closed its last connection: the host may drop its app.
     ServerClosed { server: ServerId },
     /// A batch of access-log lines for the host (`access_log` set to an R function): at
-    /// most `access_log::HOST_BATCH` lines, about once a second at most, never per request.
-    AccessLogLines { server: ServerId, lines: Vec<String> },
+    /// most `access_log::HOST_BATCH` lines and `HOST_BATCH_BYTES` bytes, at most once a
+    /// second, never per request. No other batch comes (but the last, when the server
+    /// stops) until this one is dropped: drop it once handled.
+    AccessLogLines { server: ServerId, lines: crate::access_log::HostBatch },
 }

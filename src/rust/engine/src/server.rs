@@ -102,6 +102,12 @@ impl ServerHandle {
         self.shared.is_draining()
     }
 
+    /// Should a shutdown signal noted with [`crate::ops::note_shutdown_signal`] fail this
+    /// server's readiness at once (the host drains it on that signal)? Off by default.
+    pub fn set_drain_on_signal(&self, on: bool) {
+        self.shared.set_drain_on_signal(on);
+    }
+
     /// Why readiness fails now, if it does (the text `ready_path` answers with).
     pub fn not_ready(&self) -> Option<String> {
         crate::ops::not_ready(&self.shared)

@@ -66,6 +66,19 @@ pub(crate) async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<
     Ok((resp, RequestEnd { record: Some(record), log }))
 }
 
+/// Log a request head the connection refused before it became a request (hyper's 400 /
+/// 431 / 414, the stalled head's 408; `conn`): the peer's address (no header was read, so
+/// no proxy can be trusted for it), the status, the answer's body bytes.
+pub(crate) fn log_refused(ctx: &ConnCtx, status: u16, bytes: u64) {
+    if let Some(log) = ctx.shared.access_log.as_ref() {
+        let client = match &ctx.remote {
+            Endpoint::Tcp(a) => Some(forwarded::canonical_ip(a.ip()).to_string()),
+            Endpoint::Unix => None,
+        };
+        log.refused(client, status, bytes);
+    }
+}
+
 /// What a request leaves for the end of its response body (written, or dropped because
 /// the client left), whichever protocol carries it: count it in the server's metrics
 /// (timing hook 5) and send its access-log line, with the R times the metrics measured.

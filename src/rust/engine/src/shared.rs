@@ -44,6 +44,9 @@ pub(crate) struct ServerShared {
     stopping: AtomicBool,
     /// A drain has begun: readiness fails from now on.
     draining: AtomicBool,
+    /// A shutdown signal noted by the host fails this server's readiness
+    /// (`ops::note_shutdown_signal`).
+    drain_on_signal: AtomicBool,
     /// A drain's timeout, in nanoseconds, in place of `shutdown_grace` (0: none set).
     drain_grace_nanos: AtomicU64,
     /// Tells this server's open WebSockets that it is stopping (they close with 1001).
@@ -82,6 +85,7 @@ impl ServerShared {
             request_ids: RequestIds::new(id),
             stopping: AtomicBool::new(false),
             draining: AtomicBool::new(false),
+            drain_on_signal: AtomicBool::new(false),
             drain_grace_nanos: AtomicU64::new(0),
             ws_stop: watch::Sender::new(false),
             ws_sessions: Mutex::new(Some(ws_tx)),
@@ -104,6 +108,14 @@ impl ServerShared {
 
     pub(crate) fn is_draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn drains_on_signal(&self) -> bool {
+        self.drain_on_signal.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_drain_on_signal(&self, on: bool) {
+        self.drain_on_signal.store(on, Ordering::Relaxed);
     }
 
     /// Readiness fails from now on; in-flight work then gets `grace` (not

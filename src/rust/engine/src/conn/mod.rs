@@ -90,6 +90,7 @@ pub(crate) async fn serve_connection<IO>(
             }
             preface::Sniffed::Gone => return,
             preface::Sniffed::Stalled => {
+                service::log_refused(&conn_ctx, 408, REQUEST_TIMEOUT_BODY.len() as u64);
                 answer_request_timeout(io.io).await;
                 return;
             }
@@ -175,7 +176,7 @@ where
         .max_header_size(cfg.max_header_bytes)
         .max_buf_size(cfg.max_header_bytes.max(8192));
     let svc_state = Arc::clone(state);
-    let conn_ctx = Arc::clone(conn_ctx);
+    let svc_ctx = Arc::clone(conn_ctx);
     // Boxed: hyper keeps a slot the size of this future in every connection, idle or not.
     let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         use http_body::Body as _;
@@ -189,7 +190,7 @@ where
         }
         svc_state.clock.on_request();
         let state = Arc::clone(&svc_state);
-        let fut = service::handle(Arc::clone(&conn_ctx), req);
+        let fut = service::handle(Arc::clone(&svc_ctx), req);
         Box::pin(async move {
             let (resp, end) = fut.await?;
             Ok::<_, std::convert::Infallible>(resp.map(|b| ClockedBody::new(b, state, end)))
@@ -208,6 +209,10 @@ where
             // hyper answered 431 itself (a head over max_header_bytes / max_headers).
             if r.as_ref().is_err_and(|e| e.is_parse_too_large()) {
                 shared.metrics.reject(Reject::HeadTooLarge);
+            }
+            // hyper answered a head it could not parse (400, 431, 414): logged.
+            if let Some(status) = r.as_ref().err().and_then(crate::access_log::refused_status) {
+                service::log_refused(conn_ctx, status, 0);
             }
             return Poll::Ready(Outcome::Done);
         }
@@ -279,6 +284,7 @@ where
         Outcome::Expired(Expired::Waiting) => {}
         Outcome::Expired(Expired::Head) => {
             shared.metrics.reject(Reject::Timeout);
+            service::log_refused(conn_ctx, 408, REQUEST_TIMEOUT_BODY.len() as u64);
             if let Some(parts) = conn.into_parts() {
                 answer_request_timeout(parts.io.into_inner()).await;
             }
@@ -319,12 +325,14 @@ enum Outcome {
     Expired(Expired),
 }
 
+const REQUEST_TIMEOUT_BODY: &str = "Request Timeout\n";
+
 /// A stalled request head (slowloris) gets 408, then the connection is closed. Bounded:
 /// a peer that does not take the answer is dropped after a second.
 async fn answer_request_timeout<IO: AsyncWrite + Unpin>(mut io: IO) {
     use tokio::io::AsyncWriteExt;
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        io.write_all(&plain_on_wire(StatusCode::REQUEST_TIMEOUT, "Request Timeout\n")).await?;
+        io.write_all(&plain_on_wire(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT_BODY)).await?;
         io.shutdown().await
     })
     .await;

@@ -7,6 +7,7 @@ pub mod allow;
 pub mod paths;
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
@@ -93,11 +94,33 @@ enum Which {
     Status,
 }
 
-/// Why the server should get no new traffic now, if it should not: draining, too many
-/// requests waiting for R, or R has taken no event for `ready_max_stall` while it owes one.
+/// A shutdown signal (SIGTERM) has arrived and the host has not drained yet: every
+/// server that drains on it fails readiness from now on, whatever the host is doing.
+static SHUTDOWN_SIGNALLED: AtomicBool = AtomicBool::new(false);
+
+/// Note a shutdown signal: readiness fails at once on every server whose host asked for
+/// it ([`ServerHandle::set_drain_on_signal`](crate::ServerHandle::set_drain_on_signal)),
+/// while the host's drain proper waits until the host is free. Async-signal-safe (one
+/// store into a lock-free static atomic, no allocation, no lock): call it from a signal
+/// handler. The I/O threads read it on each readiness probe.
+pub fn note_shutdown_signal() {
+    SHUTDOWN_SIGNALLED.store(true, Ordering::SeqCst);
+}
+
+/// Forget a noted shutdown signal (the host's loop starts anew).
+pub fn clear_shutdown_signal() {
+    SHUTDOWN_SIGNALLED.store(false, Ordering::SeqCst);
+}
+
+/// Why the server should get no new traffic now, if it should not: draining (or about to,
+/// a shutdown signal has arrived), too many requests waiting for R, or R has taken no
+/// event for `ready_max_stall` while it owes one.
 pub(crate) fn not_ready(shared: &ServerShared) -> Option<String> {
     if shared.is_draining() {
         return Some("draining".into());
+    }
+    if shared.drains_on_signal() && SHUTDOWN_SIGNALLED.load(Ordering::SeqCst) {
+        return Some("draining (SIGTERM received; the drain begins when R is free)".into());
     }
     let cfg = &shared.config.ops;
     let host = shared.door.host_snapshot();
