@@ -87,17 +87,20 @@
 //!   same loop that runs drains, not through the Door's queue.
 //! - **C10 Access-log batches** (writer thread → host): with `access_log` set to a host
 //!   callback, the access log's writer thread sends `AccessLogLines` (C1), one event per
-//!   batch of up to 1,000 lines, at most about once a second, and the last batch before
-//!   `ServerClosed`.
+//!   batch of up to 10,000 lines and 4 MiB (a `HostBatch`), at most one a second counted
+//!   from when the host dropped the previous batch, never a new one while the host holds
+//!   one (except the last before `ServerClosed`); lines beyond are dropped and counted.
 //! - **C11 Drain** (host → I/O): [`ServerHandle::drain`](crate::ServerHandle::drain) sets
 //!   the server's draining flag (readiness fails at once; one atomic store) and spawns
 //!   the lagged stop on the I/O runtime; it never blocks. The host learns the end as for
 //!   a stop (`ServerClosed`, C1) and reads the summary through C8.
 //! - **C12 Signals** (kernel → host or I/O, never through the Door): SIGTERM while the
-//!   host's service loop runs only stores a flag (async-signal-safe; the bridge's
-//!   `ops.rs`), which the loop polls between events and answers with a drain (C11);
-//!   SIGHUP with a file access log is a task on the I/O runtime that reopens the file
-//!   (the host is not involved).
+//!   host's service loop runs only stores two flags (async-signal-safe atomic stores; the
+//!   bridge's `ops.rs`): the bridge's, which the loop polls between events and answers
+//!   with a drain (C11), and the engine's (`ops::note_shutdown_signal`), which the I/O
+//!   threads read on each readiness probe, so a server set to drain on the signal fails
+//!   readiness at once, whatever the host is doing; SIGHUP with a file access log is a
+//!   task on the I/O runtime that reopens the file (the host is not involved).
 //! - **C13 Worker pools** (host → pool): [`pool::PoolHandle`](crate::pool::PoolHandle) runs
 //!   on a runtime of its own with no Door and no host callbacks: the front proxies to
 //!   worker processes, which are separate R processes with Doors of their own. The host
