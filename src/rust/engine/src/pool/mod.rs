@@ -391,3 +391,6 @@ impl Drop for PoolHandle {
         self.stop(Duration::from_secs(2));
     }
 }
+
+#[cfg(test)]
+mod tests;
