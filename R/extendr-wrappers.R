@@ -116,8 +116,9 @@ rookd_static_options <- function(id) .Call(wrap__rookd_static_options, id)
 # the new options.
 rookd_static_set_options <- function(id, update) .Call(wrap__rookd_static_set_options, id, update)
 
-# Start a pool; returns its id. `settings` is the named numeric vector R builds.
-rookd_pool_start <- function(host, port, program, args, env_names, env_values, sticky, cookie_name, settings, forward_output, reuse_port, options, socket_dir) .Call(wrap__rookd_pool_start, host, port, program, args, env_names, env_values, sticky, cookie_name, settings, forward_output, reuse_port, options, socket_dir)
+# Start a pool; returns `list(id, warnings)` (warnings about the TLS certificate).
+# `settings` is the numeric vector R builds.
+rookd_pool_start <- function(host, port, program, args, env_names, env_values, sticky, cookie_name, settings, forward_output, reuse_port, options, socket_dir, tls) .Call(wrap__rookd_pool_start, host, port, program, args, env_names, env_values, sticky, cookie_name, settings, forward_output, reuse_port, options, socket_dir, tls)
 
 # Stop a pool (its workers too); FALSE if it was not running.
 rookd_pool_stop <- function(id) .Call(wrap__rookd_pool_stop, id)

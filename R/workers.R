@@ -11,7 +11,8 @@
 #' @section Routing:
 #' By default each request goes to the worker with the fewest requests in flight.
 #' `sticky = "cookie"` (the default for Shiny apps, whose sessions live in one worker)
-#' sets a cookie (`rookd_worker`, HttpOnly, SameSite=Lax, Path=/) naming the client's
+#' sets a cookie (`rookd_worker`, HttpOnly, SameSite=Lax, Path=/, and Secure when the
+#' client's scheme is https) naming the client's
 #' worker and routes by it while that worker lives; `sticky = "ip"` hashes the client's
 #' address over the workers.
 #'
@@ -70,6 +71,10 @@
 #'   `proxy_protocol` is not supported by the front.
 #' @param max_connections Client connections the front holds at once (beyond: `503`);
 #'   `NULL`: `options$max_connections`. [1, 1000000]
+#' @param tls `NULL` (plain HTTP) or a [tlsConfig()]: HTTPS on the front (HTTP/1.1),
+#'   within `options$tls_handshake_timeout`. The app then sees `rook.url_scheme`
+#'   `"https"`, and the sticky cookie is `Secure` (as it is when a trusted proxy says
+#'   the client came over https).
 #' @return `startWorkers()`: a handle with `$stop()`, `$reload()`, `$workers()` (a data
 #'   frame: id, pid, state, generation, in_flight, served, websockets, rss_mb, socket),
 #'   `$stats()`, `$getPort()` and `$isRunning()`. `serveWorkers()`: `TRUE` once stopped.
@@ -89,7 +94,7 @@ startWorkers <- function(app, workers = 2L, host = "127.0.0.1", port = 8080L,
                          worker_timeout = 60, max_requests = 0, max_rss_mb = 0,
                          startup_timeout = 60, drain_timeout = 30, reuse_port = FALSE,
                          threads = 1L, quiet = FALSE, options = rookdOptions(),
-                         max_connections = NULL) {
+                         max_connections = NULL, tls = NULL) {
   if (!is.character(app) || length(app) != 1 || is.na(app) || !file.exists(app)) {
     stop("`app` must be the path of an existing app file or Shiny app directory.", call. = FALSE)
   }
@@ -103,6 +108,7 @@ startWorkers <- function(app, workers = 2L, host = "127.0.0.1", port = 8080L,
     stop("`app` must be a file for type = \"", type, "\".", call. = FALSE)
   }
   options <- as_rookd_options(options)
+  tls <- check_tls(tls)
   if (isTRUE(options$proxy_protocol)) {
     stop("`options$proxy_protocol` is not supported by the worker pool's front.", call. = FALSE)
   }
@@ -139,10 +145,13 @@ startWorkers <- function(app, workers = 2L, host = "127.0.0.1", port = 8080L,
                            drain_timeout, threads, max_connections))
   # Short: a Unix socket's path has at most 107 bytes.
   socket_dir <- file.path(tempdir(), paste0("pool-", basename(tempfile(""))))
-  id <- tryCatch(
+  res <- tryCatch(
     rookd_pool_start(host, as.numeric(port), program, args, names(env), unname(env),
-                     sticky, "rookd_worker", settings, !quiet, reuse_port, options, socket_dir),
+                     sticky, "rookd_worker", settings, !quiet, reuse_port, options, socket_dir,
+                     tls),
     error = function(e) { unlink(options_file); stop(e) })
+  tls_warnings(res$warnings)
+  id <- res$id
   pool <- new_pool(id, app, type, drain_timeout, options_file)
   tryCatch(wait_generation(id, app, startup_timeout),
            error = function(e) { rookd_pool_stop(id); stop(e) })

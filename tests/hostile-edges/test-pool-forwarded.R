@@ -86,3 +86,16 @@ test_that("workers listen on Unix sockets in a 0700 directory, on no TCP port", 
   }
   expect_equal(http_req(paste0("http://127.0.0.1:", p$getPort(), "/"))$status, 200)
 })
+
+test_that("over TLS on the front the app sees https and the sticky cookie is Secure", {
+  tls <- tlsSelfSigned()
+  p <- edge_pool(workers = 1, sticky = "cookie", tls = tls)
+  url <- paste0("https://127.0.0.1:", p$getPort(), "/")
+  r <- http_req(url, opts = list(ssl_verifypeer = FALSE, ssl_verifyhost = FALSE))
+  expect_equal(r$status, 200)
+  f <- edge_fields(r$text)
+  expect_equal(f$scheme, "https")
+  expect_equal(f$remote_addr, "127.0.0.1")
+  expect_match(hdr(r, "set-cookie"), "; Secure$")
+  expect_error(startWorkers(edge_app_file(edge_app_code), port = 0, tls = "cert.pem"), "tlsConfig")
+})

@@ -40,7 +40,8 @@ fn with_pool<T>(id: f64, f: impl FnOnce(&PoolHandle) -> T) -> Result<T> {
     POOLS.with(|p| p.borrow().get(&(id as u64)).map(f)).ok_or_else(|| Error::Other("no such worker pool (stopped?)".into()))
 }
 
-/// Start a pool; returns its id. `settings` is the named numeric vector R builds.
+/// Start a pool; returns `list(id, warnings)` (warnings about the TLS certificate).
+/// `settings` is the numeric vector R builds.
 #[extendr]
 #[allow(clippy::too_many_arguments)]
 fn rookd_pool_start(
@@ -57,10 +58,13 @@ fn rookd_pool_start(
     reuse_port: bool,
     options: Robj,
     socket_dir: &str,
-) -> Result<f64> {
+    tls: Robj,
+) -> Result<Robj> {
     // The front applies a plain server's limits from the same options the workers get
     // (rookdOptions(), checked the same way).
-    let server = MainThread::dot_call(|mt| crate::options::settings(mt, &options))?.config;
+    let (server, tls) = MainThread::dot_call(|mt| -> Result<_> {
+        Ok((crate::options::settings(mt, &options)?.config, crate::tls::settings(mt, &tls)?))
+    })?;
     let sticky = match sticky {
         "none" => Sticky::None,
         "cookie" => Sticky::Cookie,
@@ -100,15 +104,18 @@ fn rookd_pool_start(
         max_body_bytes: server.max_body_bytes,
         max_inflight_bytes: server.max_inflight_bytes,
         trusted_proxies: server.trusted_proxies,
+        tls,
+        tls_handshake_timeout: server.tls_handshake_timeout,
     };
     let handle = PoolHandle::start(cfg, reuse_port).map_err(|e| Error::Other(e.to_string()))?;
+    let warnings = handle.tls_warnings.clone();
     let id = NEXT_ID.with(|n| {
         let mut n = n.borrow_mut();
         *n += 1;
         *n - 1
     });
     POOLS.with(|p| p.borrow_mut().insert(id, handle));
-    Ok(id as f64)
+    Ok(list!(id = id as f64, warnings = warnings).into())
 }
 
 /// Stop a pool (its workers too); FALSE if it was not running.

@@ -95,6 +95,9 @@ pub struct PoolConfig {
     pub max_inflight_bytes: usize,
     /// Proxies in front of the front whose X-Forwarded-*/Forwarded are believed.
     pub trusted_proxies: TrustedProxies,
+    /// HTTPS on the front (HTTP/1.1); the workers see `https` as the client's scheme.
+    pub tls: Option<crate::tls::TlsSettings>,
+    pub tls_handshake_timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +108,8 @@ pub enum PoolError {
     NoWorkers,
     #[error("the pool's front listens on TCP only")]
     NotTcp,
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error("cannot create the workers' socket directory {path}: {source}")]
     SocketDir { path: String, source: std::io::Error },
     #[error("the workers' socket directory {0} is too long a path for a Unix socket (at most 90 bytes)")]
@@ -193,6 +198,8 @@ struct Shared {
     nofile: Option<fds::NoFile>,
     /// Client connections held at once.
     conn_cap: usize,
+    /// TLS on the front, if configured.
+    tls: Option<Arc<crate::tls::acceptor::TlsAcceptor>>,
 }
 
 impl Shared {
@@ -206,6 +213,8 @@ impl Shared {
 /// The host's hold on a running pool. Dropping it stops the pool.
 pub struct PoolHandle {
     shared: Arc<Shared>,
+    /// About the TLS certificate (expired, ...): the host's to show.
+    pub tls_warnings: Vec<String>,
     local: SocketAddr,
     stop_tx: Option<oneshot::Sender<()>>,
     rt: Option<tokio::runtime::Runtime>,
@@ -218,6 +227,14 @@ impl PoolHandle {
         if cfg.workers == 0 {
             return Err(PoolError::NoWorkers);
         }
+        // Certificate files are read before anything is bound or created.
+        let (tls, tls_warnings) = match cfg.tls.clone() {
+            Some(t) => {
+                let (a, w) = crate::tls::acceptor::TlsAcceptor::new(t, false)?;
+                (Some(a), w)
+            }
+            None => (None, Vec::new()),
+        };
         let dir = cfg.socket_dir.display().to_string();
         // sun_path holds 108 bytes; leave room for "/w<id>.sock".
         if cfg.socket_dir.as_os_str().len() > 90 {
@@ -264,11 +281,12 @@ impl PoolHandle {
             active: AtomicUsize::new(0),
             nofile,
             conn_cap,
+            tls,
         });
         let (stop_tx, stop_rx) = oneshot::channel();
         rt.spawn(proxy::accept_loop(Arc::clone(&shared), listener, stop_rx));
         rt.spawn(supervisor::run(Arc::clone(&shared)));
-        Ok(PoolHandle { shared, local, stop_tx: Some(stop_tx), rt: Some(rt) })
+        Ok(PoolHandle { shared, tls_warnings, local, stop_tx: Some(stop_tx), rt: Some(rt) })
     }
 
     pub fn local_addr(&self) -> SocketAddr {

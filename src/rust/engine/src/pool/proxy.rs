@@ -54,7 +54,16 @@ pub(super) async fn accept_loop(shared: Arc<Shared>, listener: tokio::net::TcpLi
                     let shared = Arc::clone(&shared);
                     tokio::spawn(async move {
                         let _permit = permit;
-                        serve(shared, stream, peer).await;
+                        match shared.tls.clone() {
+                            None => serve(shared, stream, peer, false).await,
+                            // In the connection's task: a slow handshake holds up no one.
+                            Some(tls) => {
+                                let timeout = shared.cfg.tls_handshake_timeout;
+                                if let Some((s, _)) = tls.handshake(stream, timeout).await {
+                                    serve(shared, s, peer, true).await;
+                                }
+                            }
+                        }
                     });
                 }
                 Err(_) => refuse(&shared, &refusals, stream),
@@ -86,11 +95,14 @@ fn refuse(shared: &Shared, refusals: &Arc<Semaphore>, stream: tokio::net::TcpStr
     }
 }
 
-async fn serve(shared: Arc<Shared>, stream: tokio::net::TcpStream, peer: SocketAddr) {
+async fn serve<IO>(shared: Arc<Shared>, stream: IO, peer: SocketAddr, tls: bool)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let header_timeout = shared.cfg.header_timeout;
     let svc = hyper::service::service_fn(move |req| {
         let shared = Arc::clone(&shared);
-        async move { Ok::<_, Infallible>(handle(shared, req, peer).await) }
+        async move { Ok::<_, Infallible>(handle(shared, req, peer, tls).await) }
     });
     let _ = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -162,14 +174,15 @@ struct ClientInfo {
     host: Option<String>,
 }
 
-fn client_info(trusted: &forwarded::TrustedProxies, peer: SocketAddr, headers: &HeaderMap) -> ClientInfo {
+fn client_info(trusted: &forwarded::TrustedProxies, peer: SocketAddr, tls: bool, headers: &HeaderMap) -> ClientInfo {
     let fwd = forwarded::resolve(trusted, Some(peer.ip()), headers).unwrap_or_default();
     let (ip, port) = match fwd.addr {
         Some(a) => (a, fwd.port),
         None => (forwarded::canonical_ip(peer.ip()), Some(peer.port())),
     };
     let host = fwd.host.or_else(|| headers.get(header::HOST).and_then(|v| v.to_str().ok()).map(str::to_string));
-    ClientInfo { ip, port, scheme: fwd.scheme.unwrap_or(Scheme::Http), host }
+    let own = if tls { Scheme::Https } else { Scheme::Http };
+    ClientInfo { ip, port, scheme: fwd.scheme.unwrap_or(own), host }
 }
 
 /// Headers that name the client are the front's to write: whatever the client sent
@@ -217,11 +230,11 @@ impl Drop for Active {
     }
 }
 
-async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>, peer: SocketAddr) -> Response<FrontBody> {
+async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>, peer: SocketAddr, tls: bool) -> Response<FrontBody> {
     shared.counters.requests.fetch_add(1, Ordering::Relaxed);
     let active = Active::new(&shared);
     let cfg = &shared.cfg;
-    let client = client_info(&cfg.trusted_proxies, peer, req.headers());
+    let client = client_info(&cfg.trusted_proxies, peer, tls, req.headers());
     let upgrade = is_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (parts, body) = req.into_parts();

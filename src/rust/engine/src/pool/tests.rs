@@ -65,6 +65,8 @@ fn fake_pool() -> Option<PoolHandle> {
         max_body_bytes: 1 << 20,
         max_inflight_bytes: 1 << 24,
         trusted_proxies: TrustedProxies::default(),
+        tls: None,
+        tls_handshake_timeout: Duration::from_secs(5),
     };
     let pool = PoolHandle::start(cfg, false).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
