@@ -103,3 +103,30 @@ test_that("the front raises its soft open-files limit to the hard one; workers k
   # what the front was started with, not the hard limit.
   for (w in worker_pids(front$get_pid())) expect_lt(soft_nofile(w), hard)
 })
+
+test_that("a WebSocket keeps a slot under max_connections after its handshake", {
+  code <- 'app <- list(call = function(req) list(status = 200L, headers = list(), body = "ok"),
+                   onWSOpen = function(ws) ws$send("hi"))'
+  p <- edge_pool(code, workers = 1, max_connections = 2)
+  got <- ws_py(p$getPort(), '
+import http.client, socket
+def status():
+    c = http.client.HTTPConnection("127.0.0.1", PORT, timeout=10)
+    c.request("GET", "/", headers={"Connection": "close"})
+    return c.getresponse().status
+async def main():
+    loop = asyncio.get_running_loop()
+    async with connect("/") as a:
+        await asyncio.wait_for(a.recv(), 10)
+        await asyncio.sleep(0.3)
+        held = socket.create_connection(("127.0.0.1", PORT))
+        await asyncio.sleep(0.3)
+        during = await loop.run_in_executor(None, status)
+        held.close()
+    await asyncio.sleep(0.3)
+    after = await loop.run_in_executor(None, status)
+    return [during, after]
+')
+  # The tunnel and the held connection fill both slots; once they close, all is free.
+  expect_equal(unlist(got), c(503, 200))
+})

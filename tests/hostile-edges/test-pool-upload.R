@@ -2,8 +2,7 @@
 # within the limits a plain server enforces) before a worker is involved, and
 # worker_timeout runs from when the body has been handed to the worker.
 
-test_that("a 30 KB POST sent at 3 KB/s is served, and the worker is not replaced", {
-  skip_if_no_python()
+slow_upload <- function() {
   p <- edge_pool(workers = 1, worker_timeout = 5)
   before <- p$workers()$pid
   out <- py_run(paste0(py_raw_request, '
@@ -31,6 +30,16 @@ print(buf.decode("utf-8", "replace"))
   expect_equal(p$workers()$pid, before)
   expect_equal(p$stats()$workers_replaced, 0)
   expect_equal(p$stats()$bad_gateway, 0)
+}
+
+test_that("a 30 KB POST sent at 3 KB/s is served, and the worker is not replaced", {
+  skip_if_no_python()
+  slow_upload()
+})
+
+test_that("the same slow upload with every core busy", {
+  skip_if_no_python()
+  with_busy_cores(slow_upload())
 })
 
 test_that("the front enforces body_timeout (408) and max_body_bytes (413) before any worker", {

@@ -198,6 +198,8 @@ struct Shared {
     nofile: Option<fds::NoFile>,
     /// Client connections held at once.
     conn_cap: usize,
+    /// Slots under `conn_cap`: one per client connection, one per upgraded tunnel.
+    permits: Arc<tokio::sync::Semaphore>,
     /// TLS on the front, if configured.
     tls: Option<Arc<crate::tls::acceptor::TlsAcceptor>>,
 }
@@ -281,6 +283,7 @@ impl PoolHandle {
             active: AtomicUsize::new(0),
             nofile,
             conn_cap,
+            permits: Arc::new(tokio::sync::Semaphore::new(conn_cap)),
             tls,
         });
         let (stop_tx, stop_rx) = oneshot::channel();

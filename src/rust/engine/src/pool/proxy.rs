@@ -37,7 +37,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const REFUSALS_AT_ONCE: usize = 64;
 
 pub(super) async fn accept_loop(shared: Arc<Shared>, listener: tokio::net::TcpListener, mut stop: oneshot::Receiver<()>) {
-    let permits = Arc::new(Semaphore::new(shared.conn_cap));
+    let permits = Arc::clone(&shared.permits);
     let refusals = Arc::new(Semaphore::new(REFUSALS_AT_ONCE));
     // One descriptor kept aside: out of descriptors, it is closed to take a connection
     // off the backlog and answer it 503, rather than leaving clients hanging.
@@ -87,6 +87,11 @@ pub(super) async fn accept_loop(shared: Arc<Shared>, listener: tokio::net::TcpLi
 
 fn refuse(shared: &Shared, refusals: &Arc<Semaphore>, stream: tokio::net::TcpStream) {
     shared.counters.refused_connections.fetch_add(1, Ordering::Relaxed);
+    // A TLS client could not read a plain answer (and a handshake is what the front has
+    // no room for): it is closed.
+    if shared.tls.is_some() {
+        return;
+    }
     if let Ok(permit) = Arc::clone(refusals).try_acquire_owned() {
         tokio::spawn(async move {
             let _permit = permit;
@@ -267,6 +272,16 @@ async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>, peer: SocketAdd
         Sticky::Cookie => Affinity::Cookie(cookie_value(&parts.headers, &cfg.cookie_name)),
         Sticky::Ip => Affinity::Ip(client.ip),
     };
+    // An upgraded connection outlives its HTTP connection (whose slot is freed when the
+    // upgrade is handed off): it takes a slot of its own under max_connections.
+    let tunnel_slot = if upgrade {
+        match Arc::clone(&shared.permits).try_acquire_owned() {
+            Ok(p) => Some(p),
+            Err(_) => return unavailable(&shared, "503 Service Unavailable: too many connections\n", false),
+        }
+    } else {
+        None
+    };
     let lease = match route::acquire(&shared, &aff).await {
         Ok(l) => l,
         Err(Refusal::Busy) => return unavailable(&shared, "503 Service Unavailable: all workers are busy\n", false),
@@ -340,7 +355,7 @@ async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>, peer: SocketAdd
         if let Some(client_upgrade) = client_upgrade {
             let mut resp = Response::from_parts(parts.clone(), body);
             let worker_upgrade = hyper::upgrade::on(&mut resp);
-            tokio::spawn(tunnel(client_upgrade, worker_upgrade, Arc::clone(&worker)));
+            tokio::spawn(tunnel(client_upgrade, worker_upgrade, Arc::clone(&worker), tunnel_slot));
             let mut r = Response::new(Full::new(Bytes::new()).map_err(|n: Infallible| match n {}).boxed());
             *r.status_mut() = parts.status;
             *r.headers_mut() = parts.headers;
@@ -409,11 +424,14 @@ async fn checkout(
     worker: &Arc<Worker>,
     fresh: bool,
 ) -> Result<(SendRequest<OutBody>, bool), ConnectError> {
-    while !fresh {
-        let Some(mut s) = worker.idle_conns().pop() else { break };
-        // A connection whose last body just ended may need a moment to be ready again.
-        if !s.is_closed() && matches!(tokio::time::timeout(Duration::from_secs(1), s.ready()).await, Ok(Ok(()))) {
-            return Ok((s, true));
+    if !fresh {
+        loop {
+            // (The list's lock is released at the end of this statement, before any wait.)
+            let Some(mut s) = worker.idle_conns().pop() else { break };
+            // A connection whose last body just ended may need a moment to be ready again.
+            if !s.is_closed() && matches!(tokio::time::timeout(Duration::from_secs(1), s.ready()).await, Ok(Ok(()))) {
+                return Ok((s, true));
+            }
         }
     }
     let stream = match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::UnixStream::connect(&worker.socket)).await {
@@ -434,7 +452,12 @@ async fn checkout(
 }
 
 /// A WebSocket (or other upgraded protocol): bytes both ways until either side closes.
-async fn tunnel(client: hyper::upgrade::OnUpgrade, worker_side: hyper::upgrade::OnUpgrade, worker: Arc<Worker>) {
+async fn tunnel(
+    client: hyper::upgrade::OnUpgrade,
+    worker_side: hyper::upgrade::OnUpgrade,
+    worker: Arc<Worker>,
+    _slot: Option<tokio::sync::OwnedSemaphorePermit>,
+) {
     let (Ok(c), Ok(w)) = tokio::join!(client, worker_side) else { return };
     worker.websockets.fetch_add(1, Ordering::AcqRel);
     let mut c = TokioIo::new(c);
