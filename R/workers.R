@@ -154,7 +154,7 @@ startWorkers <- function(app, workers = 2L, host = "127.0.0.1", port = 8080L,
   id <- res$id
   pool <- new_pool(id, app, type, drain_timeout, options_file)
   tryCatch(wait_generation(id, app, startup_timeout),
-           error = function(e) { rookd_pool_stop(id); stop(e) })
+           error = function(e) { pool$stop(); stop(e) })
   pool
 }
 
