@@ -116,11 +116,16 @@ rookd_static_options <- function(id) .Call(wrap__rookd_static_options, id)
 # the new options.
 rookd_static_set_options <- function(id, update) .Call(wrap__rookd_static_set_options, id, update)
 
-# Start a pool; returns its id. `settings` is the named numeric vector R builds.
-rookd_pool_start <- function(host, port, program, args, env_names, env_values, sticky, cookie_name, settings, forward_output, reuse_port) .Call(wrap__rookd_pool_start, host, port, program, args, env_names, env_values, sticky, cookie_name, settings, forward_output, reuse_port)
+# Start a pool; returns `list(id, warnings)` (warnings about the TLS certificate).
+# `settings` is the numeric vector R builds.
+rookd_pool_start <- function(host, port, program, args, env_names, env_values, sticky, cookie_name, settings, forward_output, reuse_port, options, socket_dir, tls) .Call(wrap__rookd_pool_start, host, port, program, args, env_names, env_values, sticky, cookie_name, settings, forward_output, reuse_port, options, socket_dir, tls)
 
 # Stop a pool (its workers too); FALSE if it was not running.
 rookd_pool_stop <- function(id) .Call(wrap__rookd_pool_stop, id)
+
+# Drain a pool (SIGTERM to serveWorkers()): stop accepting, let the requests being
+# handled finish for up to `timeout` seconds, then stop. TRUE if all finished in time.
+rookd_pool_drain <- function(id, timeout) .Call(wrap__rookd_pool_drain, id, timeout)
 
 rookd_pool_port <- function(id) .Call(wrap__rookd_pool_port, id)
 

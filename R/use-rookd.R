@@ -138,12 +138,18 @@ routed_function <- function(name) {
   switch(name,
     startServer = ,
     startDaemonizedServer = function(host, port, app, quiet = FALSE) {
+      if (!is.null(.globals$worker_socket)) return(worker_pipe_server(app))
       startServer(host, port, app, quiet = quiet, options = route_options())
     },
     startPipeServer = function(name, mask, app, quiet = FALSE) {
       startPipeServer(name, mask, app, quiet = quiet, options = route_options())
     },
     runServer = function(host, port, app, interruptIntervalMs = NULL) {
+      if (!is.null(.globals$worker_socket)) {
+        server <- worker_pipe_server(app)
+        on.exit(stopServer(server))
+        return(service(0))
+      }
       runServer(host, port, app, interruptIntervalMs = interruptIntervalMs,
                 options = route_options())
     },
@@ -152,6 +158,13 @@ routed_function <- function(name) {
 }
 
 route_options <- function() .globals$route$options %||% rookdOptions()
+
+# In a pool worker (worker_main()), a routed startServer()/runServer() serves on the
+# worker's Unix socket (mode 0600 in the pool's 0700 directory), whatever host and port
+# the framework asked for.
+worker_pipe_server <- function(app) {
+  startPipeServer(.globals$worker_socket, strtoi("077", 8L), app, options = route_options())
+}
 
 `%||%` <- function(a, b) if (is.null(a)) b else a
 

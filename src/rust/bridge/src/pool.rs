@@ -13,6 +13,8 @@ use extendr_api::prelude::{extendr, extendr_module, list, Robj};
 use extendr_api::{Error, Result};
 use rookd_engine::pool::{PoolConfig, PoolHandle, Sticky, WorkerCommand};
 
+use crate::main_thread::MainThread;
+
 thread_local! {
     static POOLS: RefCell<BTreeMap<u64, PoolHandle>> = const { RefCell::new(BTreeMap::new()) };
     static NEXT_ID: RefCell<u64> = const { RefCell::new(1) };
@@ -38,7 +40,8 @@ fn with_pool<T>(id: f64, f: impl FnOnce(&PoolHandle) -> T) -> Result<T> {
     POOLS.with(|p| p.borrow().get(&(id as u64)).map(f)).ok_or_else(|| Error::Other("no such worker pool (stopped?)".into()))
 }
 
-/// Start a pool; returns its id. `settings` is the named numeric vector R builds.
+/// Start a pool; returns `list(id, warnings)` (warnings about the TLS certificate).
+/// `settings` is the numeric vector R builds.
 #[extendr]
 #[allow(clippy::too_many_arguments)]
 fn rookd_pool_start(
@@ -53,17 +56,25 @@ fn rookd_pool_start(
     settings: Vec<f64>,
     forward_output: bool,
     reuse_port: bool,
-) -> Result<f64> {
+    options: Robj,
+    socket_dir: &str,
+    tls: Robj,
+) -> Result<Robj> {
+    // The front applies a plain server's limits from the same options the workers get
+    // (rookdOptions(), checked the same way).
+    let (server, tls) = MainThread::dot_call(|mt| -> Result<_> {
+        Ok((crate::options::settings(mt, &options)?.config, crate::tls::settings(mt, &tls)?))
+    })?;
     let sticky = match sticky {
         "none" => Sticky::None,
         "cookie" => Sticky::Cookie,
         "ip" => Sticky::Ip,
         other => return Err(Error::Other(format!("`sticky` must be \"none\", \"cookie\" or \"ip\", not {other:?}"))),
     };
-    let [workers, concurrency, queue_max, queue_timeout, worker_timeout, max_requests, max_rss_mb, startup_timeout, drain_timeout, threads] =
+    let [workers, concurrency, queue_max, queue_timeout, worker_timeout, max_requests, max_rss_mb, startup_timeout, drain_timeout, threads, max_connections] =
         settings[..]
     else {
-        return Err(Error::Other("rookd_pool_start: settings must have 10 numbers".into()));
+        return Err(Error::Other("rookd_pool_start: settings must have 11 numbers".into()));
     };
     let cfg = PoolConfig {
         host: host.to_string(),
@@ -86,15 +97,25 @@ fn rookd_pool_start(
         drain_timeout: secs("drain_timeout", drain_timeout)?,
         forward_output,
         threads: count("threads", threads, 1.0, 64.0)? as usize,
+        socket_dir: PathBuf::from(socket_dir),
+        max_connections: count("max_connections", max_connections, 1.0, 1_000_000.0)? as usize,
+        header_timeout: server.header_timeout,
+        body_timeout: server.body_timeout,
+        max_body_bytes: server.max_body_bytes,
+        max_inflight_bytes: server.max_inflight_bytes,
+        trusted_proxies: server.trusted_proxies,
+        tls,
+        tls_handshake_timeout: server.tls_handshake_timeout,
     };
     let handle = PoolHandle::start(cfg, reuse_port).map_err(|e| Error::Other(e.to_string()))?;
+    let warnings = handle.tls_warnings.clone();
     let id = NEXT_ID.with(|n| {
         let mut n = n.borrow_mut();
         *n += 1;
         *n - 1
     });
     POOLS.with(|p| p.borrow_mut().insert(id, handle));
-    Ok(id as f64)
+    Ok(list!(id = id as f64, warnings = warnings).into())
 }
 
 /// Stop a pool (its workers too); FALSE if it was not running.
@@ -108,6 +129,18 @@ fn rookd_pool_stop(id: f64) -> bool {
             true
         }
         None => false,
+    }
+}
+
+/// Drain a pool (SIGTERM to serveWorkers()): stop accepting, let the requests being
+/// handled finish for up to `timeout` seconds, then stop. TRUE if all finished in time.
+#[extendr]
+fn rookd_pool_drain(id: f64, timeout: f64) -> Result<bool> {
+    let timeout = secs("timeout", timeout)?;
+    let handle = POOLS.with(|p| p.borrow_mut().remove(&(id as u64)));
+    match handle {
+        Some(mut h) => Ok(h.drain(timeout, Duration::from_secs(5))),
+        None => Ok(false),
     }
 }
 
@@ -161,7 +194,7 @@ fn rookd_pool_workers(id: f64) -> Result<Robj> {
             served = ws.iter().map(|w| w.served as f64).collect::<Vec<_>>(),
             websockets = ws.iter().map(|w| w.websockets as i32).collect::<Vec<_>>(),
             rss_mb = ws.iter().map(|w| w.rss_kb.map_or(f64::NAN, |k| k as f64 / 1024.0)).collect::<Vec<_>>(),
-            port = ws.iter().map(|w| w.port as i32).collect::<Vec<_>>()
+            socket = ws.iter().map(|w| w.socket.display().to_string()).collect::<Vec<_>>()
         )
         .into()
     })
@@ -180,7 +213,10 @@ fn rookd_pool_stats(id: f64) -> Result<Robj> {
             workers_started = s.workers_started as f64,
             workers_replaced = s.workers_replaced as f64,
             workers_recycled = s.workers_recycled as f64,
-            start_failures = s.start_failures as f64
+            start_failures = s.start_failures as f64,
+            connections_refused = s.connections_refused as f64,
+            retried = s.retried as f64,
+            max_connections = s.max_connections as f64
         )
         .into()
     })
@@ -198,6 +234,7 @@ extendr_module! {
     mod pool;
     fn rookd_pool_start;
     fn rookd_pool_stop;
+    fn rookd_pool_drain;
     fn rookd_pool_port;
     fn rookd_pool_reload;
     fn rookd_pool_cancel_reload;

@@ -3,14 +3,19 @@
 //! R runs an app on one thread, so one process tops out at one request's worth of R at a
 //! time. The front accepts client connections on the I/O threads (no R here) and hands
 //! each request to one of N worker processes (each a whole R session running rookd on a
-//! loopback port the front chose), over pooled keep-alive connections with hyper's
-//! client, streaming bodies both ways. The front decides who serves what, so it can keep
+//! Unix socket in a directory only this user can enter, so no other local user can pose
+//! as a worker or reach one around the front), over pooled keep-alive connections with
+//! hyper's client. A request's body is read whole at the front first (so a slow client
+//! never holds a worker); responses stream. The front tells the worker who the client
+//! is (X-Forwarded-*, which the worker believes from its Unix socket only). The front decides who serves what, so it can keep
 //! a client on its worker (cookie or IP), notice a dead or stuck worker and replace it,
 //! recycle workers, and swap in a new generation without dropping a request.
 //!
 //! Modules: `worker` (one process: spawn, state, logs, memory), `route` (who serves a
 //! request, and the bounded wait when all are busy), `proxy` (one request through the
-//! front), `supervisor` (the loop that starts, health-checks, drains and replaces).
+//! front), `body` (a request's body at the front), `fds` (the front's descriptors: its
+//! limit, its connection cap, its own errors told from a worker's), `supervisor` (the
+//! loop that starts, health-checks, drains and replaces).
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -19,8 +24,12 @@ use std::time::Duration;
 
 use tokio::sync::{oneshot, Notify};
 
+use crate::budget::ByteBudget;
+use crate::forwarded::TrustedProxies;
 use crate::listener::{self, BindTarget, LocalAddr, StdListener};
 
+mod body;
+mod fds;
 mod proxy;
 mod route;
 mod supervisor;
@@ -29,8 +38,8 @@ mod worker;
 pub use route::Sticky;
 use worker::Worker;
 
-/// How to start one worker process. The front adds `ROOKD_WORKER_PORT` (the loopback
-/// port the worker must serve on) and `ROOKD_WORKER_ID` to `env`.
+/// How to start one worker process. The front adds `ROOKD_WORKER_SOCKET` (the path of
+/// the Unix socket the worker must serve on) and `ROOKD_WORKER_ID` to `env`.
 #[derive(Clone, Debug)]
 pub struct WorkerCommand {
     pub program: PathBuf,
@@ -69,6 +78,26 @@ pub struct PoolConfig {
     /// The front's I/O threads. One is cheapest per request (no wake-ups across
     /// threads: measured 57 against 78 µs of front CPU per hello-world request with 2).
     pub threads: usize,
+    /// A private directory for the workers' sockets; created (mode 0700) by
+    /// [`PoolHandle::start`], which fails if it exists, and removed when the pool stops.
+    pub socket_dir: PathBuf,
+    /// Client connections the front holds at once (beyond: 503 + Retry-After); lowered
+    /// to what the open-files limit leaves.
+    pub max_connections: usize,
+    /// A request head must arrive within this (as a plain server's `header_timeout`).
+    pub header_timeout: Duration,
+    /// A request body must keep coming (as a plain server's `body_timeout`: each wait,
+    /// and a minimum pace).
+    pub body_timeout: Duration,
+    /// Larger bodies get 413.
+    pub max_body_bytes: u64,
+    /// Bodies buffered at the front at once, in bytes, over all requests (beyond: 503).
+    pub max_inflight_bytes: usize,
+    /// Proxies in front of the front whose X-Forwarded-*/Forwarded are believed.
+    pub trusted_proxies: TrustedProxies,
+    /// HTTPS on the front (HTTP/1.1); the workers see `https` as the client's scheme.
+    pub tls: Option<crate::tls::TlsSettings>,
+    pub tls_handshake_timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +108,12 @@ pub enum PoolError {
     NoWorkers,
     #[error("the pool's front listens on TCP only")]
     NotTcp,
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("cannot create the workers' socket directory {path}: {source}")]
+    SocketDir { path: String, source: std::io::Error },
+    #[error("the workers' socket directory {0} is too long a path for a Unix socket (at most 90 bytes)")]
+    SocketDirTooLong(String),
 }
 
 /// One worker as the host sees it (a snapshot).
@@ -93,7 +128,8 @@ pub struct WorkerInfo {
     pub websockets: usize,
     /// Resident memory in KiB (None: unknown, e.g. the process is gone).
     pub rss_kb: Option<u64>,
-    pub port: u16,
+    /// The Unix socket it serves on.
+    pub socket: PathBuf,
 }
 
 /// Counters over the pool's life.
@@ -108,6 +144,13 @@ pub struct PoolStats {
     pub workers_recycled: u64,
     pub start_failures: u64,
     pub websockets_now: usize,
+    /// Client connections answered 503 at once (over `max_connections`, or out of
+    /// descriptors).
+    pub connections_refused: u64,
+    /// Requests sent again on a fresh connection after a keep-alive one failed.
+    pub retried: u64,
+    /// The front's cap on client connections (after the open-files limit).
+    pub max_connections: usize,
 }
 
 /// How far the current generation has come up: for the host's wait after start/reload.
@@ -128,6 +171,8 @@ struct Counters {
     replaced: AtomicU64,
     recycled: AtomicU64,
     start_failures: AtomicU64,
+    refused_connections: AtomicU64,
+    retried: AtomicU64,
 }
 
 /// What the accept loop, the requests and the supervisor share.
@@ -145,6 +190,18 @@ struct Shared {
     stopping: AtomicBool,
     counters: Counters,
     last_failure: Mutex<Option<String>>,
+    /// Bytes of request bodies buffered at the front.
+    budget: Arc<ByteBudget>,
+    /// Requests being handled at the front (for the drain).
+    active: AtomicUsize,
+    /// The open-files limit as found and as raised.
+    nofile: Option<fds::NoFile>,
+    /// Client connections held at once.
+    conn_cap: usize,
+    /// Slots under `conn_cap`: one per client connection, one per upgraded tunnel.
+    permits: Arc<tokio::sync::Semaphore>,
+    /// TLS on the front, if configured.
+    tls: Option<Arc<crate::tls::acceptor::TlsAcceptor>>,
 }
 
 impl Shared {
@@ -158,6 +215,8 @@ impl Shared {
 /// The host's hold on a running pool. Dropping it stops the pool.
 pub struct PoolHandle {
     shared: Arc<Shared>,
+    /// About the TLS certificate (expired, ...): the host's to show.
+    pub tls_warnings: Vec<String>,
     local: SocketAddr,
     stop_tx: Option<oneshot::Sender<()>>,
     rt: Option<tokio::runtime::Runtime>,
@@ -170,12 +229,40 @@ impl PoolHandle {
         if cfg.workers == 0 {
             return Err(PoolError::NoWorkers);
         }
+        // Certificate files are read before anything is bound or created.
+        let (tls, tls_warnings) = match cfg.tls.clone() {
+            Some(t) => {
+                let (a, w) = crate::tls::acceptor::TlsAcceptor::new(t, false)?;
+                (Some(a), w)
+            }
+            None => (None, Vec::new()),
+        };
+        let dir = cfg.socket_dir.display().to_string();
+        // sun_path holds 108 bytes; leave room for "/w<id>.sock".
+        if cfg.socket_dir.as_os_str().len() > 90 {
+            return Err(PoolError::SocketDirTooLong(dir));
+        }
         let target = BindTarget::Tcp { host: cfg.host.clone(), port: cfg.port };
         let (std_listener, local) = listener::bind_with(&target, reuse_port)?;
         let (StdListener::Tcp(l), LocalAddr::Tcp(local)) = (std_listener, local) else {
             return Err(PoolError::NotTcp);
         };
-        let rt = crate::runtime::build(cfg.threads.max(1)).map_err(crate::error::EngineError::Runtime)?;
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&cfg.socket_dir)
+                .map_err(|e| PoolError::SocketDir { path: dir.clone(), source: e })?;
+        }
+        let nofile = fds::raise_nofile();
+        let conn_cap = fds::connection_cap(cfg.max_connections, nofile, cfg.workers);
+        let rt = match crate::runtime::build(cfg.threads.max(1)) {
+            Ok(rt) => rt,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&cfg.socket_dir);
+                return Err(crate::error::EngineError::Runtime(e).into());
+            }
+        };
         let listener = {
             let _enter = rt.enter();
             tokio::net::TcpListener::from_std(l)
@@ -192,11 +279,17 @@ impl PoolHandle {
             stopping: AtomicBool::new(false),
             counters: Counters::default(),
             last_failure: Mutex::new(None),
+            budget: ByteBudget::new(),
+            active: AtomicUsize::new(0),
+            nofile,
+            conn_cap,
+            permits: Arc::new(tokio::sync::Semaphore::new(conn_cap)),
+            tls,
         });
         let (stop_tx, stop_rx) = oneshot::channel();
         rt.spawn(proxy::accept_loop(Arc::clone(&shared), listener, stop_rx));
         rt.spawn(supervisor::run(Arc::clone(&shared)));
-        Ok(PoolHandle { shared, local, stop_tx: Some(stop_tx), rt: Some(rt) })
+        Ok(PoolHandle { shared, tls_warnings, local, stop_tx: Some(stop_tx), rt: Some(rt) })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -258,7 +351,37 @@ impl PoolHandle {
             workers_recycled: c.recycled.load(Ordering::Relaxed),
             start_failures: c.start_failures.load(Ordering::Relaxed),
             websockets_now: ws,
+            connections_refused: c.refused_connections.load(Ordering::Relaxed),
+            retried: c.retried.load(Ordering::Relaxed),
+            max_connections: self.shared.conn_cap,
         }
+    }
+
+    /// Stop gracefully (SIGTERM to a `serveWorkers()` process): the front stops accepting
+    /// at once; requests being handled (and WebSockets) get up to `timeout` to finish;
+    /// then the pool stops as [`stop`](Self::stop) does. Returns whether everything
+    /// finished in time.
+    pub fn drain(&mut self, timeout: Duration, grace: Duration) -> bool {
+        let Some(rt) = self.rt.as_ref() else { return false };
+        if let Some(tx) = self.stop_tx.take() {
+            let _ = tx.send(());
+        }
+        let shared = Arc::clone(&self.shared);
+        let done = rt.block_on(async move {
+            let deadline = tokio::time::Instant::now() + timeout;
+            loop {
+                let ws: usize = shared.lock_workers().iter().map(|w| w.websockets.load(Ordering::Acquire)).sum();
+                if shared.active.load(Ordering::Acquire) == 0 && ws == 0 {
+                    return true;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return false;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        self.stop(grace);
+        done
     }
 
     /// Stop accepting, stop every worker (SIGTERM, then SIGKILL after `grace`), and the
@@ -280,6 +403,7 @@ impl PoolHandle {
             }
         });
         rt.shutdown_timeout(Duration::from_millis(500));
+        let _ = std::fs::remove_dir_all(&self.shared.cfg.socket_dir);
     }
 }
 
@@ -288,3 +412,6 @@ impl Drop for PoolHandle {
         self.stop(Duration::from_secs(2));
     }
 }
+
+#[cfg(test)]
+mod tests;

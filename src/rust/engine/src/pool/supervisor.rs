@@ -1,7 +1,6 @@
 //! The pool's supervisor: every tick it notices workers that became ready, exited, went
 //! unhealthy, grew too big or finished draining; keeps the current generation at its
 //! size; and drains the old generation once the new one serves in full.
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,9 +40,22 @@ pub(super) async fn run(shared: Arc<Shared>) {
     }
 }
 
-async fn accepts(port: u16) -> bool {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    matches!(tokio::time::timeout(Duration::from_millis(500), tokio::net::TcpStream::connect(addr)).await, Ok(Ok(_)))
+/// What a connect to a worker's socket says about it.
+#[derive(PartialEq)]
+enum Probe {
+    Accepts,
+    /// Refused, no socket, or no answer: the worker does not serve.
+    Refuses,
+    /// The front itself is short (out of descriptors): nothing learned about the worker.
+    Unknown,
+}
+
+async fn probe(w: &Worker) -> Probe {
+    match tokio::time::timeout(Duration::from_millis(500), tokio::net::UnixStream::connect(&w.socket)).await {
+        Ok(Ok(_)) => Probe::Accepts,
+        Ok(Err(e)) if super::fds::is_front_exhaustion(&e) => Probe::Unknown,
+        _ => Probe::Refuses,
+    }
 }
 
 fn stop_worker(w: &Arc<Worker>) {
@@ -75,7 +87,7 @@ async fn tick(shared: &Arc<Shared>, check_rss: bool, check_health: bool) -> bool
                     shared.counters.start_failures.fetch_add(1, Ordering::Relaxed);
                     w.set_state(State::Gone);
                     failed = true;
-                } else if accepts(w.port).await {
+                } else if probe(w).await == Probe::Accepts {
                     w.set_state(State::Ready);
                     changed = true;
                 } else if w.spawned_at.elapsed() > cfg.startup_timeout {
@@ -108,7 +120,7 @@ async fn tick(shared: &Arc<Shared>, check_rss: bool, check_health: bool) -> bool
                     shared.counters.replaced.fetch_add(1, Ordering::Relaxed);
                     stop_worker(w);
                     changed = true;
-                } else if check_health && !accepts(w.port).await {
+                } else if check_health && probe(w).await == Probe::Refuses {
                     // Replaced on the next tick, as one that failed a request's connect.
                     w.unhealthy.store(true, Ordering::Release);
                     changed = true;
@@ -162,7 +174,7 @@ fn top_up(shared: &Arc<Shared>) {
         .count();
     for _ in live..cfg.workers {
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        match Worker::spawn(cfg, id, generation) {
+        match Worker::spawn(cfg, id, generation, shared.nofile.map(|n| n.original_soft)) {
             Ok(w) => {
                 shared.counters.started.fetch_add(1, Ordering::Relaxed);
                 workers.push(w);

@@ -1,20 +1,25 @@
-//! One worker process: how it is started (a command the host gave, on a loopback port
-//! we chose), its state, its counters, its idle connections, its output and memory.
+//! One worker process: how it is started (a command the host gave, serving on a Unix
+//! socket in the pool's private directory), its state, its counters, its idle
+//! connections, its output and memory.
 use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
 
+use super::body::OutBody;
 use super::{PoolConfig, WorkerInfo};
 
 /// Lines of a worker's stderr kept for the startup-failure message.
 const TAIL_LINES: usize = 30;
+/// A line of a worker's output longer than this is forwarded in pieces of this size (a
+/// progress bar redrawn with `\r` and never a newline is one endless line).
+const MAX_LINE: usize = 8 * 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -53,7 +58,8 @@ pub(super) struct Worker {
     pub id: u32,
     /// The stickiness key (cookie value): unique over the pool's life.
     pub key: String,
-    pub port: u16,
+    /// The Unix socket the worker serves on (in the pool's 0700 directory).
+    pub socket: PathBuf,
     pub pid: u32,
     pub generation: u64,
     pub spawned_at: Instant,
@@ -66,39 +72,44 @@ pub(super) struct Worker {
     pub served: AtomicU64,
     pub websockets: AtomicUsize,
     pub drain_since: Mutex<Option<Instant>>,
-    pub idle: Mutex<Vec<SendRequest<Incoming>>>,
+    pub idle: Mutex<Vec<SendRequest<OutBody>>>,
     child: Mutex<Option<Child>>,
     tail: Arc<Mutex<VecDeque<String>>>,
 }
 
-fn free_loopback_port() -> std::io::Result<u16> {
-    // The port is free now; the worker binds it a moment later. Another process could take
-    // it in between; then the worker fails to start and is started again on another port.
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
-}
-
 impl Worker {
     /// Start a worker process (must run inside the runtime: output is read by tasks).
-    pub fn spawn(cfg: &PoolConfig, id: u32, generation: u64) -> std::io::Result<Arc<Worker>> {
-        let port = free_loopback_port()?;
+    pub fn spawn(cfg: &PoolConfig, id: u32, generation: u64, nofile: Option<u64>) -> std::io::Result<Arc<Worker>> {
+        // Only this front creates files in the directory (0700): a name it finds is a
+        // leftover of a worker of its own that was killed.
+        let socket = cfg.socket_dir.join(format!("w{id}.sock"));
+        let _ = std::fs::remove_file(&socket);
         let mut cmd = Command::new(&cfg.command.program);
         cmd.args(&cfg.command.args)
             .envs(cfg.command.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .env("ROOKD_WORKER_PORT", port.to_string())
+            .env("ROOKD_WORKER_SOCKET", &socket)
             .env("ROOKD_WORKER_ID", id.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         // SAFETY: the closure runs in the child between fork and exec and calls only
-        // async-signal-safe functions (sigfillset, pthread_sigmask, prctl) on its own data.
+        // async-signal-safe functions (sigfillset, pthread_sigmask, prctl, setrlimit) on
+        // its own data.
         // The I/O threads block every signal and a child inherits the mask; the worker
         // must see SIGTERM/SIGINT again. PDEATHSIG (Linux) stops the worker if the front
         // dies; it fires when the spawning thread exits, and workers are spawned only by
         // the supervisor task, on the pool runtime's threads, which live as long as it.
+        // The front raised its open-files limit; the worker gets the original soft one.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
+                if let Some(soft) = nofile {
+                    let mut l: libc::rlimit = std::mem::zeroed();
+                    if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) == 0 && (soft as libc::rlim_t) < l.rlim_cur {
+                        l.rlim_cur = soft as libc::rlim_t;
+                        libc::setrlimit(libc::RLIMIT_NOFILE, &l);
+                    }
+                }
                 let mut set: libc::sigset_t = std::mem::zeroed();
                 libc::sigfillset(&mut set);
                 libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
@@ -119,7 +130,7 @@ impl Worker {
         Ok(Arc::new(Worker {
             id,
             key: format!("w{id}"),
-            port,
+            socket,
             pid,
             generation,
             spawned_at: Instant::now(),
@@ -156,7 +167,7 @@ impl Worker {
         !self.retire.swap(true, Ordering::AcqRel)
     }
 
-    pub fn idle_conns(&self) -> std::sync::MutexGuard<'_, Vec<SendRequest<Incoming>>> {
+    pub fn idle_conns(&self) -> std::sync::MutexGuard<'_, Vec<SendRequest<OutBody>>> {
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -193,6 +204,8 @@ impl Worker {
                 let _ = child.kill().await;
             }
         }
+        // A worker that was killed leaves its socket file behind.
+        let _ = std::fs::remove_file(&self.socket);
     }
 
     pub fn stderr_tail(&self) -> String {
@@ -220,20 +233,20 @@ impl Worker {
             served: self.served.load(Ordering::Relaxed),
             websockets: self.websockets.load(Ordering::Relaxed),
             rss_kb: self.rss_kb(),
-            port: self.port,
+            socket: self.socket.clone(),
         }
     }
 }
 
 /// Copy a worker's output, line by line, to our stderr with its id; keep a tail of stderr.
-async fn forward<R: AsyncRead + Unpin>(
-    r: R,
-    id: u32,
-    tail: Option<Arc<Mutex<VecDeque<String>>>>,
-    echo: bool,
-) {
-    let mut lines = BufReader::new(r).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
+/// Bytes, not text: invalid UTF-8 is forwarded lossily (never an end of forwarding), and a
+/// line is cut every [`MAX_LINE`] bytes (memory stays bounded whatever the worker prints).
+async fn forward<R: AsyncRead + Unpin>(mut r: R, id: u32, tail: Option<Arc<Mutex<VecDeque<String>>>>, echo: bool) {
+    let mut pending: Vec<u8> = Vec::with_capacity(1024);
+    let mut chunk = vec![0u8; 16 * 1024];
+    let emit = |line: &[u8]| {
+        let line = String::from_utf8_lossy(line);
+        let line = line.trim_end_matches('\r');
         if echo {
             eprintln!("[worker {id}] {line}");
         }
@@ -242,7 +255,55 @@ async fn forward<R: AsyncRead + Unpin>(
             if t.len() == TAIL_LINES {
                 t.pop_front();
             }
-            t.push_back(line);
+            t.push_back(line.to_string());
         }
+    };
+    loop {
+        let n = match r.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let mut rest = &chunk[..n];
+        while !rest.is_empty() {
+            match rest.iter().position(|&b| b == b'\n') {
+                Some(i) if pending.len() + i <= MAX_LINE => {
+                    pending.extend_from_slice(&rest[..i]);
+                    emit(&pending);
+                    pending.clear();
+                    rest = &rest[i + 1..];
+                }
+                _ => {
+                    let take = (MAX_LINE - pending.len()).min(rest.len());
+                    pending.extend_from_slice(&rest[..take]);
+                    rest = &rest[take..];
+                    if pending.len() >= MAX_LINE {
+                        emit(&pending);
+                        pending.clear();
+                    }
+                }
+            }
+        }
+    }
+    if !pending.is_empty() {
+        emit(&pending);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn forwarding_survives_bad_bytes_and_cuts_long_lines() {
+        let tail = Arc::new(Mutex::new(VecDeque::new()));
+        let mut input = b"one\n\xff\xfebad\n".to_vec();
+        input.extend(std::iter::repeat_n(b'\r', 3 * MAX_LINE + 5));
+        input.extend_from_slice(b"x\nlast\n");
+        forward(&input[..], 1, Some(Arc::clone(&tail)), false).await;
+        let t = tail.lock().unwrap();
+        assert_eq!(t[0], "one");
+        assert_eq!(t[1], "\u{fffd}\u{fffd}bad");
+        assert!(t.iter().all(|l| l.len() <= MAX_LINE));
+        assert_eq!(t.back().map(String::as_str), Some("last"));
     }
 }
