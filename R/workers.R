@@ -2,11 +2,12 @@
 #'
 #' R runs an app on one thread: a handler that spends 5 ms in R caps a process at about
 #' 200 requests a second. `startWorkers()` starts `workers` R processes, each serving the
-#' app on its own loopback port, and a front (rookd's engine, no R on its path) that
-#' accepts clients on `host:port` and hands each request to a worker, streaming bodies
-#' both ways and forwarding WebSocket upgrades (which stay on their worker).
-#' `serveWorkers()` does the same and blocks until [interrupt()] or Ctrl-C, then stops
-#' the workers.
+#' app on its own Unix socket in a private (0700) directory, and a front (rookd's engine,
+#' no R on its path) that accepts clients on `host:port`, reads each request's body
+#' (with a plain server's limits) and hands the request to a worker, streaming answers
+#' back and forwarding WebSocket upgrades (which stay on their worker).
+#' `serveWorkers()` does the same and blocks until [interrupt()] or Ctrl-C (SIGTERM:
+#' drains first), then stops the workers.
 #'
 #' @section Routing:
 #' By default each request goes to the worker with the fewest requests in flight.

@@ -103,9 +103,10 @@
 //!   task on the I/O runtime that reopens the file (the host is not involved).
 //! - **C13 Worker pools** (host → pool): [`pool::PoolHandle`](crate::pool::PoolHandle) runs
 //!   on a runtime of its own with no Door and no host callbacks: the front proxies to
-//!   worker processes, which are separate R processes with Doors of their own. The host
-//!   only starts, reloads, reads (atomics and short locks held to copy a snapshot) and
-//!   stops it; `stop` blocks the host's thread for at most its grace period.
+//!   worker processes over Unix sockets, separate R processes with Doors of their own.
+//!   The host only starts, reloads, reads (atomics and short locks held to copy a
+//!   snapshot), drains and stops it; `stop` blocks the host's thread for at most its
+//!   grace period, `drain` for at most `drain_timeout` plus that grace.
 //!
 //! [`budget::hold`]: crate::budget::hold
 //! [`WsCredit`]: crate::ws::WsCredit
