@@ -2,13 +2,16 @@
 //! it: first any bytes hyper had read but not parsed when the connection was parked,
 //! then the socket itself; reads move the connection's clock (a request head begins),
 //! and reads and writes record what [`ConnState::parkable`] needs.
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
 
 use super::state::ConnState;
 use crate::metrics::ServerMetrics;
@@ -54,11 +57,56 @@ pub(crate) struct ConnIo<IO> {
     state: Arc<ConnState>,
     /// Bytes in and out are counted here (one relaxed add per read or write).
     metrics: Arc<ServerMetrics>,
+    /// The send-stall clock (`send_timeout`).
+    stall: SendStall,
 }
 
 impl<IO> ConnIo<IO> {
-    pub(super) fn new(io: IO, state: Arc<ConnState>, metrics: Arc<ServerMetrics>) -> Self {
-        ConnIo { io, pre: Bytes::new(), state, metrics }
+    pub(super) fn new(io: IO, state: Arc<ConnState>, metrics: Arc<ServerMetrics>, send_timeout: Duration) -> Self {
+        ConnIo { io, pre: Bytes::new(), state, metrics, stall: SendStall::new(send_timeout) }
+    }
+}
+
+/// `send_timeout` at the socket: a write the socket refuses (full: the peer does not
+/// read) starts the clock, any byte written stops it; when it runs out the write fails
+/// with `TimedOut`, and hyper (HTTP/1.1, HTTP/2, or a WebSocket after an upgrade) ends
+/// the connection, dropping what it held. Cost: a branch per write; the timer is
+/// allocated at a connection's first refused write and re-armed once per stall, never
+/// per write.
+struct SendStall {
+    timeout: Duration,
+    timer: Option<Pin<Box<Sleep>>>,
+    armed: bool,
+}
+
+impl SendStall {
+    fn new(timeout: Duration) -> SendStall {
+        SendStall { timeout, timer: None, armed: false }
+    }
+
+    /// Record a write's outcome; an error once the socket has refused writes for
+    /// `timeout` (the timer is polled with the write's context, so it wakes the task).
+    fn on_write<T>(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<T>>, progress: impl FnOnce(&T) -> bool) -> Poll<io::Result<T>> {
+        match &r {
+            Poll::Pending => {
+                let deadline = Instant::now() + self.timeout;
+                if !self.armed {
+                    self.armed = true;
+                    match &mut self.timer {
+                        Some(t) => t.as_mut().reset(deadline),
+                        None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+                    }
+                }
+                if let Some(t) = &mut self.timer {
+                    if t.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "send_timeout: the peer takes nothing")));
+                    }
+                }
+            }
+            Poll::Ready(Ok(v)) if progress(v) => self.armed = false,
+            Poll::Ready(_) => {}
+        }
+        r
     }
 }
 
@@ -92,11 +140,12 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for ConnIo<IO> {
         if !buf.is_empty() {
             self.state.set_dirty(true);
         }
-        let r = Pin::new(&mut self.io).poll_write(cx, buf);
+        let this = &mut *self;
+        let r = Pin::new(&mut this.io).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = r {
-            self.metrics.bytes_out(n);
+            this.metrics.bytes_out(n);
         }
-        r
+        this.stall.on_write(cx, r, |&n| n > 0)
     }
 
     fn poll_write_vectored(
@@ -107,11 +156,12 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for ConnIo<IO> {
         if bufs.iter().any(|b| !b.is_empty()) {
             self.state.set_dirty(true);
         }
-        let r = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        let this = &mut *self;
+        let r = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
         if let Poll::Ready(Ok(n)) = r {
-            self.metrics.bytes_out(n);
+            this.metrics.bytes_out(n);
         }
-        r
+        this.stall.on_write(cx, r, |&n| n > 0)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -119,14 +169,18 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for ConnIo<IO> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let r = Pin::new(&mut self.io).poll_flush(cx);
+        let this = &mut *self;
+        let r = Pin::new(&mut this.io).poll_flush(cx);
         if matches!(r, Poll::Ready(Ok(()))) {
-            self.state.set_dirty(false);
+            this.state.set_dirty(false);
         }
-        r
+        // A TLS stream's flush writes its records: a flush that cannot finish stalls too.
+        this.stall.on_write(cx, r, |_| true)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
+        let this = &mut *self;
+        let r = Pin::new(&mut this.io).poll_shutdown(cx);
+        this.stall.on_write(cx, r, |_| true)
     }
 }
