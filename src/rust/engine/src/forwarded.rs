@@ -330,6 +330,9 @@ fn from_forwarded(trusted: &TrustedProxies, headers: &HeaderMap) -> ForwardedCli
 }
 
 /// Split on `sep`, but not inside a quoted string (RFC 7230 quoted-string, `\` escapes).
+/// A quote left open (a client's `for="x`, to which a proxy appended `, for=...`) would
+/// swallow everything after it, the proxies' own elements included: then the value is
+/// split on every `sep`, so the bad element spoils only itself.
 fn split_outside_quotes(s: &str, sep: char) -> Vec<&str> {
     let mut out = Vec::new();
     let (mut quoted, mut escaped, mut from) = (false, false, 0);
@@ -344,6 +347,9 @@ fn split_outside_quotes(s: &str, sep: char) -> Vec<&str> {
             out.push(s[from..i].trim());
             from = i + 1;
         }
+    }
+    if quoted {
+        return s.split(sep).map(str::trim).collect();
     }
     out.push(s[from..].trim());
     out
@@ -557,6 +563,18 @@ mod tests {
         assert_eq!(resolve(&t, ip("127.0.0.1"), &h).and_then(|c| c.addr), ip("203.0.113.8"));
         let h = raw(&[("forwarded", b"for=203.0.113.8, for=10.0.0.\xff")]);
         assert_eq!(resolve(&t, ip("127.0.0.1"), &h), None);
+    }
+
+    #[test]
+    fn an_open_quote_left_of_the_client_does_not_swallow_the_proxys_element() {
+        let t = trusted(&["127.0.0.1", "10.0.0.0/8"]);
+        for v in ["for=\"x, for=203.0.113.8", "for=\"[2001:db8::1, for=203.0.113.8;proto=https", "for=\"\\\", for=203.0.113.8"] {
+            let h = headers(&[("forwarded", v)]);
+            assert_eq!(resolve(&t, ip("127.0.0.1"), &h).and_then(|c| c.addr), ip("203.0.113.8"), "{v:?}");
+        }
+        // Balanced quotes still protect a comma inside them.
+        let h = headers(&[("forwarded", "for=\"[2001:db8::1]:80\";host=\"a,b\", for=203.0.113.8")]);
+        assert_eq!(resolve(&t, ip("127.0.0.1"), &h).and_then(|c| c.addr), ip("203.0.113.8"));
     }
 
     #[test]
