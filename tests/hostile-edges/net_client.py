@@ -13,7 +13,11 @@ modes:
   h1stall PORT PATH WAIT           a raw HTTP/1.1 GET of PATH that is never read (a small
                                    receive buffer); after it ends (or WAIT s), reads what
                                    came and says whether the connection was cut short.
+  flood PORT KIND WAIT             h2c PING (KIND ping) or SETTINGS (settings) frames sent
+                                   as fast as the server takes them, nothing read: how long
+                                   until the server closed (null: not within WAIT s).
 """
+import struct
 import json
 import socket
 import sys
@@ -154,6 +158,31 @@ def h1stall(port, path, wait):
     return {"length": length, "got": got, "ended": ended}
 
 
+def flood(port, kind, wait):
+    s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+
+    def frame(t, payload):
+        return struct.pack(">I", len(payload))[1:] + bytes([t, 0]) + struct.pack(">I", 0) + payload
+
+    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, b""))
+    one = frame(6, b"12345678") if kind == "ping" else frame(4, b"\x00\x03\x00\x00\x00\x64")
+    batch = one * 1000
+    start, sent, closed = time.time(), 0, None
+    s.settimeout(0.5)
+    while time.time() - start < wait:
+        try:
+            s.send(batch)
+            sent += 1000
+        except socket.timeout:
+            continue
+        except OSError:
+            closed = time.time() - start
+            break
+    s.close()
+    return {"closed_after": closed, "frames": sent}
+
+
 def main():
     mode, port = sys.argv[1], int(sys.argv[2])
     a = sys.argv[3:]
@@ -161,6 +190,8 @@ def main():
         out = cookies(port, a[0], a[1] if len(a) > 1 else "")
     elif mode == "h2stall":
         out = h2stall(port, int(a[0]), a[1], a[2], float(a[3]))
+    elif mode == "flood":
+        out = flood(port, a[0], float(a[1]))
     elif mode == "h1stall":
         out = h1stall(port, a[0], float(a[1]))
     else:

@@ -66,3 +66,16 @@ test_that("HTTP/2 stall on a busy machine: still closed, others still served", {
   expect_identical(res$other, "200")
   wait_until(function() lent() == 0, 10, "the answers to be given back")
 })
+
+test_that("HTTP/2 PING and SETTINGS floods from a client that reads nothing end after send_timeout", {
+  # Each PING and SETTINGS asks for an answer; a client that never reads fills the socket.
+  # Before send_timeout such a connection stayed open (h2 stops reading, but never closes).
+  s <- local_server(big_app(), options = rookdOptions(send_timeout = 2))
+  for (kind in c("ping", "settings")) {
+    res <- net_py("flood", s$getPort(), kind, "20", timeout = 40)
+    expect_false(is.null(res$closed_after), label = kind)
+    expect_lt(res$closed_after %||% Inf, 15)
+  }
+  wait_until(function() serverStats(s)$connections_open == 0, 10, "the flooding connections to be closed")
+  expect_identical(net_py("cookies", s$getPort(), "/small")$body, "small")
+})
