@@ -45,7 +45,10 @@
 #'   it gives no flow-control window to a stream being answered); then the connection is
 #'   closed and every answer it held is dropped (R vectors lent to it included). HTTP/1.1,
 #'   HTTP/2 and WebSocket connections alike. The rule is "no progress", not a pace: a
-#'   client that reads slowly but steadily is served. What a stalled connection can hold
+#'   client that reads slowly but steadily is served (on Linux, bytes the client took
+#'   from the kernel's send queue count as progress, even while the kernel still refuses
+#'   new writes). Between keep-alive requests, `keepalive_timeout` counts from the last
+#'   byte of the answer written, not from when the app's body ended. What a stalled connection can hold
 #'   until then: over HTTP/1.1 one answer; over HTTP/2 at most
 #'   `h2_max_concurrent_streams` answers (hyper takes each in slices of 64 KiB, so a
 #'   stalled stream holds its answer's buffer and at most about 400 KiB more). An HTTP/2

@@ -13,6 +13,9 @@ modes:
   h1stall PORT PATH WAIT           a raw HTTP/1.1 GET of PATH that is never read (a small
                                    receive buffer); after it ends (or WAIT s), reads what
                                    came and says whether the connection was cut short.
+  host PORT PATH HOST...           one h2c GET with these Host header fields; status, body.
+  h1slow PORT PATH BYTES_PER_S     a raw HTTP/1.1 GET of PATH read slowly but steadily (a
+                                   small receive buffer); whether the whole body came.
   flood PORT KIND WAIT             h2c PING (KIND ping) or SETTINGS (settings) frames sent
                                    as fast as the server takes them, nothing read: how long
                                    until the server closed (null: not within WAIT s).
@@ -33,7 +36,9 @@ TIMEOUT = 15
 
 def h2conn(port, window=None, prefix=b""):
     s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
-    c = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+    # Outbound headers unchecked: the hostile ones (two Host fields) are the point.
+    c = h2.connection.H2Connection(config=h2.config.H2Configuration(
+        client_side=True, header_encoding="utf-8", validate_outbound_headers=False))
     if window is not None:
         c.local_settings = h2.settings.Settings(client=True, initial_values={
             h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: window})
@@ -183,6 +188,43 @@ def flood(port, kind, wait):
     return {"closed_after": closed, "frames": sent}
 
 
+def h1slow(port, path, rate):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    s.settimeout(TIMEOUT)
+    s.connect(("127.0.0.1", port))
+    s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path).encode())
+    step = 0.05
+    per = max(1, int(rate * step))
+    head, length, got, ended = b"", None, 0, "timeout"
+    start = time.time()
+    while time.time() - start < 60:
+        try:
+            chunk = s.recv(per)
+        except OSError:
+            ended = "reset"
+            break
+        if not chunk:
+            ended = "eof"
+            break
+        if length is None:
+            head += chunk
+            if b"\r\n\r\n" in head:
+                h, _, rest = head.partition(b"\r\n\r\n")
+                for line in h.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                got += len(rest)
+        else:
+            got += len(chunk)
+        if length is not None and got >= length:
+            ended = "complete"
+            break
+        time.sleep(step)
+    s.close()
+    return {"length": length, "got": got, "ended": ended, "secs": time.time() - start}
+
+
 def main():
     mode, port = sys.argv[1], int(sys.argv[2])
     a = sys.argv[3:]
@@ -190,6 +232,11 @@ def main():
         out = cookies(port, a[0], a[1] if len(a) > 1 else "")
     elif mode == "h2stall":
         out = h2stall(port, int(a[0]), a[1], a[2], float(a[3]))
+    elif mode == "host":
+        status, body = get(port, a[0], [("host", h) for h in a[1:]])
+        out = {"status": status, "body": body}
+    elif mode == "h1slow":
+        out = h1slow(port, a[0], float(a[1]))
     elif mode == "flood":
         out = flood(port, a[0], float(a[1]))
     elif mode == "h1stall":

@@ -5,9 +5,13 @@
 
 big_app <- function() {
   big <- as.raw(rep_len(0:255, 50e6))
+  mid <- as.raw(rep_len(0:255, 8e6))
   function(req) {
     if (req$PATH_INFO == "/big") {
       return(list(status = 200L, headers = list("Content-Type" = "application/octet-stream"), body = big))
+    }
+    if (req$PATH_INFO == "/mid") {
+      return(list(status = 200L, headers = list("Content-Type" = "application/octet-stream"), body = mid))
     }
     list(status = 200L, headers = list("Content-Type" = "text/plain"), body = "small")
   }
@@ -37,6 +41,16 @@ test_that("HTTP/1.1: a reader that stops is cut after send_timeout; others are s
   expect_equal(res$length, 50e6)
   expect_lt(res$got, 50e6)
   expect_true(res$ended %in% c("eof", "reset"))
+})
+
+test_that("HTTP/1.1: a slow but steady reader is served whole, whatever keepalive_timeout", {
+  # The keep-alive wait used to start when the app's body was handed to hyper, so a large
+  # answer still being written was cut keepalive_timeout later, by no documented rule.
+  s <- local_server(big_app(), options = rookdOptions(send_timeout = 2, keepalive_timeout = 1))
+  res <- net_py("h1slow", s$getPort(), "/mid", "2000000", timeout = 60)
+  expect_identical(res$ended, "complete")
+  expect_equal(res$got, 8e6)
+  wait_until(function() lent() == 0, 10, "the answer to be given back")
 })
 
 test_that("HTTP/2: streams held by a zero window are closed after send_timeout; others are served", {

@@ -42,7 +42,7 @@ pub(super) async fn serve<IO>(
     conn_ctx: &Arc<service::ConnCtx>,
     shutdown: &mut watch::Receiver<bool>,
 ) where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    IO: AsyncRead + AsyncWrite + super::Readable + Unpin + Send + 'static,
 {
     let cfg = &shared.config;
     let h2 = &cfg.h2;
@@ -69,7 +69,11 @@ pub(super) async fn serve<IO>(
             return Box::pin(async move { Ok(resp.map(|b| StreamBody::new(b, None, active))) })
                 as BoxedResponseFuture<StreamBody>;
         }
-        host_from_authority(&mut req);
+        if host_from_authority(&mut req).is_err() {
+            let resp = plain(StatusCode::BAD_REQUEST, "Bad Request: Host differs from :authority\n");
+            return Box::pin(async move { Ok(resp.map(|b| StreamBody::new(b, None, active))) })
+                as BoxedResponseFuture<StreamBody>;
+        }
         join_cookies(req.headers_mut());
         let fut = service::handle(Arc::clone(&conn_ctx), req);
         Box::pin(async move {
@@ -117,13 +121,28 @@ pub(super) async fn serve<IO>(
 
 /// An HTTP/2 request names its host in `:authority` (hyper puts it in the URI), and a
 /// client need not send a Host header too: add it, so `HTTP_HOST` and the app see the
-/// host as on HTTP/1.1 (as Apache's mod_http2 does). A Host header the client sent wins.
-fn host_from_authority(req: &mut hyper::Request<hyper::body::Incoming>) {
-    if req.headers().contains_key(HOST) {
-        return;
-    }
-    if let Some(v) = req.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()) {
-        req.headers_mut().insert(HOST, v);
+/// host as on HTTP/1.1 (as Apache's mod_http2 does). A Host header the client sent too
+/// must name the same host, once (RFC 9113, 8.3.1): else `Err`, answered 400. Two names
+/// for one request would let whatever reads one (a proxy's routing, a cache key) and
+/// whatever reads the other (the app's `HTTP_HOST`) disagree.
+fn host_from_authority(req: &mut hyper::Request<hyper::body::Incoming>) -> Result<(), ()> {
+    let authority = req.uri().authority().map(|a| a.as_str().to_owned());
+    settle_host(req.headers_mut(), authority.as_deref())
+}
+
+fn settle_host(headers: &mut http::HeaderMap, authority: Option<&str>) -> Result<(), ()> {
+    let mut hosts = headers.get_all(HOST).iter();
+    let agrees = hosts.next().map(|h| authority.is_none_or(|a| h.as_bytes().eq_ignore_ascii_case(a.as_bytes())));
+    let twice = hosts.next().is_some();
+    match agrees {
+        None => {
+            if let Some(v) = authority.and_then(|a| HeaderValue::from_str(a).ok()) {
+                headers.insert(HOST, v);
+            }
+            Ok(())
+        }
+        Some(true) if !twice => Ok(()),
+        Some(_) => Err(()),
     }
 }
 
@@ -326,6 +345,21 @@ impl Body for StreamBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_and_authority_must_agree() {
+        let mut h = http::HeaderMap::new();
+        assert_eq!(settle_host(&mut h, Some("example.org:8443")), Ok(()));
+        assert_eq!(h.get(HOST).unwrap(), "example.org:8443");
+        let mut h = http::HeaderMap::new();
+        h.insert(HOST, HeaderValue::from_static("Example.org"));
+        assert_eq!(settle_host(&mut h, Some("example.org")), Ok(()));
+        assert_eq!(settle_host(&mut h, None), Ok(()));
+        assert_eq!(settle_host(&mut h, Some("evil.example")), Err(()));
+        h.append(HOST, HeaderValue::from_static("example.org"));
+        assert_eq!(settle_host(&mut h, Some("example.org")), Err(()));
+        assert_eq!(settle_host(&mut h, None), Err(()));
+    }
 
     #[test]
     fn split_cookies_are_joined_with_semicolons() {

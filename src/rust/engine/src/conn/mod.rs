@@ -227,8 +227,9 @@ where
                 timer.as_mut().reset(park_at);
             }
         }
-        // While a request is handled the clock does not run.
-        while let Some(deadline) = state.clock.deadline() {
+        // While a request is handled the clock does not run, nor while the end of an
+        // answer waits for a full socket (send_timeout bounds that).
+        while let Some(deadline) = state.deadline() {
             if deadline < timer.deadline() {
                 timer.as_mut().reset(deadline);
             }
