@@ -140,6 +140,7 @@ impl SendStall {
         state: &ConnState,
         unsent: impl Fn() -> Option<usize>,
         r: Poll<io::Result<T>>,
+        wrote: bool,
         progress: impl FnOnce(&T) -> bool,
     ) -> Poll<io::Result<T>> {
         match &r {
@@ -178,7 +179,10 @@ impl SendStall {
                     self.armed = false;
                     state.set_send_blocked(false);
                 }
-                state.clock.on_write();
+                // Bytes written (not a flush: hyper flushes on every poll, idle or not).
+                if wrote {
+                    state.clock.on_write();
+                }
             }
             Poll::Ready(_) => {}
         }
@@ -221,7 +225,7 @@ impl<IO: AsyncWrite + Readable + Unpin> AsyncWrite for ConnIo<IO> {
         if let Poll::Ready(Ok(n)) = r {
             this.metrics.bytes_out(n);
         }
-        this.stall.on_write(cx, &this.state, || this.io.unsent(), r, |&n| n > 0)
+        this.stall.on_write(cx, &this.state, || this.io.unsent(), r, true, |&n| n > 0)
     }
 
     fn poll_write_vectored(
@@ -237,7 +241,7 @@ impl<IO: AsyncWrite + Readable + Unpin> AsyncWrite for ConnIo<IO> {
         if let Poll::Ready(Ok(n)) = r {
             this.metrics.bytes_out(n);
         }
-        this.stall.on_write(cx, &this.state, || this.io.unsent(), r, |&n| n > 0)
+        this.stall.on_write(cx, &this.state, || this.io.unsent(), r, true, |&n| n > 0)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -251,12 +255,12 @@ impl<IO: AsyncWrite + Readable + Unpin> AsyncWrite for ConnIo<IO> {
             this.state.set_dirty(false);
         }
         // A TLS stream's flush writes its records: a flush that cannot finish stalls too.
-        this.stall.on_write(cx, &this.state, || this.io.unsent(), r, |_| true)
+        this.stall.on_write(cx, &this.state, || this.io.unsent(), r, false, |_| true)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
         let r = Pin::new(&mut this.io).poll_shutdown(cx);
-        this.stall.on_write(cx, &this.state, || this.io.unsent(), r, |_| true)
+        this.stall.on_write(cx, &this.state, || this.io.unsent(), r, false, |_| true)
     }
 }
