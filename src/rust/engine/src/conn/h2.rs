@@ -59,7 +59,7 @@ pub(super) async fn serve<IO>(
     let svc_streams = Arc::clone(&streams);
     let conn_ctx = Arc::clone(conn_ctx);
     let max_headers = cfg.max_headers;
-    let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+    let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let active = Active::new(Arc::clone(&svc_streams));
         // h2 has no count of header fields (only their total size): the same limit as
         // HTTP/1.1's, answered the same way.
@@ -69,12 +69,15 @@ pub(super) async fn serve<IO>(
             return Box::pin(async move { Ok(resp.map(|b| StreamBody::new(b, None, active))) })
                 as BoxedResponseFuture<StreamBody>;
         }
-        if host_from_authority(&mut req).is_err() {
+        // Split (moves, no copy) so the URI and the headers can be borrowed apart.
+        let (mut parts, body) = req.into_parts();
+        if settle_host(&mut parts.headers, parts.uri.authority().map(|a| a.as_str())).is_err() {
             let resp = plain(StatusCode::BAD_REQUEST, "Bad Request: Host differs from :authority\n");
             return Box::pin(async move { Ok(resp.map(|b| StreamBody::new(b, None, active))) })
                 as BoxedResponseFuture<StreamBody>;
         }
-        join_cookies(req.headers_mut());
+        join_cookies(&mut parts.headers);
+        let req = hyper::Request::from_parts(parts, body);
         let fut = service::handle(Arc::clone(&conn_ctx), req);
         Box::pin(async move {
             let (resp, end) = fut.await?;
@@ -125,11 +128,6 @@ pub(super) async fn serve<IO>(
 /// must name the same host, once (RFC 9113, 8.3.1): else `Err`, answered 400. Two names
 /// for one request would let whatever reads one (a proxy's routing, a cache key) and
 /// whatever reads the other (the app's `HTTP_HOST`) disagree.
-fn host_from_authority(req: &mut hyper::Request<hyper::body::Incoming>) -> Result<(), ()> {
-    let authority = req.uri().authority().map(|a| a.as_str().to_owned());
-    settle_host(req.headers_mut(), authority.as_deref())
-}
-
 fn settle_host(headers: &mut http::HeaderMap, authority: Option<&str>) -> Result<(), ()> {
     let mut hosts = headers.get_all(HOST).iter();
     let agrees = hosts.next().map(|h| authority.is_none_or(|a| h.as_bytes().eq_ignore_ascii_case(a.as_bytes())));
@@ -153,11 +151,12 @@ fn settle_host(headers: &mut http::HeaderMap, authority: Option<&str>) -> Result
 /// per request; a new value only when a request has several fields.
 fn join_cookies(headers: &mut http::HeaderMap) {
     use http::header::{Entry, COOKIE};
-    let Entry::Occupied(mut e) = headers.entry(COOKIE) else { return };
-    let mut values = e.iter();
+    // Looked up first: `entry` may grow the map.
+    let mut values = headers.get_all(COOKIE).iter();
     if values.next().is_none() || values.next().is_none() {
         return;
     }
+    let Entry::Occupied(mut e) = headers.entry(COOKIE) else { return };
     let mut joined = Vec::with_capacity(e.iter().map(|v| v.len() + 2).sum());
     for v in e.iter() {
         if !joined.is_empty() {
