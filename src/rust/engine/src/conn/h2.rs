@@ -247,10 +247,11 @@ impl Stalls {
         self.waiting[bucket].fetch_sub(1, Ordering::AcqRel);
     }
 
-    /// The next epoch; true if a wait is older than two whole epochs.
+    /// The next epoch; true if a wait is older than two whole epochs (begun three epochs
+    /// before the next: its bucket is the one the epoch after next reuses).
     fn tick(&self) -> bool {
         let next = self.epoch.load(Ordering::Acquire).wrapping_add(1);
-        if self.waiting[next % 4].load(Ordering::Acquire) > 0 {
+        if self.waiting[next.wrapping_add(1) % 4].load(Ordering::Acquire) > 0 {
             return true;
         }
         self.epoch.store(next, Ordering::Release);
@@ -344,6 +345,29 @@ impl Body for StreamBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wait_is_a_stall_on_the_third_tick_after_its_epoch() {
+        let s = Stalls::default();
+        let b = s.begin();
+        assert!(!s.tick() && !s.tick());
+        assert!(s.tick(), "begun in epoch 0, still open at the tick to epoch 3");
+        s.end(b);
+        assert!(!s.tick());
+        // Waits that end in time never count; the buckets are reused round and round.
+        for _ in 0..20 {
+            let b = s.begin();
+            assert!(!s.tick());
+            s.end(b);
+            assert!(!s.tick());
+        }
+        // A wait begun late in an epoch still gets more than two whole ticks.
+        assert!(!s.tick());
+        let b = s.begin();
+        assert!(!s.tick() && !s.tick());
+        assert!(s.tick());
+        s.end(b);
+    }
 
     #[test]
     fn host_and_authority_must_agree() {
