@@ -3,6 +3,10 @@
 //! slow stream never holds up another), an idle connection closed with GOAWAY after
 //! `keepalive_timeout`, and a stopping server's GOAWAY that lets open streams finish.
 //!
+//! Before a request reaches `service`: split cookie fields are joined with "; " and a
+//! Host header must agree with `:authority`. A stream whose answer the client does not
+//! take (no flow-control window) ends the connection after `send_timeout` ([`Stalls`]).
+//!
 //! HTTP/1.1's parking and head clock do not apply: HTTP/2 frames are read by h2, which
 //! bounds a header block by `max_header_list_size` (so a CONTINUATION flood is refused)
 //! and resets-then-GOAWAYs a rapid-reset flood (`max_pending_accept_reset_streams`,

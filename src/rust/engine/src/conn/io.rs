@@ -1,7 +1,9 @@
 //! The socket as hyper sees it, one wrapper for everything the driver must know about
 //! it: first any bytes hyper had read but not parsed when the connection was parked,
 //! then the socket itself; reads move the connection's clock (a request head begins),
-//! and reads and writes record what [`ConnState::parkable`] needs.
+//! and reads and writes record what [`ConnState::parkable`] needs. Writes also run the
+//! send-stall clock (`send_timeout`, [`SendStall`]): a peer that takes nothing for that
+//! long fails the write, and hyper ends the connection.
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
