@@ -16,6 +16,7 @@ modes:
   host PORT PATH HOST...           one h2c GET with these Host header fields; status, body.
   h1slow PORT PATH BYTES_PER_S     a raw HTTP/1.1 GET of PATH read slowly but steadily (a
                                    small receive buffer); whether the whole body came.
+  wsstall PORT WAIT                a WebSocket handshake, then nothing read for WAIT s.
   flood PORT KIND WAIT             h2c PING (KIND ping) or SETTINGS (settings) frames sent
                                    as fast as the server takes them, nothing read: how long
                                    until the server closed (null: not within WAIT s).
@@ -225,6 +226,18 @@ def h1slow(port, path, rate):
     return {"length": length, "got": got, "ended": ended, "secs": time.time() - start}
 
 
+def wsstall(port, wait):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(TIMEOUT)
+    s.connect(("127.0.0.1", port))
+    s.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    time.sleep(wait)
+    s.close()
+    return {"slept": wait}
+
+
 def main():
     mode, port = sys.argv[1], int(sys.argv[2])
     a = sys.argv[3:]
@@ -237,6 +250,8 @@ def main():
         out = {"status": status, "body": body}
     elif mode == "h1slow":
         out = h1slow(port, a[0], float(a[1]))
+    elif mode == "wsstall":
+        out = wsstall(port, float(a[0]))
     elif mode == "flood":
         out = flood(port, a[0], float(a[1]))
     elif mode == "h1stall":

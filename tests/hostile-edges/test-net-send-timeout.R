@@ -93,3 +93,19 @@ test_that("HTTP/2 PING and SETTINGS floods from a client that reads nothing end 
   wait_until(function() serverStats(s)$connections_open == 0, 10, "the flooding connections to be closed")
   expect_identical(net_py("cookies", s$getPort(), "/small")$body, "small")
 })
+
+test_that("WebSocket: a client that reads nothing is closed after send_timeout (with some grace)", {
+  msg <- as.raw(rep_len(1:200, 1e5))
+  app <- list(call = function(req) list(status = 200L, headers = list(), body = "x"),
+              onWSOpen = function(ws) {
+                tick <- function() if (ws$isOpen()) { ws$send(msg); later::later(tick, 0.01) }
+                tick()
+              })
+  # Outgoing limits far away: only send_timeout can close it.
+  s <- local_server(app, options = rookdOptions(send_timeout = 2, ws_max_outgoing_bytes = 1024^3,
+                                                max_inflight_bytes = 1024^3))
+  p <- net_py_bg("wsstall", s$getPort(), "25")
+  wait_until(function() serverStats(s)$websockets_open == 1, 10, "the WebSocket to open")
+  wait_until(function() serverStats(s)$websockets_open == 0, 20, "the stalled WebSocket to be closed")
+  expect_true(p$is_alive())  # closed by the server, not because the client left
+})
