@@ -40,6 +40,20 @@
 #'   keep arriving at 500 bytes/s on average (as Apache's `mod_reqtimeout`), so a slow but
 #'   steady upload is served however long it takes, and one that trickles a few bytes at a
 #'   time is cut. [0, 31536000] or `Inf`; `0`/`Inf`: none.
+#' @param send_timeout Seconds a connection that has something to send may go without
+#'   writing a byte (a client that stops reading: its socket stays full, or over HTTP/2
+#'   it gives no flow-control window to a stream being answered); then the connection is
+#'   closed and every answer it held is dropped (R vectors lent to it included). HTTP/1.1,
+#'   HTTP/2 and WebSocket connections alike. The rule is "no progress", not a pace: a
+#'   client that reads slowly but steadily is served (on Linux, bytes the client took
+#'   from the kernel's send queue count as progress, even while the kernel still refuses
+#'   new writes). Between keep-alive requests, `keepalive_timeout` counts from the last
+#'   byte of the answer written, not from when the app's body ended. What a stalled connection can hold
+#'   until then: over HTTP/1.1 one answer; over HTTP/2 at most
+#'   `h2_max_concurrent_streams` answers (hyper takes each in slices of 64 KiB, so a
+#'   stalled stream holds its answer's buffer and at most about 400 KiB more). An HTTP/2
+#'   stream is closed after 1 to 1.5 times `send_timeout`. [0, 31536000] or `Inf`; `0`/`Inf`:
+#'   none. Default 30.
 #' @param max_connections Connections served at once; more wait in the kernel's backlog.
 #'   [1, 1000000]
 #' @param max_queued_requests Requests waiting for R at once; more get
@@ -149,13 +163,19 @@
 #'   `HTTP_HOST`/`SERVER_NAME`/`SERVER_PORT`, in HTTP and WebSocket envs alike; from any
 #'   other peer they are ignored (the raw headers stay visible as `HTTP_X_FORWARDED_FOR`
 #'   etc.). The client is the rightmost address of the list that is not itself trusted
-#'   (entries further left were written by the client and are never used). If any
-#'   `X-Forwarded-*` header is present, `Forwarded` is ignored. Default: none.
+#'   (entries further left were written by the client and are never used; an entry the
+#'   walk does not reach, bad bytes and all, does not matter). If any
+#'   `X-Forwarded-*` header is present, `Forwarded` is ignored. `"*"`: every peer that
+#'   connects is a proxy (only where nothing else can reach the port); it trusts
+#'   connections, not the addresses in a forwarded list or a PROXY header. Default: none.
 #' @param proxy_protocol If `TRUE`, every connection must start with a PROXY protocol
 #'   header (v1 or v2, as HAProxy's `send-proxy`/`send-proxy-v2` write it) within
 #'   `header_timeout`, else it is closed; the client address it carries becomes
-#'   `REMOTE_ADDR`/`REMOTE_PORT`. When `trusted_proxies` is set, connections from other
-#'   peers are closed unread.
+#'   `REMOTE_ADDR`/`REMOTE_PORT`. Requires `trusted_proxies` (an error otherwise: any
+#'   client could claim any address, `127.0.0.1` included): connections from other peers
+#'   are closed unread. `trusted_proxies = "*"` says every peer is a proxy. Behind the
+#'   PROXY protocol, `X-Forwarded-*` are believed only when the address the PROXY header
+#'   gave is listed in `trusted_proxies` by address (`"*"` does not count).
 #' @param access_log The access log, written by the engine on its own thread (never by
 #'   R, never blocking a connection): `NULL` (off, the default: no cost), `"stderr"`, or
 #'   a file path (appended to; created `0640`, readable by owner and group only, if
@@ -201,6 +221,7 @@ rookdOptions <- function(max_header_bytes = 96 * 1024,
                          header_timeout = 30,
                          keepalive_timeout = 60,
                          body_timeout = 60,
+                         send_timeout = 30,
                          max_connections = 10000,
                          max_queued_requests = 10000,
                          max_inflight_bytes = 256 * 1024^2,
@@ -255,6 +276,12 @@ rookdOptions <- function(max_header_bytes = 96 * 1024,
   }
   bad <- rookd_check_trusted_proxies(opts$trusted_proxies)
   if (nzchar(bad)) stop("`trusted_proxies`: ", bad, call. = FALSE)
+  if (isTRUE(opts$proxy_protocol) && !length(opts$trusted_proxies)) {
+    stop("`proxy_protocol = TRUE` needs `trusted_proxies`: the addresses of the proxies ",
+         "that send PROXY headers (e.g. trusted_proxies = \"127.0.0.1\"), or \"*\" if every ",
+         "peer that can reach this port is such a proxy; without it any client could claim ",
+         "any address.", call. = FALSE)
+  }
   if (opts$max_body_bytes > opts$max_inflight_bytes) {
     stop("`max_body_bytes` (", format(opts$max_body_bytes, scientific = FALSE),
          ") must not exceed `max_inflight_bytes` (", format(opts$max_inflight_bytes, scientific = FALSE),

@@ -1,6 +1,6 @@
 # The R side of the proxy suite (tests/proxies/run.sh): two rookd servers on 127.0.0.1,
-#   plain  trusted_proxies = 127.0.0.1 (behind nginx: X-Forwarded-*)
-#   pp     proxy_protocol = TRUE, trusted_proxies = 127.0.0.1 (behind HAProxy)
+#   plain  trusted_proxies = 127.0.0.1 (behind nginx: X-Forwarded-*), metrics and status on
+#   pp     proxy_protocol = TRUE, trusted_proxies = 127.0.0.1 (behind HAProxy), the same
 # writes their ports to INFO_FILE (JSON, last, atomically) and serves until /quit or a
 # 170 s deadline.
 #
@@ -42,10 +42,15 @@ app <- list(
 )
 `%||%` <- function(a, b) if (is.null(a)) b else a
 
-plain <- startServer("127.0.0.1", 0, app, options = rookdOptions(trusted_proxies = "127.0.0.1"))
+# metrics_path and status_path as the README and inst/deploy name them: the proxies must
+# not forward them (every client of a proxy on this host would look local to rookd).
+plain <- startServer("127.0.0.1", 0, app,
+                     options = rookdOptions(trusted_proxies = "127.0.0.1", metrics_path = "/metrics",
+                                            status_path = "/rookd-status"))
 pp <- startServer("127.0.0.1", 0, app,
                   options = rookdOptions(proxy_protocol = TRUE, trusted_proxies = "127.0.0.1",
-                                         health_path = "/healthz", ready_path = "/readyz"))
+                                         health_path = "/healthz", ready_path = "/readyz",
+                                         metrics_path = "/metrics", status_path = "/rookd-status"))
 tmp <- paste0(info_file, ".tmp")
 writeLines(sprintf('{"plain": %d, "pp": %d, "pid": %d}', plain$getPort(), pp$getPort(), Sys.getpid()), tmp)
 file.rename(tmp, info_file)

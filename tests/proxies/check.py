@@ -105,6 +105,30 @@ for label, port in (("haproxy v2", P["stats_v2"]), ("haproxy v1", P["stats_v1"])
         time.sleep(0.1)
     check(label + ": httpchk health check passes (UP, L7OK)", ok, repr(rows))
 
+# Metrics and the status page are not forwarded: through a proxy on this host every client
+# looks local to rookd (and CLIENT, 127.0.0.2, is a loopback address anyway). Spellings
+# that a proxy decodes or merges are tried too; rookd matches the raw path, so whatever
+# reaches it spelled otherwise is the app's.
+def ops_leak(port, path):
+    rc, out = curl("http://127.0.0.1:%d%s" % (port, path), "--path-as-is", "-w", "\n%{http_code}")
+    body, _, code = out.decode(errors="replace").rpartition("\n")
+    # The app answers other paths with "ok"; a proxy's refusal is its own error page.
+    leaked = code == "200" and body != "ok"
+    return rc, code, leaked
+
+
+for label, port in (("nginx", n), ("haproxy v2", P["haproxy_v2"]), ("haproxy v1", P["haproxy_v1"])):
+    for path in ("/metrics", "/rookd-status", "/rookd-status?json", "/metrics?x=1", "//metrics",
+                 "/%6Detrics", "/./metrics", "/x/../metrics"):
+        rc, code, leaked = ops_leak(port, path)
+        check("%s: %s is not served" % (label, path), rc == 0 and not leaked,
+              "rc %d, status %s, leaked %s" % (rc, code, leaked))
+    rc, code, _ = ops_leak(port, "/metrics")
+    check("%s: /metrics is refused by the proxy (404)" % label, code == "404", "status %s" % code)
+# Direct (loopback), rookd serves them: the checks above test the proxies, not a switched-off path.
+rc, code, leaked = ops_leak(P["plain"], "/metrics")
+check("direct to rookd from loopback: /metrics served", code == "200" and leaked, "status %s" % code)
+
 # Without a PROXY header, the pp server closes the connection unanswered.
 rc, out = curl("http://127.0.0.1:%d/env" % P["pp"])
 check("direct to the proxy_protocol server without a header: closed", rc != 0 and out == b"", "rc %d %r" % (rc, out))

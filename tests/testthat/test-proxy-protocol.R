@@ -20,7 +20,7 @@ pp_v2 <- function(src, dst, sport, dport, command = 0x21) {
 
 test_that("PROXY v1 and v2 headers set REMOTE_ADDR; keep-alive requests after them too", {
   store <- new.env()
-  s <- local_server(pp_app(store), options = rookdOptions(proxy_protocol = TRUE))
+  s <- local_server(pp_app(store), options = rookdOptions(proxy_protocol = TRUE, trusted_proxies = "127.0.0.1"))
   out <- raw_http(s$getPort(), list(
     send("PROXY TCP4 203.0.113.9 10.0.0.1 4711 80\r\n", get_request("/")), response(),
     send(get_request("/again")), response()))
@@ -54,7 +54,7 @@ got_nothing <- function(out) {
 
 test_that("a connection without a valid PROXY header is closed unanswered", {
   store <- new.env()
-  s <- local_server(pp_app(store), options = rookdOptions(proxy_protocol = TRUE, header_timeout = 1))
+  s <- local_server(pp_app(store), options = rookdOptions(proxy_protocol = TRUE, trusted_proxies = "127.0.0.1", header_timeout = 1))
   for (start in c(get_request("/"), "PROXY TCP4 1.2.3.4 5.6.7.8 99999 80\r\n",
                   "PROXY TCP4 1.2.3.4\r\n", "PROXY UDP4 1.2.3.4 5.6.7.8 1 2\r\n")) {
     store$addr <- NULL

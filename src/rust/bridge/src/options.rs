@@ -171,6 +171,7 @@ pub fn settings(mt: MainThread, opts: &Robj) -> Result<Settings> {
         header_timeout: timeout(o, "header_timeout")?,
         keepalive_timeout: timeout(o, "keepalive_timeout")?,
         body_timeout: timeout(o, "body_timeout")?,
+        send_timeout: timeout(o, "send_timeout")?,
         max_connections: size(o, "max_connections")?,
         max_queued_requests: size(o, "max_queued_requests")?,
         max_inflight_bytes: size(o, "max_inflight_bytes")?,
@@ -212,6 +213,9 @@ pub fn settings(mt: MainThread, opts: &Robj) -> Result<Settings> {
     c.trusted_proxies = TrustedProxies::parse(&strings(o, "trusted_proxies")?)
         .map_err(|e| Error::Other(format!("`trusted_proxies`: {e}")))?;
     c.proxy_protocol = flag(o, "proxy_protocol")?;
+    if c.proxy_protocol && c.trusted_proxies.is_empty() {
+        return Err(Error::Other(PROXY_PROTOCOL_NEEDS_TRUST.into()));
+    }
     c.access_log = access_log(o)?;
     if c.max_body_bytes > c.max_inflight_bytes as u64 {
         return Err(Error::Other("`max_body_bytes` must not exceed `max_inflight_bytes`".into()));
@@ -219,6 +223,12 @@ pub fn settings(mt: MainThread, opts: &Robj) -> Result<Settings> {
     let env = EnvOptions { query_with_question_mark: flag(o, "query_string_question_mark")? };
     Ok(Settings { config: c, env, threads: size(o, "threads")?, host_ops })
 }
+
+/// Why `proxy_protocol = TRUE` without `trusted_proxies` is refused (R's
+/// `rookdOptions()` says the same).
+pub const PROXY_PROTOCOL_NEEDS_TRUST: &str = "`proxy_protocol = TRUE` needs `trusted_proxies`: the addresses of the \
+proxies that send PROXY headers (e.g. trusted_proxies = \"127.0.0.1\"), or \"*\" if every peer that can reach \
+this port is such a proxy; without it any client could claim any address";
 
 /// The option table as R sees it: `list(<name> = list(kind, default, range, no_limit))`,
 /// in the order of `rookdOptions()`'s arguments. `kind` is "count", "seconds", "flag" or

@@ -23,6 +23,10 @@ pub struct ServerConfig {
     pub keepalive_timeout: Duration,
     /// Whole request body must arrive within this (beyond: 408 and close).
     pub body_timeout: Duration,
+    /// A connection with something to send that makes no write progress for this long
+    /// (the socket stays full, or an HTTP/2 stream's answer waits for flow-control window
+    /// the client never gives) is closed, with everything it held.
+    pub send_timeout: Duration,
     /// Connections served at once; more wait in the listen backlog.
     pub max_connections: usize,
     /// Requests waiting for R at once, over all servers' share of the Door (beyond: 503).
@@ -161,6 +165,7 @@ pub mod defaults {
     pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
     pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(60);
     pub const BODY_TIMEOUT: Duration = Duration::from_secs(60);
+    pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
     pub const MAX_CONNECTIONS: usize = 10_000;
     pub const MAX_QUEUED_REQUESTS: usize = 10_000;
     pub const MAX_INFLIGHT_BYTES: usize = 256 * 1024 * 1024;
@@ -230,6 +235,7 @@ impl Default for ServerConfig {
             header_timeout: defaults::HEADER_TIMEOUT,
             keepalive_timeout: defaults::KEEPALIVE_TIMEOUT,
             body_timeout: defaults::BODY_TIMEOUT,
+            send_timeout: defaults::SEND_TIMEOUT,
             max_connections: defaults::MAX_CONNECTIONS,
             max_queued_requests: defaults::MAX_QUEUED_REQUESTS,
             max_inflight_bytes: defaults::MAX_INFLIGHT_BYTES,
@@ -392,6 +398,7 @@ pub mod options {
         seconds("header_timeout", d::HEADER_TIMEOUT, l::FAR, true),
         seconds("keepalive_timeout", d::KEEPALIVE_TIMEOUT, l::FAR, true),
         seconds("body_timeout", d::BODY_TIMEOUT, l::FAR, true),
+        seconds("send_timeout", d::SEND_TIMEOUT, l::FAR, true),
         count("max_connections", d::MAX_CONNECTIONS as u64, usizes(l::MAX_CONNECTIONS)),
         count("max_queued_requests", d::MAX_QUEUED_REQUESTS as u64, usizes(l::MAX_QUEUED_REQUESTS)),
         count("max_inflight_bytes", d::MAX_INFLIGHT_BYTES as u64, usizes(l::MAX_INFLIGHT_BYTES)),
@@ -465,6 +472,7 @@ impl ServerConfig {
         self.header_timeout = self.header_timeout.min(FAR);
         self.keepalive_timeout = self.keepalive_timeout.min(FAR);
         self.body_timeout = self.body_timeout.min(FAR);
+        self.send_timeout = self.send_timeout.min(FAR);
         self.shutdown_grace = self.shutdown_grace.min(MAX_SHUTDOWN_GRACE);
         self.tls_handshake_timeout = self.tls_handshake_timeout.min(FAR);
         let h2 = &mut self.h2;

@@ -33,7 +33,7 @@ pub struct Cidr {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CidrError {
-    #[error("`{0}` is not an IP address or network (a.b.c.d, a.b.c.d/n, an IPv6 address, or \"unix\")")]
+    #[error("`{0}` is not an IP address or network (a.b.c.d, a.b.c.d/n, an IPv6 address, \"unix\" or \"*\")")]
     NotAnAddress(String),
     #[error("`{0}`: the prefix length must be a whole number in [0, {1}]")]
     BadPrefix(String, u8),
@@ -89,6 +89,10 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
 pub struct TrustedProxies {
     nets: Vec<Cidr>,
     unix: bool,
+    /// `"*"`: every peer that connects is a proxy (the user says nothing else can reach
+    /// the port). It trusts connections, never an address written in a forwarded list or
+    /// a PROXY header: those are trusted only when listed.
+    any_peer: bool,
 }
 
 impl TrustedProxies {
@@ -98,6 +102,8 @@ impl TrustedProxies {
         for e in entries {
             if e.as_ref().trim().eq_ignore_ascii_case("unix") {
                 t.unix = true;
+            } else if e.as_ref().trim() == "*" {
+                t.any_peer = true;
             } else {
                 t.nets.push(Cidr::parse(e.as_ref())?);
             }
@@ -106,15 +112,22 @@ impl TrustedProxies {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.nets.is_empty() && !self.unix
+        self.nets.is_empty() && !self.unix && !self.any_peer
     }
 
     pub fn trusts(&self, ip: IpAddr) -> bool {
         self.nets.iter().any(|n| n.contains(ip))
     }
 
-    /// Is this peer (a TCP address, or `None` for a Unix socket) trusted?
+    /// Is this peer (a TCP address, or `None` for a Unix socket) trusted? `"*"` trusts
+    /// every socket peer.
     pub fn trusts_peer(&self, peer: Option<IpAddr>) -> bool {
+        self.any_peer || self.lists_peer(peer)
+    }
+
+    /// Is this peer trusted by name (an address or network in the list, or `"unix"`)?
+    /// For an address a PROXY header gave: `"*"` does not count (it is a client's).
+    pub fn lists_peer(&self, peer: Option<IpAddr>) -> bool {
         match peer {
             Some(ip) => self.trusts(ip),
             None => self.unix,
@@ -195,7 +208,12 @@ fn split_host_port(h: &str) -> (&str, Option<u16>) {
 /// The forwarded client of a request from `peer` (its address, `None` for a Unix socket),
 /// or `None` if the peer is not trusted or no usable header is present.
 pub fn resolve(trusted: &TrustedProxies, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<ForwardedClient> {
-    if trusted.is_empty() || !trusted.trusts_peer(peer) {
+    resolve_from(trusted, trusted.trusts_peer(peer), headers)
+}
+
+/// [`resolve`] for a peer already judged (`peer_trusted`).
+pub fn resolve_from(trusted: &TrustedProxies, peer_trusted: bool, headers: &HeaderMap) -> Option<ForwardedClient> {
+    if trusted.is_empty() || !peer_trusted {
         return None;
     }
     let xff = headers.contains_key("x-forwarded-for")
@@ -211,15 +229,19 @@ pub fn resolve(trusted: &TrustedProxies, peer: Option<IpAddr>, headers: &HeaderM
     (!c.is_empty()).then_some(c)
 }
 
-/// All values of a header as one comma-separated list, in order, entries trimmed. `None`
-/// if a value is not visible ASCII.
-fn list<'a>(headers: &'a HeaderMap, name: &str) -> Option<Vec<&'a str>> {
+/// All values of a header as one comma-separated list, in order, entries trimmed; an
+/// entry that is not visible ASCII is `None` (garbage where it stands). Judged entry by
+/// entry, not value by value: a client writes the left part of the list (a proxy appends
+/// to what it got), so one bad byte there must not hide the entries the proxies appended.
+fn list<'a>(headers: &'a HeaderMap, name: &str) -> Vec<Option<&'a str>> {
     let mut out = Vec::new();
     for v in headers.get_all(name) {
-        let s = v.to_str().ok()?;
-        out.extend(s.split(',').map(str::trim));
+        out.extend(v.as_bytes().split(|&b| b == b',').map(|e| {
+            let e = e.trim_ascii();
+            e.iter().all(|b| b.is_ascii_graphic() || *b == b' ' || *b == b'\t').then(|| std::str::from_utf8(e).ok()).flatten()
+        }));
     }
-    Some(out)
+    out
 }
 
 /// An address as written in X-Forwarded-For: `a.b.c.d`, `a.b.c.d:port`, an IPv6 address,
@@ -255,20 +277,20 @@ fn walk(trusted: &TrustedProxies, nodes: &[Option<(IpAddr, Option<u16>)>], cut: 
 
 fn from_x_forwarded(trusted: &TrustedProxies, headers: &HeaderMap) -> ForwardedClient {
     let mut c = ForwardedClient::default();
-    if let Some(entries) = list(headers, "x-forwarded-for") {
-        let entries: Vec<&str> = entries.into_iter().filter(|e| !e.is_empty()).collect();
+    let entries: Vec<Option<&str>> = list(headers, "x-forwarded-for").into_iter().filter(|e| *e != Some("")).collect();
+    if !entries.is_empty() {
         let start = entries.len().saturating_sub(MAX_HOPS);
-        let nodes: Vec<_> = entries[start..].iter().map(|e| parse_node(e)).collect();
+        let nodes: Vec<_> = entries[start..].iter().map(|e| e.and_then(parse_node)).collect();
         if let Some((ip, port)) = walk(trusted, &nodes, start > 0).and_then(|i| nodes[i]) {
             c.addr = Some(ip);
             c.port = port;
         }
     }
-    if let Some(p) = list(headers, "x-forwarded-proto").and_then(|l| l.last().copied().map(str::to_owned)) {
-        c.scheme = Scheme::parse(&p);
+    if let Some(Some(p)) = list(headers, "x-forwarded-proto").last() {
+        c.scheme = Scheme::parse(p);
     }
-    if let Some(h) = list(headers, "x-forwarded-host").and_then(|l| l.last().copied().map(str::to_owned)) {
-        c.host = valid_host(&h);
+    if let Some(Some(h)) = list(headers, "x-forwarded-host").last() {
+        c.host = valid_host(h);
     }
     c
 }
@@ -284,9 +306,10 @@ struct Element {
 fn from_forwarded(trusted: &TrustedProxies, headers: &HeaderMap) -> ForwardedClient {
     let mut elements = Vec::new();
     for v in headers.get_all(http::header::FORWARDED) {
-        let Ok(s) = v.to_str() else { return ForwardedClient::default() };
-        for el in split_outside_quotes(s, ',') {
-            elements.push(parse_element(el));
+        // Bytes that are not ASCII spoil only the elements that hold them (as in `list`).
+        let s = String::from_utf8_lossy(v.as_bytes());
+        for el in split_outside_quotes(&s, ',') {
+            elements.push(if el.is_ascii() { parse_element(el) } else { Element::default() });
         }
     }
     let start = elements.len().saturating_sub(MAX_HOPS);
@@ -307,6 +330,9 @@ fn from_forwarded(trusted: &TrustedProxies, headers: &HeaderMap) -> ForwardedCli
 }
 
 /// Split on `sep`, but not inside a quoted string (RFC 7230 quoted-string, `\` escapes).
+/// A quote left open (a client's `for="x`, to which a proxy appended `, for=...`) would
+/// swallow everything after it, the proxies' own elements included: then the value is
+/// split on every `sep`, so the bad element spoils only itself.
 fn split_outside_quotes(s: &str, sep: char) -> Vec<&str> {
     let mut out = Vec::new();
     let (mut quoted, mut escaped, mut from) = (false, false, 0);
@@ -321,6 +347,9 @@ fn split_outside_quotes(s: &str, sep: char) -> Vec<&str> {
             out.push(s[from..i].trim());
             from = i + 1;
         }
+    }
+    if quoted {
+        return s.split(sep).map(str::trim).collect();
     }
     out.push(s[from..].trim());
     out
@@ -431,6 +460,19 @@ mod tests {
     }
 
     #[test]
+    fn star_trusts_every_connection_but_no_address() {
+        let t = trusted(&["*"]);
+        assert!(!t.is_empty());
+        assert!(t.trusts_peer(ip("192.0.2.1")) && t.trusts_peer(None));
+        assert!(!t.lists_peer(ip("192.0.2.1")) && !t.lists_peer(None));
+        // The rightmost entry (the proxy's) is the client: no address in a list is trusted.
+        let h = headers(&[("x-forwarded-for", "6.6.6.6, 203.0.113.7")]);
+        assert_eq!(resolve(&t, ip("192.0.2.1"), &h).unwrap().addr, ip("203.0.113.7"));
+        // A peer named by a PROXY header is judged by name: nothing it forwards is believed.
+        assert_eq!(resolve_from(&t, t.lists_peer(ip("203.0.113.7")), &h), None);
+    }
+
+    #[test]
     fn untrusted_peers_are_ignored() {
         let t = trusted(&["127.0.0.1"]);
         let h = headers(&[("x-forwarded-for", "1.2.3.4"), ("x-forwarded-proto", "https")]);
@@ -477,10 +519,62 @@ mod tests {
         // Garbage left of the client does not matter.
         let h = headers(&[("x-forwarded-for", "<script>, 1.2.3.4")]);
         assert_eq!(resolve(&t, ip("127.0.0.1"), &h).unwrap().addr, ip("1.2.3.4"));
-        // Non-ASCII bytes: the header is ignored.
+        // Non-ASCII bytes in the entry the walk reaches: garbage, no address.
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_bytes(b"1.2.3.4\xff").unwrap());
         assert_eq!(resolve(&t, ip("127.0.0.1"), &h), None);
+    }
+
+    fn raw(pairs: &[(&str, &[u8])]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (n, v) in pairs {
+            h.append(http::HeaderName::from_bytes(n.as_bytes()).unwrap(), HeaderValue::from_bytes(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn non_ascii_left_of_the_client_does_not_matter() {
+        let t = trusted(&["127.0.0.1", "10.0.0.0/8"]);
+        // What the client wrote (one bad byte), then what the proxies appended.
+        for v in [&b"\xff, 203.0.113.7"[..], b"6.6.6.\xe96, 203.0.113.7, 10.1.1.1", b"caf\xc3\xa9, 203.0.113.7", b"\x80\x80,203.0.113.7"] {
+            let h = raw(&[("x-forwarded-for", v)]);
+            assert_eq!(resolve(&t, ip("127.0.0.1"), &h).and_then(|c| c.addr), ip("203.0.113.7"), "{v:?}");
+        }
+        // The client's header and the proxy's as separate fields.
+        let h = raw(&[("x-forwarded-for", b"1.2.3.4\xff"), ("x-forwarded-for", b"203.0.113.7")]);
+        assert_eq!(resolve(&t, ip("127.0.0.1"), &h).and_then(|c| c.addr), ip("203.0.113.7"));
+        // Proto and host: the rightmost entry counts, junk further left does not.
+        let h = raw(&[("x-forwarded-for", b"203.0.113.7"), ("x-forwarded-proto", b"\xff, https"), ("x-forwarded-host", b"\xfe.example, example.org")]);
+        let c = resolve(&t, ip("127.0.0.1"), &h).unwrap();
+        assert_eq!((c.scheme, c.host.as_deref()), (Some(Scheme::Https), Some("example.org")));
+        // A bad rightmost proto is no proto, the address still stands.
+        let h = raw(&[("x-forwarded-for", b"203.0.113.7"), ("x-forwarded-proto", b"https\xff")]);
+        let c = resolve(&t, ip("127.0.0.1"), &h).unwrap();
+        assert_eq!((c.addr, c.scheme), (ip("203.0.113.7"), None));
+        // A bad entry that the walk reaches still ends it (right of the client).
+        let h = raw(&[("x-forwarded-for", b"203.0.113.7, 10.0.0.\xff")]);
+        assert_eq!(resolve(&t, ip("127.0.0.1"), &h), None);
+        // RFC 7239 Forwarded likewise.
+        let h = raw(&[("forwarded", b"for=\"\xff\", for=203.0.113.8;proto=https")]);
+        let c = resolve(&t, ip("127.0.0.1"), &h).unwrap();
+        assert_eq!((c.addr, c.scheme), (ip("203.0.113.8"), Some(Scheme::Https)));
+        let h = raw(&[("forwarded", b"for=\xff"), ("forwarded", b"for=203.0.113.8")]);
+        assert_eq!(resolve(&t, ip("127.0.0.1"), &h).and_then(|c| c.addr), ip("203.0.113.8"));
+        let h = raw(&[("forwarded", b"for=203.0.113.8, for=10.0.0.\xff")]);
+        assert_eq!(resolve(&t, ip("127.0.0.1"), &h), None);
+    }
+
+    #[test]
+    fn an_open_quote_left_of_the_client_does_not_swallow_the_proxys_element() {
+        let t = trusted(&["127.0.0.1", "10.0.0.0/8"]);
+        for v in ["for=\"x, for=203.0.113.8", "for=\"[2001:db8::1, for=203.0.113.8;proto=https", "for=\"\\\", for=203.0.113.8"] {
+            let h = headers(&[("forwarded", v)]);
+            assert_eq!(resolve(&t, ip("127.0.0.1"), &h).and_then(|c| c.addr), ip("203.0.113.8"), "{v:?}");
+        }
+        // Balanced quotes still protect a comma inside them.
+        let h = headers(&[("forwarded", "for=\"[2001:db8::1]:80\";host=\"a,b\", for=203.0.113.8")]);
+        assert_eq!(resolve(&t, ip("127.0.0.1"), &h).and_then(|c| c.addr), ip("203.0.113.8"));
     }
 
     #[test]

@@ -38,10 +38,13 @@ pub(crate) struct ConnCtx {
 pub(crate) async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<(HttpResponse, RequestEnd), Infallible> {
     // Timing hook 1: the request starts.
     let mut timing = RequestTiming::start();
-    if let Some(resp) = ops::answer(&ctx.shared, &ctx.remote, &req) {
+    let client = forwarded_client(&ctx, req.headers());
+    // Behind a trusted proxy the client it names is judged by metrics_allow, not the proxy
+    // (on the same host every client would look local otherwise).
+    let forwarded_peer = client.as_ref().and_then(|c| c.addr).map(|ip| Endpoint::Tcp(std::net::SocketAddr::new(ip, 0)));
+    if let Some(resp) = ops::answer(&ctx.shared, forwarded_peer.as_ref().unwrap_or(&ctx.remote), &req) {
         return Ok((resp, RequestEnd::default()));
     }
-    let client = forwarded_client(&ctx, req.headers());
     let method = req.method().clone();
     let metrics = Arc::clone(&ctx.shared.metrics);
     let (req, id, mut log) = match ctx.shared.access_log.as_ref() {
@@ -136,7 +139,11 @@ fn forwarded_client(ctx: &ConnCtx, headers: &http::HeaderMap) -> Option<Forwarde
         Endpoint::Tcp(a) => Some(a.ip()),
         Endpoint::Unix => None,
     };
-    forwarded::resolve(trusted, peer, headers)
+    // Behind the PROXY protocol the peer is the address the proxy named (a client's), so
+    // `"*"` (every connection is a proxy) does not make it one.
+    let peer_trusted =
+        if ctx.shared.config.proxy_protocol { trusted.lists_peer(peer) } else { trusted.trusts_peer(peer) };
+    forwarded::resolve_from(trusted, peer_trusted, headers)
 }
 
 /// Tells the host to forget a request it saw in onHeaders, unless the request went on to

@@ -110,6 +110,15 @@ impl ConnClock {
         }
     }
 
+    /// Bytes of a response were written: between requests, the keep-alive wait counts from
+    /// the last byte written, not from when the app's body ended (hyper may still hold the
+    /// end of a large answer that a slow client is taking).
+    pub fn on_write(&self) {
+        if self.phase() == Phase::Idle {
+            self.set(Phase::Idle);
+        }
+    }
+
     /// When the current wait runs out, if one is running.
     pub fn deadline(&self) -> Option<Instant> {
         let limit = match self.phase() {

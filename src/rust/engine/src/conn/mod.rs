@@ -67,21 +67,24 @@ pub(crate) async fn serve_connection<IO>(
     };
     let state = Arc::new(ConnState::new(cfg.header_timeout, cfg.keepalive_timeout));
     let conn_ctx = Arc::new(service::ConnCtx { shared: Arc::clone(&shared), local, remote, tls });
-    let mut io = ConnIo::new(io, Arc::clone(&state), Arc::clone(&shared.metrics));
+    let mut io = ConnIo::new(io, Arc::clone(&state), Arc::clone(&shared.metrics), cfg.send_timeout);
     // Bytes read here, outside ConnIo (the PROXY header's overshoot, the preface sniff),
     // are counted here.
     shared.metrics.bytes_in(pre.len());
     io.pre = pre;
-    if cfg.http2 && io.pre.is_empty() {
+    if cfg.http2 {
         // The connection's first read, here instead of in hyper: an HTTP/2 client opens
-        // with the preface; anything else goes to HTTP/1.1 with the bytes replayed.
+        // with the preface; anything else goes to HTTP/1.1 with the bytes replayed. Bytes
+        // that came with a PROXY header are judged first (they may hold the preface).
+        let already = std::mem::take(&mut io.pre);
+        let counted = already.len();
         let sniffed = tokio::select! {
-            s = preface::sniff(&mut io.io, cfg.header_timeout) => s,
+            s = preface::sniff(&mut io.io, cfg.header_timeout, already) => s,
             _ = shutdown.wait_for(|s| *s) => return,
         };
         match sniffed {
             preface::Sniffed::Decided { http2, read } => {
-                shared.metrics.bytes_in(read.len());
+                shared.metrics.bytes_in(read.len().saturating_sub(counted));
                 io.pre = read;
                 if http2 {
                     h2::serve(io, &shared, &conn_ctx, &mut shutdown).await;
@@ -123,22 +126,20 @@ pub(crate) async fn serve_connection<IO>(
 
 /// With `proxy_protocol`: read the PROXY header (within `header_timeout`) and return the
 /// client's address and the bytes read past the header. `None`: close the connection
-/// (no valid header in time, or, when `trusted_proxies` is set, a peer not in it: an
-/// untrusted peer must not be able to claim an address).
+/// (no valid header in time, or a peer not in `trusted_proxies`: an untrusted peer must
+/// not be able to claim an address). An empty list trusts no one (the host refuses to
+/// start so; `"*"` is how a user says every peer is a proxy).
 async fn proxy_header<IO: AsyncRead + Unpin>(
     io: &mut IO,
     shared: &ServerShared,
     remote: Endpoint,
 ) -> Option<(Endpoint, Bytes)> {
-    let trusted = &shared.config.trusted_proxies;
-    if !trusted.is_empty() {
-        let peer = match &remote {
-            Endpoint::Tcp(a) => Some(a.ip()),
-            Endpoint::Unix => None,
-        };
-        if !trusted.trusts_peer(peer) {
-            return None;
-        }
+    let peer = match &remote {
+        Endpoint::Tcp(a) => Some(a.ip()),
+        Endpoint::Unix => None,
+    };
+    if !shared.config.trusted_proxies.trusts_peer(peer) {
+        return None;
     }
     let (header, pre) = proxy_protocol::read_header(io, shared.config.header_timeout).await.ok()?;
     let remote = match header {
@@ -231,8 +232,9 @@ where
                 timer.as_mut().reset(park_at);
             }
         }
-        // While a request is handled the clock does not run.
-        while let Some(deadline) = state.clock.deadline() {
+        // While a request is handled the clock does not run, nor while the end of an
+        // answer waits for a full socket (send_timeout bounds that).
+        while let Some(deadline) = state.deadline() {
             if deadline < timer.deadline() {
                 timer.as_mut().reset(deadline);
             }

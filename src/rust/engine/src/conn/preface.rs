@@ -52,10 +52,19 @@ pub(crate) enum Sniffed {
     Stalled,
 }
 
-/// Read until the first bytes decide the protocol, or `timeout` passes.
-pub(crate) async fn sniff<IO: AsyncRead + Unpin>(io: &mut IO, timeout: Duration) -> Sniffed {
+/// Read until the first bytes decide the protocol, or `timeout` passes. `already`: bytes
+/// read before (past a PROXY header, in the same read as it), judged first.
+pub(crate) async fn sniff<IO: AsyncRead + Unpin>(io: &mut IO, timeout: Duration, already: Bytes) -> Sniffed {
+    if !already.is_empty() {
+        match classify(&already) {
+            Verdict::Http2 => return Sniffed::Decided { http2: true, read: already },
+            Verdict::Http1 => return Sniffed::Decided { http2: false, read: already },
+            Verdict::Undecided => {}
+        }
+    }
     let deadline = Instant::now() + timeout;
-    let mut buf = BytesMut::with_capacity(4096);
+    let mut buf = BytesMut::with_capacity(4096.max(already.len()));
+    buf.extend_from_slice(&already);
     loop {
         match tokio::time::timeout_at(deadline, io.read_buf(&mut buf)).await {
             Ok(Ok(0)) | Ok(Err(_)) => {
@@ -106,7 +115,7 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             let mut b = tokio_test_reader(PREFACE.iter().map(|&c| vec![c]).collect());
-            match sniff(&mut b, Duration::from_secs(5)).await {
+            match sniff(&mut b, Duration::from_secs(5), Bytes::new()).await {
                 Sniffed::Decided { http2: true, read } => assert_eq!(&read[..], PREFACE),
                 other => panic!("{other:?}"),
             }
@@ -118,12 +127,39 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             let mut b = tokio_test_reader(vec![b"PRI * HT".to_vec()]);
-            match sniff(&mut b, Duration::from_secs(5)).await {
+            match sniff(&mut b, Duration::from_secs(5), Bytes::new()).await {
                 Sniffed::Decided { http2: false, read } => assert_eq!(&read[..], b"PRI * HT"),
                 other => panic!("{other:?}"),
             }
             let mut empty = tokio_test_reader(vec![]);
-            assert!(matches!(sniff(&mut empty, Duration::from_secs(5)).await, Sniffed::Gone));
+            assert!(matches!(sniff(&mut empty, Duration::from_secs(5), Bytes::new()).await, Sniffed::Gone));
+        });
+    }
+
+    #[test]
+    fn bytes_read_before_are_judged_first() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            // The whole preface (and a SETTINGS frame) came with the PROXY header: no read.
+            let mut none = tokio_test_reader(vec![]);
+            let mut first = PREFACE.to_vec();
+            first.extend_from_slice(b"\0\0\0\x04\0\0\0\0\0");
+            match sniff(&mut none, Duration::from_secs(5), Bytes::from(first.clone())).await {
+                Sniffed::Decided { http2: true, read } => assert_eq!(&read[..], &first[..]),
+                other => panic!("{other:?}"),
+            }
+            // Part of it: the rest is read.
+            let mut rest = tokio_test_reader(vec![PREFACE[10..].to_vec()]);
+            match sniff(&mut rest, Duration::from_secs(5), Bytes::copy_from_slice(&PREFACE[..10])).await {
+                Sniffed::Decided { http2: true, read } => assert_eq!(&read[..], PREFACE),
+                other => panic!("{other:?}"),
+            }
+            // An HTTP/1.1 request: decided without waiting for more.
+            let mut none = tokio_test_reader(vec![]);
+            match sniff(&mut none, Duration::from_secs(5), Bytes::from_static(b"GET / HTTP/1.1\r\n\r\n")).await {
+                Sniffed::Decided { http2: false, read } => assert_eq!(&read[..], b"GET / HTTP/1.1\r\n\r\n"),
+                other => panic!("{other:?}"),
+            }
         });
     }
 

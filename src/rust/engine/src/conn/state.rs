@@ -26,6 +26,9 @@ pub(crate) struct ConnState {
     dirty: AtomicBool,
     /// The last read returned Pending: hyper waits for the peer.
     read_pending: AtomicBool,
+    /// A write was refused (the socket is full) and nothing was written since: the
+    /// connection waits on its reader, which `send_timeout` bounds, not a keep-alive wait.
+    send_blocked: AtomicBool,
 }
 
 impl ConnState {
@@ -35,7 +38,22 @@ impl ConnState {
             pinned: AtomicBool::new(false),
             dirty: AtomicBool::new(false),
             read_pending: AtomicBool::new(false),
+            send_blocked: AtomicBool::new(false),
         }
+    }
+
+    /// When the connection's current wait runs out ([`ConnClock::deadline`]), but none
+    /// while an answer is still being written to a full socket (`send_timeout` is that
+    /// wait's bound).
+    pub(crate) fn deadline(&self) -> Option<tokio::time::Instant> {
+        if self.send_blocked.load(Ordering::Relaxed) && self.clock.phase() == Phase::Idle {
+            return None;
+        }
+        self.clock.deadline()
+    }
+
+    pub(super) fn set_send_blocked(&self, blocked: bool) {
+        self.send_blocked.store(blocked, Ordering::Relaxed);
     }
 
     /// hyper holds nothing of this connection but its buffers: between requests, the last
