@@ -7,6 +7,7 @@
 //! The modules form layers that only import downwards; `src/rust/README.md` draws the map.
 pub mod access_log;
 pub mod body;
+mod body_in;
 pub mod budget;
 pub mod compress;
 pub mod config;

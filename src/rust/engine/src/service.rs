@@ -4,17 +4,15 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::Poll;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_LENGTH, RETRY_AFTER};
 use http::{Method, Request, StatusCode};
 use http_body::Frame;
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::sync::oneshot;
 
 use crate::access_log::Pending;
 use crate::body::{FileBody, HostStream, ResponseBody};
-use crate::budget::{self, ByteBudget, Reservation};
 use crate::door::Door;
 use crate::event::{Endpoint, Event, HeadersVerdict, RequestHead, RequestId};
 use crate::http_response::{plain, HttpResponse};
@@ -22,6 +20,7 @@ use crate::metrics::{Reject, RequestRecord, RequestTiming};
 use crate::response::{Body, Response};
 use crate::shared::ServerShared;
 use crate::forwarded::{self, ForwardedClient};
+use crate::body_in::{self, BodyError, Room};
 use crate::{compress, ops, ws};
 
 /// What every request on one connection shares.
@@ -256,7 +255,7 @@ async fn handle_request(
         }
     }
     let room = Room { budget: &shared.budget, limit: shared.config.max_inflight_bytes };
-    let body = match collect_body(body, declared, max, room, shared.config.body_timeout).await {
+    let body = match body_in::collect(body, declared, max, room, shared.config.body_timeout).await {
         Ok(b) => b,
         Err(BodyError::TooLarge) => {
             return refuse(shared, Reject::TooLarge, plain(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n"))
@@ -354,91 +353,6 @@ fn busy() -> HttpResponse {
     let mut r = plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable: the server is busy\n");
     r.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
     r
-}
-
-enum BodyError {
-    TooLarge,
-    Broken,
-    /// The engine-wide byte budget (max_inflight_bytes) has no room for this body.
-    NoRoom,
-    /// No byte of the body arrived for `body_timeout`.
-    Stalled,
-}
-
-/// Where a body's bytes are counted while it waits for the host.
-struct Room<'a> {
-    budget: &'a Arc<ByteBudget>,
-    limit: usize,
-}
-
-/// Read the whole body, counting its bytes against the budget as they arrive (a declared
-/// length up front), so memory held for the host stays within `max_inflight_bytes`. The
-/// returned bytes carry the reservation: it is given back when the host drops them.
-/// A body must keep arriving at this many bytes per second on average once its first
-/// `body_timeout` is over (as Apache's `mod_reqtimeout` `MinRate`), so a slow but steady
-/// upload is served while one that trickles a few bytes at a time is cut.
-const BODY_MIN_RATE: f64 = 500.0;
-
-/// `timeout` (the `body_timeout` option) bounds each wait for more of the body (as nginx's
-/// `client_body_timeout`) and, with [`BODY_MIN_RATE`], the body's overall pace: the
-/// deadline is `start + timeout + received / BODY_MIN_RATE`. So a 1 GB upload over a slow
-/// link is not cut at a fixed time (httpuv has no limit at all), and a slowloris body is.
-async fn collect_body(
-    mut body: Incoming,
-    declared: Option<u64>,
-    max: u64,
-    room: Room<'_>,
-    timeout: std::time::Duration,
-) -> Result<Bytes, BodyError> {
-    let start = tokio::time::Instant::now();
-    let mut last = start;
-    let mut received: u64 = 0;
-    // "No limit" (0 or Inf in R) is a timeout of a year: no deadline then.
-    let limited = timeout < crate::config::limits::FAR;
-    let next_frame_by = |last: tokio::time::Instant, received: u64| {
-        let by_pace = start + timeout + std::time::Duration::from_secs_f64(received as f64 / BODY_MIN_RATE);
-        (last + timeout).min(by_pace)
-    };
-    let want = usize::try_from(declared.unwrap_or(0)).map_err(|_| BodyError::NoRoom)?;
-    let mut reserved = room.budget.try_reserve(want, room.limit).ok_or(BodyError::NoRoom)?;
-    let cap = want.min(16 * 1024 * 1024);
-    let mut buf = BytesMut::with_capacity(cap);
-    loop {
-        let frame = if limited {
-            let by = next_frame_by(last, received);
-            tokio::time::timeout_at(by, body.frame()).await.map_err(|_| BodyError::Stalled)?
-        } else {
-            body.frame().await
-        };
-        let Some(frame) = frame else { break };
-        let frame = frame.map_err(|_| BodyError::Broken)?;
-        if let Ok(data) = frame.into_data() {
-            received += data.len() as u64;
-            last = tokio::time::Instant::now();
-            let total = buf.len() as u64 + data.len() as u64;
-            if total > max {
-                return Err(BodyError::TooLarge);
-            }
-            // `total <= max <= 2^40`, so it fits a usize.
-            let total = total as usize;
-            if total > reserved.bytes() && !reserved.try_grow(total - reserved.bytes(), room.limit) {
-                return Err(BodyError::NoRoom);
-            }
-            if buf.is_empty() && data.len() as u64 == declared.unwrap_or(u64::MAX) {
-                // The whole body in one piece: keep it without copying.
-                return Ok(keep(data, reserved));
-            }
-            buf.extend_from_slice(&data);
-        }
-    }
-    Ok(keep(buf.freeze(), reserved))
-}
-
-fn keep(data: Bytes, reserved: Reservation) -> Bytes {
-    if reserved.bytes() == 0 {
-        return data;
-    }
-    budget::hold(data, reserved)
 }
 
 /// Turn the app's response into what hyper writes. hyper drops the body of HEAD, 204 and

@@ -14,29 +14,15 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::sync::oneshot;
 
-use crate::budget::{self, ByteBudget};
+use crate::body_in::{self, Room};
+use crate::budget::ByteBudget;
 
-/// The same minimum pace a plain server asks of a body once its first `body_timeout`
-/// is over (see `collect_body` in `service.rs`).
-const BODY_MIN_RATE: f64 = 500.0;
-
-#[derive(Debug, PartialEq, Eq)]
-pub(super) enum BodyError {
-    /// Over `max_body_bytes`: 413.
-    TooLarge,
-    /// Malformed (bad chunking, the client left): 400.
-    Broken,
-    /// The pool's `max_inflight_bytes` has no room: 503.
-    NoRoom,
-    /// The body stalled or trickled (`body_timeout`): 408.
-    Stalled,
-}
+pub(super) use crate::body_in::BodyError;
 
 pub(super) struct Limits<'a> {
     pub max: u64,
@@ -45,43 +31,14 @@ pub(super) struct Limits<'a> {
     pub budget_limit: usize,
 }
 
-/// Read the whole body. The bytes carry their reservation in the budget until dropped.
-pub(super) async fn collect(mut body: Incoming, declared: Option<u64>, lim: Limits<'_>) -> Result<Bytes, BodyError> {
+/// Read the whole body, as a plain server does (`body_in`). The bytes carry their
+/// reservation in the budget until dropped.
+pub(super) async fn collect(body: Incoming, declared: Option<u64>, lim: Limits<'_>) -> Result<Bytes, BodyError> {
     if declared.is_some_and(|n| n > lim.max) {
         return Err(BodyError::TooLarge);
     }
-    let start = tokio::time::Instant::now();
-    let mut last = start;
-    let limited = lim.timeout < crate::config::limits::FAR;
-    let want = usize::try_from(declared.unwrap_or(0)).map_err(|_| BodyError::NoRoom)?;
-    let mut reserved = lim.budget.try_reserve(want, lim.budget_limit).ok_or(BodyError::NoRoom)?;
-    let mut buf = BytesMut::with_capacity(want.min(1024 * 1024));
-    let mut received: u64 = 0;
-    loop {
-        let frame = if limited {
-            let by_pace = start + lim.timeout + Duration::from_secs_f64(received as f64 / BODY_MIN_RATE);
-            let by = (last + lim.timeout).min(by_pace);
-            tokio::time::timeout_at(by, body.frame()).await.map_err(|_| BodyError::Stalled)?
-        } else {
-            body.frame().await
-        };
-        let Some(frame) = frame else { break };
-        let frame = frame.map_err(|_| BodyError::Broken)?;
-        if let Ok(data) = frame.into_data() {
-            received += data.len() as u64;
-            last = tokio::time::Instant::now();
-            if received > lim.max {
-                return Err(BodyError::TooLarge);
-            }
-            // received <= max <= 2^40: fits a usize.
-            let total = received as usize;
-            if total > reserved.bytes() && !reserved.try_grow(total - reserved.bytes(), lim.budget_limit) {
-                return Err(BodyError::NoRoom);
-            }
-            buf.extend_from_slice(&data);
-        }
-    }
-    Ok(budget::hold(buf.freeze(), reserved))
+    let room = Room { budget: lim.budget, limit: lim.budget_limit };
+    body_in::collect(body, declared, lim.max, room, lim.timeout).await
 }
 
 /// A buffered body on its way to a worker; says when its last byte has been taken (by
@@ -136,6 +93,7 @@ impl Body for OutBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body_util::BodyExt;
 
     #[tokio::test]
     async fn out_body_signals_once_its_bytes_are_taken() {
