@@ -54,6 +54,25 @@ test_that("heads refused before the app are logged: 400 malformed, 431 too large
   }
 })
 
+test_that("HTTP/2 heads refused before the app are logged too: 431 too many fields, 400 Host against :authority", {
+  skip_if(!nzchar(Sys.which("curl")), "curl is not installed")
+  path <- tempfile("access", fileext = ".log")
+  s <- local_server(ok_app, options = rookdOptions(access_log = path, access_log_format = "json",
+                                                   max_headers = 20))
+  url <- sprintf("http://127.0.0.1:%d/h2", s$getPort())
+  many <- as.vector(rbind("-H", sprintf("X-F%d: v", 1:30)))
+  r1 <- processx::run("curl", c("-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_code}",
+                               many, url), error_on_status = FALSE, timeout = 20)
+  expect_identical(r1$stdout, "431")
+  # A Host field besides :authority naming another host (Python h2, helper-net.R).
+  r2 <- net_py("host", s$getPort(), "/h2", "elsewhere.example")
+  expect_identical(r2$status, "400")
+  j <- lapply(log_lines_of(path, 2), jsonlite::fromJSON)
+  expect_identical(vapply(j, function(x) x$status, 1L), c(431L, 400L))
+  expect_identical(vapply(j, function(x) x$protocol, ""), rep("HTTP/2", 2))
+  expect_identical(vapply(j, function(x) x$method, ""), rep("-", 2))
+})
+
 test_that("a 64 KB user agent and a referer full of quotes stay one line of escaped fields", {
   path <- tempfile("access", fileext = ".log")
   s <- local_server(ok_app, options = rookdOptions(access_log = path, max_header_bytes = 200000))

@@ -71,13 +71,13 @@ pub(crate) async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<
 /// Log a request head the connection refused before it became a request (hyper's 400 /
 /// 431 / 414, the stalled head's 408; `conn`): the peer's address (no header was read, so
 /// no proxy can be trusted for it), the status, the answer's body bytes.
-pub(crate) fn log_refused(ctx: &ConnCtx, status: u16, bytes: u64) {
+pub(crate) fn log_refused(ctx: &ConnCtx, version: http::Version, status: u16, bytes: u64) {
     if let Some(log) = ctx.shared.access_log.as_ref() {
         let client = match &ctx.remote {
             Endpoint::Tcp(a) => Some(forwarded::canonical_ip(a.ip()).to_string()),
             Endpoint::Unix => None,
         };
-        log.refused(client, status, bytes);
+        log.refused(client, version, status, bytes);
     }
 }
 

@@ -203,13 +203,13 @@ impl AccessLog {
     /// Log a request head refused before it became a request (malformed 400, too large
     /// 431/414, stalled 408): what is known is the client, the time, the status and the
     /// bytes of the answer; method and target are `-`.
-    pub fn refused(&self, client: Option<String>, status: u16, bytes: u64) {
+    pub fn refused(&self, client: Option<String>, version: http::Version, status: u16, bytes: u64) {
         self.send(Record {
             time: SystemTime::now(),
             client,
             method: "-".into(),
             target: b"-".to_vec(),
-            protocol: "HTTP/1.1",
+            protocol: protocol(version),
             status,
             bytes,
             total: Duration::ZERO,
@@ -686,7 +686,7 @@ mod tests {
     #[test]
     fn a_refused_head_is_a_line() {
         let (log, rx) = stalled(4);
-        log.refused(Some("10.0.0.9".into()), 431, 0);
+        log.refused(Some("10.0.0.9".into()), http::Version::HTTP_11, 431, 0);
         let Ok(Msg::Record(r, _)) = rx.try_recv() else { panic!("no record") };
         let mut line = String::new();
         format::line(&mut line, &r, Format::Combined);

@@ -69,14 +69,18 @@ pub(super) async fn serve<IO>(
         // HTTP/1.1's, answered the same way.
         if req.headers().len() > max_headers {
             conn_ctx.shared.metrics.reject(crate::metrics::Reject::HeadTooLarge);
-            let resp = plain(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "Request Header Fields Too Large\n");
+            const TOO_LARGE: &str = "Request Header Fields Too Large\n";
+            service::log_refused(&conn_ctx, http::Version::HTTP_2, 431, TOO_LARGE.len() as u64);
+            let resp = plain(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, TOO_LARGE);
             return Box::pin(async move { Ok(resp.map(|b| StreamBody::new(b, None, active))) })
                 as BoxedResponseFuture<StreamBody>;
         }
         // Split (moves, no copy) so the URI and the headers can be borrowed apart.
         let (mut parts, body) = req.into_parts();
         if settle_host(&mut parts.headers, parts.uri.authority().map(|a| a.as_str())).is_err() {
-            let resp = plain(StatusCode::BAD_REQUEST, "Bad Request: Host differs from :authority\n");
+            const HOST_DIFFERS: &str = "Bad Request: Host differs from :authority\n";
+            service::log_refused(&conn_ctx, http::Version::HTTP_2, 400, HOST_DIFFERS.len() as u64);
+            let resp = plain(StatusCode::BAD_REQUEST, HOST_DIFFERS);
             return Box::pin(async move { Ok(resp.map(|b| StreamBody::new(b, None, active))) })
                 as BoxedResponseFuture<StreamBody>;
         }

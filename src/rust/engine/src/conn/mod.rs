@@ -93,7 +93,7 @@ pub(crate) async fn serve_connection<IO>(
             }
             preface::Sniffed::Gone => return,
             preface::Sniffed::Stalled => {
-                service::log_refused(&conn_ctx, 408, REQUEST_TIMEOUT_BODY.len() as u64);
+                service::log_refused(&conn_ctx, http::Version::HTTP_11, 408, REQUEST_TIMEOUT_BODY.len() as u64);
                 answer_request_timeout(io.io).await;
                 return;
             }
@@ -213,7 +213,7 @@ where
             }
             // hyper answered a head it could not parse (400, 431, 414): logged.
             if let Some(status) = r.as_ref().err().and_then(crate::access_log::refused_status) {
-                service::log_refused(conn_ctx, status, 0);
+                service::log_refused(conn_ctx, http::Version::HTTP_11, status, 0);
             }
             return Poll::Ready(Outcome::Done);
         }
@@ -286,7 +286,7 @@ where
         Outcome::Expired(Expired::Waiting) => {}
         Outcome::Expired(Expired::Head) => {
             shared.metrics.reject(Reject::Timeout);
-            service::log_refused(conn_ctx, 408, REQUEST_TIMEOUT_BODY.len() as u64);
+            service::log_refused(conn_ctx, http::Version::HTTP_11, 408, REQUEST_TIMEOUT_BODY.len() as u64);
             if let Some(parts) = conn.into_parts() {
                 answer_request_timeout(parts.io.into_inner()).await;
             }
