@@ -413,14 +413,17 @@ fn rookd_server_stats(id: f64) -> Robj {
         None => match ops::final_stats(id) {
             Some(m) => {
                 let host = state::door().map(|d| d.host_snapshot()).unwrap_or_default();
-                ops::stats_list(&m, &ops::Live {
-                    closed: true,
-                    running: false,
-                    draining: false,
-                    not_ready: None,
-                    host,
-                    access_log_dropped: 0,
-                })
+                ops::stats_list(
+                    &m,
+                    &ops::Live {
+                        closed: true,
+                        running: false,
+                        draining: false,
+                        not_ready: None,
+                        host,
+                        access_log_dropped: 0,
+                    },
+                )
             }
             None => ().into(),
         },

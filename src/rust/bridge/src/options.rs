@@ -13,9 +13,9 @@ use std::time::Duration;
 use extendr_api::prelude::{list, List, Robj};
 use extendr_api::GetSexp;
 use extendr_api::{Error, Result};
+use rookd_engine::access_log::{AccessLogConfig, Format, Target};
 use rookd_engine::config::limits::FAR;
 use rookd_engine::config::options::{self, Kind};
-use rookd_engine::access_log::{AccessLogConfig, Format, Target};
 use rookd_engine::forwarded::TrustedProxies;
 use rookd_engine::ServerConfig;
 
@@ -129,10 +129,16 @@ fn path(o: &Opts, name: &str) -> Result<String> {
     let p = match v.as_slice() {
         [] => String::new(),
         [p] => p.clone(),
-        _ => return Err(Error::Other(format!("option `{name}` must be a single path such as \"/healthz\", or \"\" (off)"))),
+        _ => {
+            return Err(Error::Other(format!(
+                "option `{name}` must be a single path such as \"/healthz\", or \"\" (off)"
+            )))
+        }
     };
     if !options::valid_path(&p) {
-        return Err(Error::Other(format!("option `{name}` must start with \"/\" and have no \"?\" or \"#\", or be \"\" (off)")));
+        return Err(Error::Other(format!(
+            "option `{name}` must start with \"/\" and have no \"?\" or \"#\", or be \"\" (off)"
+        )));
     }
     Ok(p)
 }

@@ -37,7 +37,9 @@ fn secs(name: &str, x: f64) -> Result<Duration> {
 }
 
 fn with_pool<T>(id: f64, f: impl FnOnce(&PoolHandle) -> T) -> Result<T> {
-    POOLS.with(|p| p.borrow().get(&(id as u64)).map(f)).ok_or_else(|| Error::Other("no such worker pool (stopped?)".into()))
+    POOLS
+        .with(|p| p.borrow().get(&(id as u64)).map(f))
+        .ok_or_else(|| Error::Other("no such worker pool (stopped?)".into()))
 }
 
 /// Start a pool; returns `list(id, warnings)` (warnings about the TLS certificate).

@@ -341,11 +341,7 @@ fn options_to_r(mt: MainThread, o: &StaticOptions) -> SEXP {
 /// stopped). A handle copied out of STATE, so no borrow is held afterwards.
 fn running_server(id: f64) -> Option<StaticPathsHandle> {
     STATE.with(|s| {
-        s.borrow()
-            .servers
-            .get(&(id as u64))
-            .filter(|e| e.handle.is_running())
-            .map(|e| e.handle.static_paths())
+        s.borrow().servers.get(&(id as u64)).filter(|e| e.handle.is_running()).map(|e| e.handle.static_paths())
     })
 }
 

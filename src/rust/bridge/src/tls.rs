@@ -36,9 +36,7 @@ pub fn settings(mt: MainThread, tls: &Robj) -> Result<Option<TlsSettings>> {
             return Err(Error::Other("`tls` must be NULL or a tlsConfig()".into()));
         }
         let need = |name: &str| -> Result<PathBuf> {
-            one_string(mt, x, name)?
-                .map(PathBuf::from)
-                .ok_or_else(|| Error::Other(format!("tls: `{name}` is missing")))
+            one_string(mt, x, name)?.map(PathBuf::from).ok_or_else(|| Error::Other(format!("tls: `{name}` is missing")))
         };
         let client_auth = match one_string(mt, x, "client_auth")?.as_deref() {
             None | Some("none") => ClientAuth::None,

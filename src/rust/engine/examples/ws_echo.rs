@@ -50,10 +50,7 @@ fn main() {
         }
     };
     let target = BindTarget::Tcp { host, port };
-    let caps = AppCaps {
-        websocket: true,
-        on_headers: false,
-    };
+    let caps = AppCaps { websocket: true, on_headers: false };
     let server = match engine.start_server(&target, config, caps, StaticPaths::default()) {
         Ok(s) => s,
         Err(e) => {
@@ -74,10 +71,7 @@ fn main() {
                     }
                 }
                 Event::Call { reply, .. } => {
-                    let _ = reply.send(Response::plain(
-                        http::StatusCode::OK,
-                        "ws_echo: connect with a WebSocket\n",
-                    ));
+                    let _ = reply.send(Response::plain(http::StatusCode::OK, "ws_echo: connect with a WebSocket\n"));
                 }
                 Event::Headers { reply, .. } => {
                     let _ = reply.send(HeadersVerdict::Continue);

@@ -1,10 +1,10 @@
 //! The body type every response the engine writes uses: in memory, or streamed from a file.
+use std::future::Future;
 use std::io;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::future::Future;
 
 use bytes::{Bytes, BytesMut};
 use http_body::{Frame, SizeHint};
@@ -167,7 +167,10 @@ impl FileBody {
                 if n == 0 {
                     // The file shrank under us: end the body early; hyper closes the connection.
                     self.remaining = 0;
-                    return Poll::Ready(Some(Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while sending"))));
+                    return Poll::Ready(Some(Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "file shrank while sending",
+                    ))));
                 }
                 self.remaining -= n as u64;
                 self.buf.truncate(n);

@@ -95,4 +95,3 @@ fn keep(data: Bytes, reserved: Reservation) -> Bytes {
     }
     budget::hold(data, reserved)
 }
-

@@ -68,7 +68,10 @@ pub fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
 
 fn add_vary(headers: &mut Vec<(HeaderName, HeaderValue)>) {
     let already = headers.iter().any(|(n, v)| {
-        n == VARY && v.to_str().is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case("accept-encoding") || t.trim() == "*"))
+        n == VARY
+            && v.to_str().is_ok_and(|s| {
+                s.split(',').any(|t| t.trim().eq_ignore_ascii_case("accept-encoding") || t.trim() == "*")
+            })
     });
     if !already {
         headers.push((VARY, HeaderValue::from_static("Accept-Encoding")));
@@ -78,7 +81,11 @@ fn add_vary(headers: &mut Vec<(HeaderName, HeaderValue)>) {
 /// Should an app's in-memory body of `len` bytes be gzipped? Yes if the type is
 /// compressible, the client accepts gzip and the app did not encode it already. Adds
 /// `Vary: Accept-Encoding` whenever the answer depends on the request's Accept-Encoding.
-pub fn wants_gzip(len: usize, headers: &mut Vec<(HeaderName, HeaderValue)>, accept_encoding: Option<&HeaderValue>) -> bool {
+pub fn wants_gzip(
+    len: usize,
+    headers: &mut Vec<(HeaderName, HeaderValue)>,
+    accept_encoding: Option<&HeaderValue>,
+) -> bool {
     if len < MIN_COMPRESS_BYTES || headers.iter().any(|(n, _)| n == CONTENT_ENCODING) {
         return false;
     }
@@ -99,7 +106,11 @@ pub fn gzip_if_smaller(body: &[u8]) -> Option<Bytes> {
 }
 
 /// Compress an app's in-memory body when [`wants_gzip`] says so (on this thread).
-pub fn maybe_gzip(body: Bytes, headers: &mut Vec<(HeaderName, HeaderValue)>, accept_encoding: Option<&HeaderValue>) -> Bytes {
+pub fn maybe_gzip(
+    body: Bytes,
+    headers: &mut Vec<(HeaderName, HeaderValue)>,
+    accept_encoding: Option<&HeaderValue>,
+) -> Bytes {
     if !wants_gzip(body.len(), headers, accept_encoding) {
         return body;
     }

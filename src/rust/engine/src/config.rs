@@ -56,7 +56,6 @@ pub struct ServerConfig {
     pub access_log: Option<AccessLogConfig>,
 }
 
-
 /// The engine's operational endpoints (`ops`): each path is off when empty.
 #[derive(Clone, Debug)]
 pub struct OpsConfig {
@@ -338,13 +337,17 @@ pub mod options {
         Count(Count),
         Seconds(Seconds),
         /// TRUE or FALSE.
-        Flag { default: bool },
+        Flag {
+            default: bool,
+        },
         /// A character vector without NA; the default is empty.
         Strings,
         /// A URL path starting with "/", or "" (off, the default).
         Path,
         /// One of `choices` (a string); the default is the first.
-        Choice { choices: &'static [&'static str] },
+        Choice {
+            choices: &'static [&'static str],
+        },
         /// NULL (the default: off) or one string (a file path, or a word like "stderr").
         OptionalString,
     }
@@ -411,7 +414,11 @@ pub mod options {
         count("h2_max_header_list_size", d::H2_MAX_HEADER_LIST_SIZE as u64, u32s(l::H2_MAX_HEADER_LIST_SIZE)),
         count("h2_initial_stream_window", d::H2_INITIAL_STREAM_WINDOW as u64, u32s(l::H2_WINDOW)),
         count("h2_initial_connection_window", d::H2_INITIAL_CONNECTION_WINDOW as u64, u32s(l::H2_WINDOW)),
-        count("h2_max_pending_reset_streams", d::H2_MAX_PENDING_RESET_STREAMS as u64, usizes(l::H2_MAX_PENDING_RESET_STREAMS)),
+        count(
+            "h2_max_pending_reset_streams",
+            d::H2_MAX_PENDING_RESET_STREAMS as u64,
+            usizes(l::H2_MAX_PENDING_RESET_STREAMS),
+        ),
         count(
             "h2_max_local_error_reset_streams",
             d::H2_MAX_LOCAL_ERROR_RESET_STREAMS as u64,

@@ -82,17 +82,9 @@ pub enum HeadersVerdict {
 
 pub enum Event {
     /// The app's onHeaders must look at this request before its body is read.
-    Headers {
-        head: Arc<RequestHead>,
-        reply: oneshot::Sender<HeadersVerdict>,
-    },
+    Headers { head: Arc<RequestHead>, reply: oneshot::Sender<HeadersVerdict> },
     /// The app's `call` must answer this request.
-    Call {
-        head: Arc<RequestHead>,
-        body: Bytes,
-        reply: oneshot::Sender<Response>,
-        slot: RequestSlot,
-    },
+    Call { head: Arc<RequestHead>, body: Bytes, reply: oneshot::Sender<Response>, slot: RequestSlot },
     /// A request that reached onHeaders will never reach `call` (client gone, rejected,
     /// or body refused): the host may forget what it kept for it.
     Abandoned { id: RequestId },

@@ -238,7 +238,10 @@ fn list<'a>(headers: &'a HeaderMap, name: &str) -> Vec<Option<&'a str>> {
     for v in headers.get_all(name) {
         out.extend(v.as_bytes().split(|&b| b == b',').map(|e| {
             let e = e.trim_ascii();
-            e.iter().all(|b| b.is_ascii_graphic() || *b == b' ' || *b == b'\t').then(|| std::str::from_utf8(e).ok()).flatten()
+            e.iter()
+                .all(|b| b.is_ascii_graphic() || *b == b' ' || *b == b'\t')
+                .then(|| std::str::from_utf8(e).ok())
+                .flatten()
         }));
     }
     out
@@ -408,7 +411,8 @@ fn valid_host(h: &str) -> Option<String> {
     if name.is_empty() {
         return None;
     }
-    if !name.starts_with('[') && !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_') {
+    if !name.starts_with('[') && !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
+    {
         return None;
     }
     if !port.is_empty() {
@@ -454,7 +458,17 @@ mod tests {
         assert!(!trusted(&["0.0.0.0/0"]).trusts("::2".parse().unwrap()));
         assert!(trusted(&["unix"]).trusts_peer(None));
         assert!(!trusted(&["::1"]).trusts_peer(None));
-        for bad in ["", "localhost", "10.0.0.0/33", "::/129", "10.0.0.0/", "10.0.0.0/-1", "1.2.3.4/+8", "1.2.3", "10.0.0.0/8/8"] {
+        for bad in [
+            "",
+            "localhost",
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0.0/",
+            "10.0.0.0/-1",
+            "1.2.3.4/+8",
+            "1.2.3",
+            "10.0.0.0/8/8",
+        ] {
             assert!(Cidr::parse(bad).is_err(), "{bad}");
         }
     }
@@ -512,7 +526,8 @@ mod tests {
     #[test]
     fn garbage_ends_the_walk_without_an_address() {
         let t = trusted(&["127.0.0.1", "10.0.0.0/8"]);
-        for v in ["garbage", "1.2.3.4, nope, 10.0.0.1", "unknown", "_hidden", "1.2.3.4 5.6.7.8", "999.1.1.1", "", ",,,"] {
+        for v in ["garbage", "1.2.3.4, nope, 10.0.0.1", "unknown", "_hidden", "1.2.3.4 5.6.7.8", "999.1.1.1", "", ",,,"]
+        {
             let h = headers(&[("x-forwarded-for", v)]);
             assert_eq!(resolve(&t, ip("127.0.0.1"), &h), None, "{v:?}");
         }
@@ -537,7 +552,12 @@ mod tests {
     fn non_ascii_left_of_the_client_does_not_matter() {
         let t = trusted(&["127.0.0.1", "10.0.0.0/8"]);
         // What the client wrote (one bad byte), then what the proxies appended.
-        for v in [&b"\xff, 203.0.113.7"[..], b"6.6.6.\xe96, 203.0.113.7, 10.1.1.1", b"caf\xc3\xa9, 203.0.113.7", b"\x80\x80,203.0.113.7"] {
+        for v in [
+            &b"\xff, 203.0.113.7"[..],
+            b"6.6.6.\xe96, 203.0.113.7, 10.1.1.1",
+            b"caf\xc3\xa9, 203.0.113.7",
+            b"\x80\x80,203.0.113.7",
+        ] {
             let h = raw(&[("x-forwarded-for", v)]);
             assert_eq!(resolve(&t, ip("127.0.0.1"), &h).and_then(|c| c.addr), ip("203.0.113.7"), "{v:?}");
         }
@@ -545,7 +565,11 @@ mod tests {
         let h = raw(&[("x-forwarded-for", b"1.2.3.4\xff"), ("x-forwarded-for", b"203.0.113.7")]);
         assert_eq!(resolve(&t, ip("127.0.0.1"), &h).and_then(|c| c.addr), ip("203.0.113.7"));
         // Proto and host: the rightmost entry counts, junk further left does not.
-        let h = raw(&[("x-forwarded-for", b"203.0.113.7"), ("x-forwarded-proto", b"\xff, https"), ("x-forwarded-host", b"\xfe.example, example.org")]);
+        let h = raw(&[
+            ("x-forwarded-for", b"203.0.113.7"),
+            ("x-forwarded-proto", b"\xff, https"),
+            ("x-forwarded-host", b"\xfe.example, example.org"),
+        ]);
         let c = resolve(&t, ip("127.0.0.1"), &h).unwrap();
         assert_eq!((c.scheme, c.host.as_deref()), (Some(Scheme::Https), Some("example.org")));
         // A bad rightmost proto is no proto, the address still stands.
@@ -568,7 +592,11 @@ mod tests {
     #[test]
     fn an_open_quote_left_of_the_client_does_not_swallow_the_proxys_element() {
         let t = trusted(&["127.0.0.1", "10.0.0.0/8"]);
-        for v in ["for=\"x, for=203.0.113.8", "for=\"[2001:db8::1, for=203.0.113.8;proto=https", "for=\"\\\", for=203.0.113.8"] {
+        for v in [
+            "for=\"x, for=203.0.113.8",
+            "for=\"[2001:db8::1, for=203.0.113.8;proto=https",
+            "for=\"\\\", for=203.0.113.8",
+        ] {
             let h = headers(&[("forwarded", v)]);
             assert_eq!(resolve(&t, ip("127.0.0.1"), &h).and_then(|c| c.addr), ip("203.0.113.8"), "{v:?}");
         }

@@ -11,9 +11,15 @@ const BACKLOG: i32 = 1024;
 
 #[derive(Clone, Debug)]
 pub enum BindTarget {
-    Tcp { host: String, port: u16 },
+    Tcp {
+        host: String,
+        port: u16,
+    },
     /// A Unix domain socket at `path`; `mask` is the umask applied while creating it.
-    Unix { path: PathBuf, mask: Option<u32> },
+    Unix {
+        path: PathBuf,
+        mask: Option<u32>,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -81,7 +87,8 @@ pub(crate) fn bind_with(target: &BindTarget, reuse_port: bool) -> Result<(StdLis
             for addr in resolve(host, *port)? {
                 match bind_tcp(addr, reuse_port) {
                     Ok(l) => {
-                        let local = l.local_addr().map_err(|e| EngineError::Bind { addr: addr.to_string(), source: e })?;
+                        let local =
+                            l.local_addr().map_err(|e| EngineError::Bind { addr: addr.to_string(), source: e })?;
                         return Ok((StdListener::Tcp(l), LocalAddr::Tcp(local)));
                     }
                     Err(e) => last_err = Some(EngineError::Bind { addr: display_addr(host, *port), source: e }),

@@ -108,7 +108,8 @@ fn parse_v1(buf: &[u8]) -> Result<Parsed, ProxyError> {
 
 /// A v1 port: 1-5 decimal digits, no sign, no leading zero (spec), at most 65535.
 fn port(s: &str) -> Result<u16, ProxyError> {
-    let ok = !s.is_empty() && s.len() <= 5 && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
+    let ok =
+        !s.is_empty() && s.len() <= 5 && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
     if !ok {
         return Err(ProxyError::BadV1);
     }
@@ -178,7 +179,10 @@ fn parse_v2(buf: &[u8]) -> Result<Parsed, ProxyError> {
 
 /// Read a PROXY header from the start of `io`, within `timeout`. Returns the header and
 /// the bytes read past it (the start of the HTTP request). Any error means: close.
-pub async fn read_header<IO: AsyncRead + Unpin>(io: &mut IO, timeout: Duration) -> Result<(ProxyHeader, Bytes), ProxyError> {
+pub async fn read_header<IO: AsyncRead + Unpin>(
+    io: &mut IO,
+    timeout: Duration,
+) -> Result<(ProxyHeader, Bytes), ProxyError> {
     let mut buf = BytesMut::with_capacity(512);
     let read = async {
         loop {
@@ -232,7 +236,10 @@ mod tests {
         let v6 = b"PROXY TCP6 2001:db8::1 2001:db8::2 4711 80\r\n";
         assert_eq!(
             fed_in_pieces(v6).unwrap(),
-            Parsed::Done(ProxyHeader::Proxied { source: sa("[2001:db8::1]:4711"), dest: sa("[2001:db8::2]:80") }, v6.len())
+            Parsed::Done(
+                ProxyHeader::Proxied { source: sa("[2001:db8::1]:4711"), dest: sa("[2001:db8::2]:80") },
+                v6.len()
+            )
         );
         let unknown = b"PROXY UNKNOWN ffff:f...f:ffff ffff:f...f:ffff 65535 65535\r\n";
         assert_eq!(fed_in_pieces(unknown).unwrap(), Parsed::Done(ProxyHeader::Local, unknown.len()));
@@ -314,7 +321,7 @@ mod tests {
         assert_eq!(fed_in_pieces(&v2(0x21, 0x41, &a)), Err(ProxyError::BadV2)); // family 4
         assert_eq!(fed_in_pieces(&v2(0x21, 0x11, &a[..8])), Err(ProxyError::BadV2)); // too short for IPv4
         assert_eq!(fed_in_pieces(&v2(0x21, 0x21, &a)), Err(ProxyError::BadV2)); // too short for IPv6
-        // A signature that diverges.
+                                                                                // A signature that diverges.
         assert_eq!(parse(b"\r\n\r\n\x00\r\nQUIX"), Err(ProxyError::NotProxy));
     }
 

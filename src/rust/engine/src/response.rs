@@ -24,7 +24,10 @@ pub enum Body {
     Empty,
     Bytes(Bytes),
     /// Streamed from disk by the engine; `owned` files are deleted once sent.
-    File { path: PathBuf, owned: bool },
+    File {
+        path: PathBuf,
+        owned: bool,
+    },
     /// Produced by the host chunk by chunk, as the client takes them (chunked encoding):
     /// each chunk is asked for with [`Event::StreamPull`](crate::event::Event) only when
     /// the previous one has been written, so memory stays flat however long the stream.
@@ -54,8 +57,8 @@ impl Response {
     /// with line breaks is only accepted for Set-Cookie, where Rook joins several
     /// cookies with "\n": each line becomes its own header.
     pub fn add_header(&mut self, name: &str, value: &str) -> Result<(), ResponseError> {
-        let name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| ResponseError::InvalidHeaderName(name.to_string()))?;
+        let name =
+            HeaderName::from_bytes(name.as_bytes()).map_err(|_| ResponseError::InvalidHeaderName(name.to_string()))?;
         if name == TRANSFER_ENCODING {
             return Ok(());
         }
@@ -64,8 +67,7 @@ impl Response {
                 return Err(ResponseError::InvalidHeaderValue(name.to_string()));
             }
             for line in value.split('\n').map(|l| l.trim_end_matches('\r')).filter(|l| !l.is_empty()) {
-                let v = HeaderValue::from_str(line)
-                    .map_err(|_| ResponseError::InvalidHeaderValue(name.to_string()))?;
+                let v = HeaderValue::from_str(line).map_err(|_| ResponseError::InvalidHeaderValue(name.to_string()))?;
                 self.headers.push((name.clone(), v));
             }
             return Ok(());

@@ -186,14 +186,12 @@ pub(crate) fn start(
     let (std_listener, local) = listener::bind_with(target, config.reuse_port)?;
     let _enter = rt.enter();
     let (listener, unix_path) = match std_listener {
-        StdListener::Tcp(l) => (
-            Listener::Tcp(tokio::net::TcpListener::from_std(l).map_err(|e| bind_err(&local, e))?),
-            None,
-        ),
-        StdListener::Unix(l, p) => (
-            Listener::Unix(tokio::net::UnixListener::from_std(l).map_err(|e| bind_err(&local, e))?),
-            Some(p),
-        ),
+        StdListener::Tcp(l) => {
+            (Listener::Tcp(tokio::net::TcpListener::from_std(l).map_err(|e| bind_err(&local, e))?), None)
+        }
+        StdListener::Unix(l, p) => {
+            (Listener::Unix(tokio::net::UnixListener::from_std(l).map_err(|e| bind_err(&local, e))?), Some(p))
+        }
     };
     // A host callback's batches go through the Door; the server's id is known once
     // `shared` exists, before any request can be logged.
@@ -215,8 +213,20 @@ pub(crate) fn start(
         LocalAddr::Unix(_) => Endpoint::Unix,
     };
     let acceptor = tls.clone();
-    rt.spawn(accept_loop(Arc::clone(&shared), listener, local_endpoint, unix_path, stop_rx, closed_tx, ws_rx, acceptor));
-    Ok((ServerHandle { shared, local, stop_tx: Some(stop_tx), listener_closed: Some(closed_rx), tls, rt: rt.clone() }, warnings))
+    rt.spawn(accept_loop(
+        Arc::clone(&shared),
+        listener,
+        local_endpoint,
+        unix_path,
+        stop_rx,
+        closed_tx,
+        ws_rx,
+        acceptor,
+    ));
+    Ok((
+        ServerHandle { shared, local, stop_tx: Some(stop_tx), listener_closed: Some(closed_rx), tls, rt: rt.clone() },
+        warnings,
+    ))
 }
 
 fn bind_err(local: &LocalAddr, e: std::io::Error) -> EngineError {

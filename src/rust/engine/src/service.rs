@@ -13,14 +13,14 @@ use tokio::sync::oneshot;
 
 use crate::access_log::Pending;
 use crate::body::{FileBody, HostStream, ResponseBody};
+use crate::body_in::{self, BodyError, Room};
 use crate::door::Door;
 use crate::event::{Endpoint, Event, HeadersVerdict, RequestHead, RequestId};
+use crate::forwarded::{self, ForwardedClient};
 use crate::http_response::{plain, HttpResponse};
 use crate::metrics::{Reject, RequestRecord, RequestTiming};
 use crate::response::{Body, Response};
 use crate::shared::ServerShared;
-use crate::forwarded::{self, ForwardedClient};
-use crate::body_in::{self, BodyError, Room};
 use crate::{compress, ops, ws};
 
 /// What every request on one connection shares.
@@ -34,7 +34,10 @@ pub(crate) struct ConnCtx {
 /// Answer one request, and say what is left to do when its response body ends (see
 /// [`RequestEnd`]). The engine's operational endpoints are answered first, neither
 /// counted nor logged.
-pub(crate) async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<(HttpResponse, RequestEnd), Infallible> {
+pub(crate) async fn handle(
+    ctx: Arc<ConnCtx>,
+    req: Request<Incoming>,
+) -> Result<(HttpResponse, RequestEnd), Infallible> {
     // Timing hook 1: the request starts.
     let mut timing = RequestTiming::start();
     let client = forwarded_client(&ctx, req.headers());
@@ -226,7 +229,8 @@ async fn handle_request(
         match rx.await {
             Ok(HeadersVerdict::Continue) => {}
             Ok(HeadersVerdict::Respond(resp)) => {
-                return into_http(resp, is_head, accept_encoding.as_ref(), shared.config.compression, &shared.door).await;
+                return into_http(resp, is_head, accept_encoding.as_ref(), shared.config.compression, &shared.door)
+                    .await;
             }
             Err(_) => return plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n"),
         }

@@ -26,8 +26,7 @@ use proptest::test_runner::{Config, FileFailurePersistence};
 use rookd_engine::statics::{StaticOptions, StaticPathSpec, StaticPaths};
 use rookd_engine::uri::{decode_uri, decode_uri_component, encode_uri, encode_uri_component};
 use rookd_engine::{
-    AppCaps, BindTarget, Body, Engine, Event, LocalAddr, Response, ServerConfig, ServerHandle,
-    WsConfig,
+    AppCaps, BindTarget, Body, Engine, Event, LocalAddr, Response, ServerConfig, ServerHandle, WsConfig,
 };
 
 const CASES_PURE: u32 = 2000;
@@ -52,10 +51,7 @@ fn count_panics() {
     HOOK.call_once(|| {
         let default = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if std::thread::current()
-                .name()
-                .is_some_and(|n| n.starts_with("rookd"))
-            {
+            if std::thread::current().name().is_some_and(|n| n.starts_with("rookd")) {
                 PANICS.fetch_add(1, Ordering::SeqCst);
             }
             default(info);
@@ -64,11 +60,7 @@ fn count_panics() {
 }
 
 fn no_engine_panics() -> Result<(), TestCaseError> {
-    prop_assert_eq!(
-        PANICS.load(Ordering::SeqCst),
-        0,
-        "an engine thread panicked"
-    );
+    prop_assert_eq!(PANICS.load(Ordering::SeqCst), 0, "an engine thread panicked");
     Ok(())
 }
 
@@ -224,11 +216,9 @@ fn host() -> &'static Host {
             }),
         )
         .unwrap();
-        let statics = StaticPaths::new(
-            vec![("/static".into(), StaticPathSpec::new(root.clone()))],
-            StaticOptions::default(),
-        )
-        .unwrap();
+        let statics =
+            StaticPaths::new(vec![("/static".into(), StaticPathSpec::new(root.clone()))], StaticOptions::default())
+                .unwrap();
         let config = ServerConfig {
             ws: WsConfig {
                 max_message_bytes: WS_MAX,
@@ -240,24 +230,10 @@ fn host() -> &'static Host {
             },
             ..ServerConfig::default()
         };
-        let caps = AppCaps {
-            on_headers: false,
-            websocket: true,
-        };
-        let server = engine
-            .start_server(
-                &BindTarget::Tcp {
-                    host: "127.0.0.1".into(),
-                    port: 0,
-                },
-                config,
-                caps,
-                statics,
-            )
-            .unwrap();
-        let LocalAddr::Tcp(addr) = server.local_addr().clone() else {
-            panic!("not TCP")
-        };
+        let caps = AppCaps { on_headers: false, websocket: true };
+        let server =
+            engine.start_server(&BindTarget::Tcp { host: "127.0.0.1".into(), port: 0 }, config, caps, statics).unwrap();
+        let LocalAddr::Tcp(addr) = server.local_addr().clone() else { panic!("not TCP") };
         let door = Arc::clone(engine.door());
         let stop = Arc::new(AtomicBool::new(false));
         let app_calls = Arc::new(AtomicUsize::new(0));
@@ -274,12 +250,7 @@ fn host() -> &'static Host {
                             r.body = Body::Bytes(Bytes::from(format!("app: {}", head.path())));
                             let _ = reply.send(r);
                         }
-                        Event::WsMessage {
-                            conn,
-                            binary,
-                            data,
-                            credit,
-                        } => {
+                        Event::WsMessage { conn, binary, data, credit } => {
                             if binary {
                                 conn.send_binary(data);
                             } else {
@@ -292,15 +263,7 @@ fn host() -> &'static Host {
                 }
             }
         });
-        Host {
-            addr,
-            root,
-            file,
-            _server: Mutex::new(server),
-            _engine: Mutex::new(engine),
-            app_calls,
-            _stop: stop,
-        }
+        Host { addr, root, file, _server: Mutex::new(server), _engine: Mutex::new(engine), app_calls, _stop: stop }
     })
 }
 
@@ -312,10 +275,7 @@ struct Reply {
 
 impl Reply {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -331,20 +291,10 @@ fn http_get(addr: SocketAddr, target: &str, extra: &[(&str, &str)]) -> Reply {
     s.write_all(req.as_bytes()).unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).unwrap();
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a response head");
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head");
     let head = String::from_utf8_lossy(&raw[..end]).to_string();
     let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
     let headers: Vec<(String, String)> = lines
         .map(|l| {
             let (n, v) = l.split_once(':').unwrap();
@@ -353,17 +303,9 @@ fn http_get(addr: SocketAddr, target: &str, extra: &[(&str, &str)]) -> Reply {
         .collect();
     let body = raw[end + 4..].to_vec();
     if let Some(cl) = headers.iter().find(|(n, _)| n == "content-length") {
-        assert_eq!(
-            body.len(),
-            cl.1.parse::<usize>().unwrap(),
-            "body length vs Content-Length"
-        );
+        assert_eq!(body.len(), cl.1.parse::<usize>().unwrap(), "body length vs Content-Length");
     }
-    Reply {
-        status,
-        headers,
-        body,
-    }
+    Reply { status, headers, body }
 }
 
 fn parse_content_range(v: &str) -> Option<(usize, usize, usize)> {
@@ -394,9 +336,7 @@ fn range_spec() -> impl Strategy<Value = String> {
 }
 
 fn range_header() -> impl Strategy<Value = String> {
-    let unit = prop::sample::select(vec![
-        "bytes", "bytes", "bytes", "Bytes", " bytes ", "items", "",
-    ]);
+    let unit = prop::sample::select(vec!["bytes", "bytes", "bytes", "Bytes", " bytes ", "items", ""]);
     let sep = prop::sample::select(vec![",", ",", ", ", " ,", ",,"]);
     (unit, prop::collection::vec(range_spec(), 0..6), sep)
         .prop_map(|(u, specs, sep)| format!("{u}={}", specs.join(sep)))
@@ -473,10 +413,7 @@ fn multipart_parts(body: &[u8], boundary: &str) -> Vec<(String, Vec<u8>)> {
         let head = String::from_utf8_lossy(&rest[..hend]).to_string();
         let cr = head
             .split("\r\n")
-            .find_map(|l| {
-                l.split_once(':')
-                    .filter(|(n, _)| n.trim().eq_ignore_ascii_case("content-range"))
-            })
+            .find_map(|l| l.split_once(':').filter(|(n, _)| n.trim().eq_ignore_ascii_case("content-range")))
             .map(|(_, v)| v.trim().to_string())
             .unwrap_or_default();
         let data_start = hend + 4;
@@ -599,8 +536,7 @@ fn fault() -> impl Strategy<Value = Fault> {
     prop_oneof![
         Just(Fault::Unmasked),
         Just(Fault::Rsv2),
-        prop::sample::select(vec![3u8, 4, 5, 6, 7, 0xB, 0xC, 0xD, 0xE, 0xF])
-            .prop_map(Fault::ReservedOpcode),
+        prop::sample::select(vec![3u8, 4, 5, 6, 7, 0xB, 0xC, 0xD, 0xE, 0xF]).prop_map(Fault::ReservedOpcode),
         Just(Fault::ControlTooLong),
         Just(Fault::FragmentedPing),
         Just(Fault::StrayContinuation),
@@ -608,10 +544,8 @@ fn fault() -> impl Strategy<Value = Fault> {
         Just(Fault::BadUtf8),
         Just(Fault::TooBig),
         Just(Fault::CloseOneByte),
-        prop::sample::select(vec![
-            0u16, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535
-        ])
-        .prop_map(Fault::CloseBadCode),
+        prop::sample::select(vec![0u16, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535])
+            .prop_map(Fault::CloseBadCode),
         Just(Fault::CloseBadReason),
         Just(Fault::Len64TopBit),
     ]
@@ -648,13 +582,7 @@ fn message_frames(m: &Msg) -> Vec<u8> {
     for i in 0..pieces {
         let (a, b) = (n * i / pieces, n * (i + 1) / pieces);
         let fin = i + 1 == pieces;
-        out.extend(frame(
-            fin,
-            0,
-            if i == 0 { op } else { 0 },
-            &m.data[a..b],
-            true,
-        ));
+        out.extend(frame(fin, 0, if i == 0 { op } else { 0 }, &m.data[a..b], true));
         if m.ping && !fin {
             out.extend(frame(true, 0, 9, b"ping!", true));
         }
@@ -763,11 +691,7 @@ fn ws_open(addr: SocketAddr) -> WsReader {
     while !head.ends_with(b"\r\n\r\n") {
         head.extend(r.take(1).expect("handshake answer"));
     }
-    assert!(
-        head.starts_with(b"HTTP/1.1 101"),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
     r
 }
 

@@ -62,9 +62,12 @@ fn two_big_gzip_responses_do_not_stall_other_connections() {
     let size = if cfg!(debug_assertions) { 6 * 1024 * 1024 } else { 100 * 1024 * 1024 };
     let big = slow_text(size);
     let (wake_tx, wake_rx) = std::sync::mpsc::sync_channel::<()>(1);
-    let engine = Engine::new(2, Arc::new(move || {
-        let _ = wake_tx.try_send(());
-    }))
+    let engine = Engine::new(
+        2,
+        Arc::new(move || {
+            let _ = wake_tx.try_send(());
+        }),
+    )
     .expect("engine");
     let server = engine
         .start_server(

@@ -12,9 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rookd_engine::server::AppCaps;
-use rookd_engine::{
-    BindTarget, Engine, Event, HeadersVerdict, LocalAddr, Response, ServerConfig, StaticPaths,
-};
+use rookd_engine::{BindTarget, Engine, Event, HeadersVerdict, LocalAddr, Response, ServerConfig, StaticPaths};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum End {
@@ -115,10 +113,7 @@ fn every_announced_request_is_called_opened_or_abandoned() {
                     assert_eq!(l.ends[id].len(), 1, "request {id}: {:?}", l.ends[id]);
                 }
                 let kinds: Vec<End> = l.announced.iter().map(|id| l.ends[id][0]).collect();
-                assert_eq!(
-                    kinds,
-                    vec![End::Abandoned, End::Abandoned, End::WsOpen, End::Call, End::Abandoned]
-                );
+                assert_eq!(kinds, vec![End::Abandoned, End::Abandoned, End::WsOpen, End::Call, End::Abandoned]);
                 break;
             }
         }

@@ -91,10 +91,7 @@ fn a_client_still_uploading_can_finish_and_read_its_413() {
 #[test]
 fn a_declared_body_over_the_limit_gets_its_413_not_a_reset() {
     for _ in 0..5 {
-        let r = send_all_then_read(
-            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 50000\r\n\r\n",
-            &vec![b'A'; 50_000],
-        );
+        let r = send_all_then_read("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 50000\r\n\r\n", &vec![b'A'; 50_000]);
         let text = r.expect("the client read a reset instead of the 413");
         assert!(text.starts_with("HTTP/1.1 413 "), "{text:?}");
     }

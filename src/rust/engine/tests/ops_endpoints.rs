@@ -8,7 +8,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rookd_engine::{AppCaps, BindTarget, Body, Engine, Event, LocalAddr, Response, ServerConfig, ServerHandle, StaticPaths};
+use rookd_engine::{
+    AppCaps, BindTarget, Body, Engine, Event, LocalAddr, Response, ServerConfig, ServerHandle, StaticPaths,
+};
 
 /// An engine with one server and a host thread: "/block" makes the host sleep 1.5 s
 /// before answering; everything else is answered "app" at once.

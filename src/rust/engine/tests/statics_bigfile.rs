@@ -36,17 +36,12 @@ fn sixty_four_megabytes_stream_with_bounded_memory() {
             written += n;
         }
     }
-    let paths = StaticPaths::new(
-        vec![("/".into(), StaticPathSpec::new(t.path()))],
-        StaticOptions::default(),
-    )
-    .unwrap();
+    let paths = StaticPaths::new(vec![("/".into(), StaticPathSpec::new(t.path()))], StaticOptions::default()).unwrap();
     let host = Host::start(paths);
 
     let baseline = rss_kib();
     let mut s = connect(host.addr);
-    s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAccept-Encoding: gzip\r\n\r\n")
-        .unwrap();
+    s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAccept-Encoding: gzip\r\n\r\n").unwrap();
     let mut r = BufReader::with_capacity(64 * 1024, s);
     let (status, headers) = read_head(&mut r);
     assert_eq!(status, 200);
@@ -78,8 +73,5 @@ fn sixty_four_megabytes_stream_with_bounded_memory() {
     assert_eq!(got, SIZE);
     let grown_mib = peak.saturating_sub(baseline) / 1024;
     eprintln!("baseline {baseline} KiB, peak {peak} KiB");
-    assert!(
-        grown_mib < 24,
-        "resident memory grew by {grown_mib} MiB while streaming 64 MiB"
-    );
+    assert!(grown_mib < 24, "resident memory grew by {grown_mib} MiB while streaming 64 MiB");
 }

@@ -30,10 +30,7 @@ fn table(t: &TempDir) -> StaticPaths {
                 "/maybe".into(),
                 StaticPathSpec {
                     path: t.path().join("www"),
-                    options: StaticPathOptionsOverride {
-                        fallthrough: Some(true),
-                        ..Default::default()
-                    },
+                    options: StaticPathOptionsOverride { fallthrough: Some(true), ..Default::default() },
                 },
             ),
             (
@@ -48,10 +45,7 @@ fn table(t: &TempDir) -> StaticPaths {
                 },
             ),
         ],
-        StaticOptions {
-            headers: vec![("X-Served-By".into(), "rookd".into())],
-            ..Default::default()
-        },
+        StaticOptions { headers: vec![("X-Served-By".into(), "rookd".into())], ..Default::default() },
     )
     .unwrap()
 }
@@ -100,29 +94,14 @@ fn conditional_requests_and_head() {
     assert_eq!(r.status, 304);
     assert!(r.body.is_empty());
     assert_eq!(r.header("etag"), Some(etag.as_str()));
-    let r = request(
-        host.addr,
-        "GET",
-        "/style.css",
-        &[("If-None-Match", &format!("\"nope\", W/{etag}"))],
-    );
+    let r = request(host.addr, "GET", "/style.css", &[("If-None-Match", &format!("\"nope\", W/{etag}"))]);
     assert_eq!(r.status, 304, "weak comparison in a list");
     let r = request(host.addr, "GET", "/style.css", &[("If-Modified-Since", &lm)]);
     assert_eq!(r.status, 304);
-    let r = request(
-        host.addr,
-        "GET",
-        "/style.css",
-        &[("If-Modified-Since", "Mon, 01 Jan 2001 00:00:00 GMT")],
-    );
+    let r = request(host.addr, "GET", "/style.css", &[("If-Modified-Since", "Mon, 01 Jan 2001 00:00:00 GMT")]);
     assert_eq!(r.status, 200);
     // If-None-Match takes precedence over If-Modified-Since.
-    let r = request(
-        host.addr,
-        "GET",
-        "/style.css",
-        &[("If-None-Match", "\"other\""), ("If-Modified-Since", &lm)],
-    );
+    let r = request(host.addr, "GET", "/style.css", &[("If-None-Match", "\"other\""), ("If-Modified-Since", &lm)]);
     assert_eq!(r.status, 200);
     let r = request(host.addr, "GET", "/style.css", &[("If-Match", "\"other\"")]);
     assert_eq!(r.status, 412);
@@ -165,19 +144,9 @@ fn ranges_over_the_wire() {
 
     // If-Range: a matching tag honours the range, a stale one sends everything.
     let etag = get(host.addr, "/digits.txt").header("etag").unwrap().to_string();
-    let r = request(
-        host.addr,
-        "GET",
-        "/digits.txt",
-        &[("Range", "bytes=0-0"), ("If-Range", &etag)],
-    );
+    let r = request(host.addr, "GET", "/digits.txt", &[("Range", "bytes=0-0"), ("If-Range", &etag)]);
     assert_eq!((r.status, r.text().as_str()), (206, "0"));
-    let r = request(
-        host.addr,
-        "GET",
-        "/digits.txt",
-        &[("Range", "bytes=0-0"), ("If-Range", "\"old\"")],
-    );
+    let r = request(host.addr, "GET", "/digits.txt", &[("Range", "bytes=0-0"), ("If-Range", "\"old\"")]);
     assert_eq!((r.status, r.text().as_str()), (200, "0123456789"));
 }
 
@@ -208,19 +177,11 @@ fn gunzip(b: &[u8]) -> String {
 fn gzip_negotiation() {
     let t = site("gzip");
     t.write("www/pre.css", "x".repeat(5000));
-    t.write(
-        "www/pre.css.gz",
-        rookd_engine::compress::gzip(b"from the .gz file").unwrap(),
-    );
+    t.write("www/pre.css.gz", rookd_engine::compress::gzip(b"from the .gz file").unwrap());
     let host = Host::start(table(&t));
     let plain_text = "static text compresses well. ".repeat(400);
 
-    let r = request(
-        host.addr,
-        "GET",
-        "/big.txt",
-        &[("Accept-Encoding", "br;q=1.0, gzip;q=0.5")],
-    );
+    let r = request(host.addr, "GET", "/big.txt", &[("Accept-Encoding", "br;q=1.0, gzip;q=0.5")]);
     assert_eq!(r.header("content-encoding"), Some("gzip"));
     assert_eq!(r.header("vary"), Some("Accept-Encoding"));
     assert!(r.body.len() < plain_text.len() / 4);
@@ -232,12 +193,7 @@ fn gzip_negotiation() {
         assert_eq!(r.text(), plain_text);
         assert_eq!(r.header("vary"), Some("Accept-Encoding"));
     }
-    let r = request(
-        host.addr,
-        "GET",
-        "/big.txt",
-        &[("Accept-Encoding", "gzip"), ("Range", "bytes=0-5")],
-    );
+    let r = request(host.addr, "GET", "/big.txt", &[("Accept-Encoding", "gzip"), ("Range", "bytes=0-5")]);
     assert_eq!((r.status, r.header("content-encoding")), (206, None));
     assert_eq!(r.text(), "static");
 
@@ -247,10 +203,7 @@ fn gzip_negotiation() {
     assert_eq!(r.header("content-type"), Some("text/css"));
 
     // With the server's compression off, nothing is compressed and nothing varies.
-    let config = rookd_engine::ServerConfig {
-        compression: false,
-        ..Default::default()
-    };
+    let config = rookd_engine::ServerConfig { compression: false, ..Default::default() };
     let host = Host::start_with(table(&t), config);
     let r = request(host.addr, "GET", "/big.txt", &[("Accept-Encoding", "gzip")]);
     assert_eq!((r.header("content-encoding"), r.header("vary")), (None, None));
@@ -270,10 +223,7 @@ fn fallthrough_exclude_and_validation() {
 
     // Validation: 403 without the header or with a wrong value; served with it.
     assert_eq!(get(host.addr, "/private/digits.txt").status, 403);
-    assert_eq!(
-        request(host.addr, "GET", "/private/digits.txt", &[("x-token", "Open Sesame")]).status,
-        403
-    );
+    assert_eq!(request(host.addr, "GET", "/private/digits.txt", &[("x-token", "Open Sesame")]).status, 403);
     let r = request(host.addr, "GET", "/private/digits.txt", &[("X-TOKEN", "open sesame")]);
     assert_eq!(r.status, 200);
     assert_eq!(r.header("cache-control"), Some("no-store"));

@@ -22,10 +22,7 @@ fn setup(name: &str) -> (TempDir, Host) {
     std::os::unix::fs::symlink(t.path().join("root/gone.txt"), t.path().join("root/dangling.txt")).unwrap();
     let with_mode = |m| StaticPathSpec {
         path: t.path().join("root"),
-        options: StaticPathOptionsOverride {
-            symlinks: Some(m),
-            ..Default::default()
-        },
+        options: StaticPathOptionsOverride { symlinks: Some(m), ..Default::default() },
     };
     // "/s" has the default mode (follow, as httpuv): request-path traversal must still fail.
     let paths = StaticPaths::new(

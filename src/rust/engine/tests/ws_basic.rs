@@ -17,13 +17,8 @@ const LIMIT: Duration = Duration::from_secs(30);
 type Client = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(host: &Host) -> Client {
-    let config = WebSocketConfig::default()
-        .max_message_size(Some(64 << 20))
-        .max_frame_size(None);
-    tokio_tungstenite::connect_async_with_config(host.url(), Some(config), true)
-        .await
-        .expect("connect")
-        .0
+    let config = WebSocketConfig::default().max_message_size(Some(64 << 20)).max_frame_size(None);
+    tokio_tungstenite::connect_async_with_config(host.url(), Some(config), true).await.expect("connect").0
 }
 
 /// The next data or close message (pings are answered by tungstenite itself).
@@ -53,21 +48,11 @@ fn text_and_binary_echo_then_clean_close() {
         let mut ws = connect(&host).await;
         ws.send(Message::text("hello, wörld")).await.unwrap();
         assert_eq!(next(&mut ws).await, Some(Message::text("hello, wörld")));
-        ws.send(Message::binary(Bytes::from_static(&[0, 1, 2, 255])))
-            .await
-            .unwrap();
-        assert_eq!(
-            next(&mut ws).await,
-            Some(Message::binary(Bytes::from_static(&[0, 1, 2, 255])))
-        );
+        ws.send(Message::binary(Bytes::from_static(&[0, 1, 2, 255]))).await.unwrap();
+        assert_eq!(next(&mut ws).await, Some(Message::binary(Bytes::from_static(&[0, 1, 2, 255]))));
         ws.send(Message::text("")).await.unwrap();
         assert_eq!(next(&mut ws).await, Some(Message::text("")));
-        ws.send(Message::Close(Some(CloseFrame {
-            code: CloseCode::Normal,
-            reason: "bye".into(),
-        })))
-        .await
-        .unwrap();
+        ws.send(Message::Close(Some(CloseFrame { code: CloseCode::Normal, reason: "bye".into() }))).await.unwrap();
         assert_eq!(close_code(&mut ws).await, Some(1000));
         // The server ends the TCP connection after the handshake.
         assert!(next(&mut ws).await.is_none());
@@ -75,14 +60,7 @@ fn text_and_binary_echo_then_clean_close() {
     let id = host.opened(0);
     assert_eq!(host.closed(id), (1000, "bye".to_owned()));
     let log = host.seen();
-    assert_eq!(
-        log[0],
-        Seen::Open {
-            id,
-            subprotocol: None,
-            compressed: false
-        }
-    );
+    assert_eq!(log[0], Seen::Open { id, subprotocol: None, compressed: false });
     assert_eq!(log.iter().filter(|s| matches!(s, Seen::Message { .. })).count(), 3);
     assert_eq!(log.iter().filter(|s| matches!(s, Seen::Closed { .. })).count(), 1);
 }
@@ -117,9 +95,7 @@ fn fragmented_message_with_a_ping_between() {
         let mut ws = connect(&host).await;
         let part = |data: &'static str, opcode, fin| Message::Frame(Frame::message(data, OpCode::Data(opcode), fin));
         ws.send(part("frag", Data::Text, false)).await.unwrap();
-        ws.send(Message::Ping(Bytes::from_static(b"still there?")))
-            .await
-            .unwrap();
+        ws.send(Message::Ping(Bytes::from_static(b"still there?"))).await.unwrap();
         ws.send(part("men", Data::Continue, false)).await.unwrap();
         ws.send(part("ted ✓", Data::Continue, true)).await.unwrap();
         let mut pong = None;
@@ -130,25 +106,12 @@ fn fragmented_message_with_a_ping_between() {
                 m => break m,
             }
         };
-        assert_eq!(
-            pong.as_deref(),
-            Some(&b"still there?"[..]),
-            "the pong comes before the echo"
-        );
+        assert_eq!(pong.as_deref(), Some(&b"still there?"[..]), "the pong comes before the echo");
         assert_eq!(echo, Message::text("fragmented ✓"));
         ws.close(None).await.unwrap();
     });
-    let log = host.wait_for("one message", LIMIT, |l| {
-        l.iter().any(|s| matches!(s, Seen::Message { .. }))
-    });
-    assert!(log.iter().any(|s| matches!(
-        s,
-        Seen::Message {
-            binary: false,
-            len: 14,
-            ..
-        }
-    )));
+    let log = host.wait_for("one message", LIMIT, |l| l.iter().any(|s| matches!(s, Seen::Message { .. })));
+    assert!(log.iter().any(|s| matches!(s, Seen::Message { binary: false, len: 14, .. })));
 }
 
 #[test]
@@ -157,12 +120,9 @@ fn close_codes_reach_the_host() {
     run_client(LIMIT, async {
         // A code and reason from the client.
         let mut ws = connect(&host).await;
-        ws.send(Message::Close(Some(CloseFrame {
-            code: CloseCode::from(4001),
-            reason: "done here".into(),
-        })))
-        .await
-        .unwrap();
+        ws.send(Message::Close(Some(CloseFrame { code: CloseCode::from(4001), reason: "done here".into() })))
+            .await
+            .unwrap();
         assert_eq!(close_code(&mut ws).await, Some(4001));
         // A close without a code: echoed as 1000, reported as 1005.
         let mut ws = connect(&host).await;
@@ -189,8 +149,7 @@ fn subprotocol_negotiation() {
     let host = Host::start(config);
     run_client(LIMIT, async {
         let mut req = host.url().into_client_request().unwrap();
-        req.headers_mut()
-            .insert("sec-websocket-protocol", "chat.v1, chat.v2".parse().unwrap());
+        req.headers_mut().insert("sec-websocket-protocol", "chat.v1, chat.v2".parse().unwrap());
         let (mut ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
         assert_eq!(resp.headers()["sec-websocket-protocol"], "chat.v2");
         ws.close(None).await.unwrap();
@@ -202,9 +161,7 @@ fn subprotocol_negotiation() {
         c.close(1000, "").await;
         assert_eq!(c.expect_close().await, Some(1000));
     });
-    let log = host.wait_for("two opens", LIMIT, |l| {
-        l.iter().filter(|s| matches!(s, Seen::Open { .. })).count() == 2
-    });
+    let log = host.wait_for("two opens", LIMIT, |l| l.iter().filter(|s| matches!(s, Seen::Open { .. })).count() == 2);
     let protos: Vec<_> = log
         .iter()
         .filter_map(|s| match s {
@@ -222,15 +179,13 @@ fn origin_not_allowed_is_403() {
     let host = Host::start(config);
     run_client(LIMIT, async {
         let mut req = host.url().into_client_request().unwrap();
-        req.headers_mut()
-            .insert("origin", "https://evil.example".parse().unwrap());
+        req.headers_mut().insert("origin", "https://evil.example".parse().unwrap());
         match tokio_tungstenite::connect_async(req).await {
             Err(WsError::Http(resp)) => assert_eq!(resp.status(), 403),
             other => panic!("expected 403, got {:?}", other.map(|r| r.1.status())),
         }
         let mut req = host.url().into_client_request().unwrap();
-        req.headers_mut()
-            .insert("origin", "https://app.example".parse().unwrap());
+        req.headers_mut().insert("origin", "https://app.example".parse().unwrap());
         let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
         ws.send(Message::text("hi")).await.unwrap();
         assert_eq!(next(&mut ws).await, Some(Message::text("hi")));
@@ -263,16 +218,12 @@ fn deflate_is_negotiated_in_the_response() {
     let host = Host::start(ServerConfig::default());
     run_client(LIMIT, async {
         let mut req = host.url().into_client_request().unwrap();
-        req.headers_mut().insert(
-            "sec-websocket-extensions",
-            "permessage-deflate; client_max_window_bits".parse().unwrap(),
-        );
+        req.headers_mut()
+            .insert("sec-websocket-extensions", "permessage-deflate; client_max_window_bits".parse().unwrap());
         let (mut ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
         assert_eq!(resp.headers()["sec-websocket-extensions"], "permessage-deflate");
         // (tungstenite cannot inflate; the exchange itself is tested with the raw client.)
         ws.close(None).await.unwrap();
     });
-    host.wait_for("open", LIMIT, |l| {
-        l.iter().any(|s| matches!(s, Seen::Open { compressed: true, .. }))
-    });
+    host.wait_for("open", LIMIT, |l| l.iter().any(|s| matches!(s, Seen::Open { compressed: true, .. })));
 }

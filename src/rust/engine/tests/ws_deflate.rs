@@ -39,8 +39,7 @@ fn inflate(d: &mut Decompress, data: &[u8]) -> Vec<u8> {
         if out.capacity() - out.len() < 1024 {
             out.reserve(out.capacity());
         }
-        d.decompress_vec(&input[done..], &mut out, FlushDecompress::Sync)
-            .unwrap();
+        d.decompress_vec(&input[done..], &mut out, FlushDecompress::Sync).unwrap();
         if d.total_in() as usize - start == input.len() && out.len() < out.capacity() {
             break;
         }
@@ -49,9 +48,7 @@ fn inflate(d: &mut Decompress, data: &[u8]) -> Vec<u8> {
 }
 
 fn json_like(i: usize) -> String {
-    (0..200)
-        .map(|k| format!("{{\"id\":{k},\"name\":\"item {k}\",\"round\":{i}}},"))
-        .collect()
+    (0..200).map(|k| format!("{{\"id\":{k},\"name\":\"item {k}\",\"round\":{i}}},")).collect()
 }
 
 /// Send `n` compressed text messages and check the (compressed) echoes.
@@ -111,15 +108,9 @@ fn deflate_without_context_takeover() {
         let (mut c, hs) = RawClient::connect(host.addr, &[("Sec-WebSocket-Extensions", offer)]).await;
         // We hold ourselves to server_no_context_takeover; the client's offer to do the
         // same is not taken up (its context costs us nothing and compresses better).
-        assert_eq!(
-            hs.header("sec-websocket-extensions"),
-            Some("permessage-deflate; server_no_context_takeover")
-        );
+        assert_eq!(hs.header("sec-websocket-extensions"), Some("permessage-deflate; server_no_context_takeover"));
         let sizes = exchange(&mut c, 4, false, false).await;
-        assert!(
-            sizes[1..].iter().all(|s| (*s as f64) > sizes[0] as f64 * 0.8),
-            "{sizes:?}"
-        );
+        assert!(sizes[1..].iter().all(|s| (*s as f64) > sizes[0] as f64 * 0.8), "{sizes:?}");
         c.close(1000, "").await;
         assert_eq!(c.expect_close().await, Some(1000));
     });
@@ -131,10 +122,7 @@ fn small_server_window_is_honoured_by_not_compressing() {
     run_client(LIMIT, async {
         let offer = "permessage-deflate; server_max_window_bits=10";
         let (mut c, hs) = RawClient::connect(host.addr, &[("Sec-WebSocket-Extensions", offer)]).await;
-        assert_eq!(
-            hs.header("sec-websocket-extensions"),
-            Some("permessage-deflate; server_max_window_bits=10")
-        );
+        assert_eq!(hs.header("sec-websocket-extensions"), Some("permessage-deflate; server_max_window_bits=10"));
         let mut comp = Compress::new(Compression::default(), false);
         let msg = json_like(0);
         c.send_frame(true, true, 0x1, &deflate(&mut comp, msg.as_bytes())).await;

@@ -67,10 +67,7 @@ fn fragments_with_interleaved_ping_are_reassembled() {
         let pong = c.read_non_ping().await.unwrap();
         assert_eq!((pong.opcode, &pong.payload[..]), (0xA, &b"hello?"[..]));
         let echo = c.read_non_ping().await.unwrap();
-        assert_eq!(
-            (echo.opcode, echo.fin, &echo.payload[..]),
-            (0x1, true, &b"fragmented"[..])
-        );
+        assert_eq!((echo.opcode, echo.fin, &echo.payload[..]), (0x1, true, &b"fragmented"[..]));
     });
 }
 

@@ -257,7 +257,8 @@ mod tests {
              \"http://www.example.com/start.html\" \"Mozilla/4.08\" 0.001500 - - 42\n"
         );
         let r = Record { bytes: 0, user_agent: None, referer: None, client: None, request_id: None, ..record() };
-        assert!(one(&r, Format::Combined).starts_with("- - - [10/Oct/2000:13:55:36 +0000] \"GET /apache_pb.gif?x=1 HTTP/1.1\" 200 - \"-\" \"-\" "));
+        assert!(one(&r, Format::Combined)
+            .starts_with("- - - [10/Oct/2000:13:55:36 +0000] \"GET /apache_pb.gif?x=1 HTTP/1.1\" 200 - \"-\" \"-\" "));
     }
 
     #[test]
@@ -270,7 +271,10 @@ mod tests {
         let s = one(&r, Format::Combined);
         assert_eq!(s.matches('\n').count(), 1);
         assert!(s.ends_with('\n'));
-        assert!(s.contains(r#""GET /a\x22b\x5cc\x0a127.0.0.1 - - [x] \x22GET / HTTP/1.1\x22 200 1\x0d\x00\xff HTTP/1.1""#), "{s}");
+        assert!(
+            s.contains(r#""GET /a\x22b\x5cc\x0a127.0.0.1 - - [x] \x22GET / HTTP/1.1\x22 200 1\x0d\x00\xff HTTP/1.1""#),
+            "{s}"
+        );
         assert!(s.contains(r#""ua\x22 \x22x\x1b[31m""#), "{s}");
         // Every field stays where it is: 6 quotes around request, referer, user agent.
         assert_eq!(s.matches('"').count(), 6);
@@ -288,7 +292,11 @@ mod tests {
         );
         let r = Record { target: b"/\"q\\\n\t\x01\x7f\xff\xfe\xe2\x80\xa8".to_vec(), user_agent: None, ..record() };
         let s = one(&r, Format::Json);
-        assert!(s.contains(r#""path":"/\"q\\\n\t\u0001\u007f\ufffd\ufffd\u2028""#) || s.contains("\"path\":\"/\\\"q\\\\\\n\\t\\u0001\\u007f\u{fffd}\u{fffd}\\u2028\""), "{s}");
+        assert!(
+            s.contains(r#""path":"/\"q\\\n\t\u0001\u007f\ufffd\ufffd\u2028""#)
+                || s.contains("\"path\":\"/\\\"q\\\\\\n\\t\\u0001\\u007f\u{fffd}\u{fffd}\\u2028\""),
+            "{s}"
+        );
         assert!(s.contains("\"user_agent\":null"));
         assert_eq!(s.matches('\n').count(), 1);
     }

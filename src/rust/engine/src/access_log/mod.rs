@@ -419,7 +419,9 @@ impl Output {
                 free_since: Some(Instant::now()),
             }),
             Target::Stderr => Output::Stderr(std::io::BufWriter::new(std::io::stderr())),
-            Target::File(p) => Output::File { path: p.clone(), w: std::io::BufWriter::with_capacity(64 * 1024, open_append(p)?) },
+            Target::File(p) => {
+                Output::File { path: p.clone(), w: std::io::BufWriter::with_capacity(64 * 1024, open_append(p)?) }
+            }
         })
     }
 
@@ -540,7 +542,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("access.log");
         let log =
-            AccessLog::open(&AccessLogConfig { target: Target::File(path.clone()), format: Format::Common }, None).unwrap();
+            AccessLog::open(&AccessLogConfig { target: Target::File(path.clone()), format: Format::Common }, None)
+                .unwrap();
         let mut p = log.start(&parts("/a?b=1"), Some("10.0.0.1".into()), Some(7));
         p.set_status(200);
         p.add_bytes(5);
@@ -675,7 +678,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("access.log");
         let _ = std::fs::remove_file(&path);
-        let log = AccessLog::open(&AccessLogConfig { target: Target::File(path.clone()), format: Format::Common }, None);
+        let log =
+            AccessLog::open(&AccessLogConfig { target: Target::File(path.clone()), format: Format::Common }, None);
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode & 0o007, 0, "{mode:o}");
         assert_eq!(mode & 0o600, 0o600, "{mode:o}");
@@ -696,10 +700,10 @@ mod tests {
 
     #[test]
     fn an_unwritable_path_is_an_error() {
-        let e = AccessLog::open(&AccessLogConfig {
-            target: Target::File("/nonexistent-dir-rookd/x.log".into()),
-            format: Format::Json,
-        }, None);
+        let e = AccessLog::open(
+            &AccessLogConfig { target: Target::File("/nonexistent-dir-rookd/x.log".into()), format: Format::Json },
+            None,
+        );
         assert!(matches!(e, Err(AccessLogError::Open { .. })));
     }
 
@@ -733,7 +737,8 @@ mod tests {
         let sink: Sink = Box::new(move |b| {
             let _ = tx.send(b);
         });
-        let log = AccessLog::open(&AccessLogConfig { target: Target::Host, format: Format::Common }, Some(sink)).unwrap();
+        let log =
+            AccessLog::open(&AccessLogConfig { target: Target::Host, format: Format::Common }, Some(sink)).unwrap();
         let send = |n: usize| {
             for i in 0..n {
                 let mut p = log.start(&parts(&format!("/{i}")), None, None);
@@ -758,7 +763,8 @@ mod tests {
         assert_eq!(second.len(), HOST_BATCH);
         assert!(t.elapsed() < Duration::from_secs(5));
         // Bounded in bytes too.
-        let big = http::Request::builder().uri("/").header("user-agent", "u".repeat(8000)).body(()).unwrap().into_parts().0;
+        let big =
+            http::Request::builder().uri("/").header("user-agent", "u".repeat(8000)).body(()).unwrap().into_parts().0;
         for _ in 0..HOST_BATCH {
             drop(log.start(&big, None, None));
         }

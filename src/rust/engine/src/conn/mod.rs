@@ -35,13 +35,12 @@ mod io;
 mod preface;
 mod state;
 
-pub(crate) use io::Readable;
 use clock::Expired;
 use io::ConnIo;
+pub(crate) use io::Readable;
 use state::{ClockedBody, ConnState};
 
-type BoxedResponseFuture<B> =
-    std::pin::Pin<Box<dyn Future<Output = Result<hyper::Response<B>, Infallible>> + Send>>;
+type BoxedResponseFuture<B> = std::pin::Pin<Box<dyn Future<Output = Result<hyper::Response<B>, Infallible>> + Send>>;
 
 /// Serve one connection until it closes: with hyper while it is busy, parked while it is
 /// idle (see the loop's comment).
@@ -203,7 +202,9 @@ where
     // keep-alive connection touches the timer wheel about once per timeout, not per request.
     let timer = tokio::time::sleep_until(state.clock.deadline().unwrap_or_else(|| Instant::now() + cfg.header_timeout));
     tokio::pin!(timer);
-    let stop = async { let _ = shutdown.wait_for(|s| *s).await; };
+    let stop = async {
+        let _ = shutdown.wait_for(|s| *s).await;
+    };
     tokio::pin!(stop);
     let outcome = std::future::poll_fn(|cx| {
         if let Poll::Ready(r) = std::pin::Pin::new(&mut conn).poll(cx) {

@@ -107,7 +107,8 @@ fn with_stall(accept_first: usize, body: impl Fn() -> Body + Send + 'static, exp
             out: Arc::clone(&out),
         };
         let (_stop_tx, stop_rx) = watch::channel(false);
-        let conn = tokio::spawn(serve_connection(io, Arc::clone(&shared), Endpoint::Unix, Endpoint::Unix, None, stop_rx));
+        let conn =
+            tokio::spawn(serve_connection(io, Arc::clone(&shared), Endpoint::Unix, Endpoint::Unix, None, stop_rx));
         let door = Arc::clone(&shared.door);
         let host = tokio::spawn(async move {
             let mut chunks = 0;

@@ -36,7 +36,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// are closed unanswered (each refusal holds a descriptor for up to a second or two).
 const REFUSALS_AT_ONCE: usize = 64;
 
-pub(super) async fn accept_loop(shared: Arc<Shared>, listener: tokio::net::TcpListener, mut stop: oneshot::Receiver<()>) {
+pub(super) async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: tokio::net::TcpListener,
+    mut stop: oneshot::Receiver<()>,
+) {
     let permits = Arc::clone(&shared.permits);
     let refusals = Arc::new(Semaphore::new(REFUSALS_AT_ONCE));
     // One descriptor kept aside: out of descriptors, it is closed to take a connection
@@ -118,7 +122,8 @@ where
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response<FrontBody> {
-    let mut r = Response::new(Full::new(Bytes::from_static(text.as_bytes())).map_err(|n: Infallible| match n {}).boxed());
+    let mut r =
+        Response::new(Full::new(Bytes::from_static(text.as_bytes())).map_err(|n: Infallible| match n {}).boxed());
     *r.status_mut() = status;
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     r
@@ -248,11 +253,8 @@ async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>, peer: SocketAdd
     let data = if upgrade || body.is_end_stream() {
         Bytes::new()
     } else {
-        let declared = parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|s| s.trim().parse().ok());
+        let declared =
+            parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|s| s.trim().parse().ok());
         let lim = body::Limits {
             max: cfg.max_body_bytes,
             timeout: cfg.body_timeout,
@@ -264,7 +266,9 @@ async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>, peer: SocketAdd
             Err(BodyError::TooLarge) => return closing(StatusCode::PAYLOAD_TOO_LARGE, "413 Payload Too Large\n"),
             Err(BodyError::Stalled) => return closing(StatusCode::REQUEST_TIMEOUT, "408 Request Timeout\n"),
             Err(BodyError::Broken) => return closing(StatusCode::BAD_REQUEST, "400 Bad Request: malformed body\n"),
-            Err(BodyError::NoRoom) => return unavailable(&shared, "503 Service Unavailable: the front is busy\n", true),
+            Err(BodyError::NoRoom) => {
+                return unavailable(&shared, "503 Service Unavailable: the front is busy\n", true)
+            }
         }
     };
     let aff = match cfg.sticky {
@@ -308,7 +312,9 @@ async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>, peer: SocketAdd
                 return bad_gateway(&shared, "502 Bad Gateway: the worker did not accept a connection\n")
             }
         };
-        let (out, handed) = if upgrade { (OutBody::empty(), None) } else {
+        let (out, handed) = if upgrade {
+            (OutBody::empty(), None)
+        } else {
             let (b, rx) = OutBody::new(data.clone());
             (b, Some(rx))
         };
@@ -370,7 +376,9 @@ async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>, peer: SocketAdd
 enum Answer {
     Head(Response<Incoming>),
     /// The connection failed; `unsent`: hyper gave the request back, nothing went out.
-    Failed { unsent: bool },
+    Failed {
+        unsent: bool,
+    },
     TimedOut,
 }
 
@@ -405,7 +413,11 @@ fn bad_gateway(shared: &Shared, text: &'static str) -> Response<FrontBody> {
 
 fn unavailable(shared: &Shared, text: &'static str, close: bool) -> Response<FrontBody> {
     shared.counters.unavailable.fetch_add(1, Ordering::Relaxed);
-    let mut r = if close { closing(StatusCode::SERVICE_UNAVAILABLE, text) } else { plain(StatusCode::SERVICE_UNAVAILABLE, text) };
+    let mut r = if close {
+        closing(StatusCode::SERVICE_UNAVAILABLE, text)
+    } else {
+        plain(StatusCode::SERVICE_UNAVAILABLE, text)
+    };
     r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     r
 }

@@ -64,7 +64,8 @@ fn try_pick(shared: &Arc<Shared>, aff: &Affinity) -> Option<Lease> {
     let workers = shared.lock_workers();
     let generation = shared.generation.load(Ordering::Acquire);
     let current = |w: &Worker| w.generation == generation && !w.retiring();
-    let lease = |w: &Arc<Worker>, set_cookie: bool| Lease { worker: Arc::clone(w), shared: Arc::clone(shared), set_cookie };
+    let lease =
+        |w: &Arc<Worker>, set_cookie: bool| Lease { worker: Arc::clone(w), shared: Arc::clone(shared), set_cookie };
     // New clients go to the current generation when it serves; else to whoever serves.
     let any_current = workers.iter().any(|w| serving(w) && current(w));
     let candidates = || workers.iter().filter(move |w| serving(w) && (!any_current || current(w)));
@@ -117,7 +118,9 @@ pub(super) async fn acquire(shared: &Arc<Shared>, aff: &Affinity) -> Result<Leas
         }
         // Also poll now and then: a worker may become ready without a release.
         let tick = tokio::time::Instant::now() + std::time::Duration::from_millis(100);
-        if tokio::time::timeout_at(deadline.min(tick), notified).await.is_err() && tokio::time::Instant::now() >= deadline {
+        if tokio::time::timeout_at(deadline.min(tick), notified).await.is_err()
+            && tokio::time::Instant::now() >= deadline
+        {
             return Err(Refusal::Busy);
         }
     }

@@ -30,11 +30,7 @@ impl Validators {
             .ok()
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map(|d| UNIX_EPOCH + Duration::from_secs(d.as_secs()));
-        Validators {
-            etag: format!("\"{base}\""),
-            etag_gzip: format!("\"{base}-gz\""),
-            modified,
-        }
+        Validators { etag: format!("\"{base}\""), etag_gzip: format!("\"{base}-gz\""), modified }
     }
 
     pub fn last_modified(&self) -> Option<String> {
@@ -116,10 +112,7 @@ pub(crate) fn evaluate(h: &HeaderMap, v: &Validators) -> Outcome {
         match tag_list(&im) {
             Some(TagList::Any) => {}
             Some(TagList::Tags(tags)) => {
-                if !tags
-                    .iter()
-                    .any(|(weak, t)| !weak && (*t == v.etag || *t == v.etag_gzip))
-                {
+                if !tags.iter().any(|(weak, t)| !weak && (*t == v.etag || *t == v.etag_gzip)) {
                     return Outcome::PreconditionFailed;
                 }
             }
@@ -208,40 +201,18 @@ mod tests {
     fn if_modified_since() {
         assert_eq!(httpdate::fmt_http_date(v().modified.unwrap()), LM);
         assert_eq!(evaluate(&h(&[("if-modified-since", LM)]), &v()), Outcome::NotModified);
-        assert_eq!(
-            evaluate(&h(&[("if-modified-since", "Wed, 15 Nov 2023 00:00:00 GMT")]), &v()),
-            Outcome::NotModified
-        );
-        assert_eq!(
-            evaluate(&h(&[("if-modified-since", "Mon, 13 Nov 2023 00:00:00 GMT")]), &v()),
-            Outcome::Proceed
-        );
-        assert_eq!(
-            evaluate(&h(&[("if-modified-since", "yesterday")]), &v()),
-            Outcome::Proceed
-        );
+        assert_eq!(evaluate(&h(&[("if-modified-since", "Wed, 15 Nov 2023 00:00:00 GMT")]), &v()), Outcome::NotModified);
+        assert_eq!(evaluate(&h(&[("if-modified-since", "Mon, 13 Nov 2023 00:00:00 GMT")]), &v()), Outcome::Proceed);
+        assert_eq!(evaluate(&h(&[("if-modified-since", "yesterday")]), &v()), Outcome::Proceed);
         assert_eq!(evaluate(&h(&[]), &v()), Outcome::Proceed);
     }
 
     #[test]
     fn if_none_match_forms_and_precedence() {
-        assert_eq!(
-            evaluate(&h(&[("if-none-match", "\"abc\"")]), &v()),
-            Outcome::NotModified
-        );
-        assert_eq!(
-            evaluate(&h(&[("if-none-match", "W/\"abc\"")]), &v()),
-            Outcome::NotModified,
-            "weak comparison"
-        );
-        assert_eq!(
-            evaluate(&h(&[("if-none-match", "\"abc-gz\"")]), &v()),
-            Outcome::NotModified
-        );
-        assert_eq!(
-            evaluate(&h(&[("if-none-match", "\"x\", \"abc\"")]), &v()),
-            Outcome::NotModified
-        );
+        assert_eq!(evaluate(&h(&[("if-none-match", "\"abc\"")]), &v()), Outcome::NotModified);
+        assert_eq!(evaluate(&h(&[("if-none-match", "W/\"abc\"")]), &v()), Outcome::NotModified, "weak comparison");
+        assert_eq!(evaluate(&h(&[("if-none-match", "\"abc-gz\"")]), &v()), Outcome::NotModified);
+        assert_eq!(evaluate(&h(&[("if-none-match", "\"x\", \"abc\"")]), &v()), Outcome::NotModified);
         assert_eq!(
             evaluate(&h(&[("if-none-match", "\"x\""), ("if-none-match", "\"abc\"")]), &v()),
             Outcome::NotModified
@@ -253,24 +224,11 @@ mod tests {
         );
         assert_eq!(evaluate(&h(&[("if-none-match", "*")]), &v()), Outcome::NotModified);
         assert_eq!(evaluate(&h(&[("if-none-match", "\"x\"")]), &v()), Outcome::Proceed);
-        assert_eq!(
-            evaluate(&h(&[("if-none-match", "abc")]), &v()),
-            Outcome::Proceed,
-            "unquoted is malformed"
-        );
+        assert_eq!(evaluate(&h(&[("if-none-match", "abc")]), &v()), Outcome::Proceed, "unquoted is malformed");
         // A non-matching If-None-Match wins over a matching If-Modified-Since.
+        assert_eq!(evaluate(&h(&[("if-none-match", "\"x\""), ("if-modified-since", LM)]), &v()), Outcome::Proceed);
         assert_eq!(
-            evaluate(&h(&[("if-none-match", "\"x\""), ("if-modified-since", LM)]), &v()),
-            Outcome::Proceed
-        );
-        assert_eq!(
-            evaluate(
-                &h(&[
-                    ("if-none-match", "\"abc\""),
-                    ("if-modified-since", "Mon, 13 Nov 2023 00:00:00 GMT")
-                ]),
-                &v()
-            ),
+            evaluate(&h(&[("if-none-match", "\"abc\""), ("if-modified-since", "Mon, 13 Nov 2023 00:00:00 GMT")]), &v()),
             Outcome::NotModified
         );
     }
@@ -279,15 +237,8 @@ mod tests {
     fn if_match_and_unmodified_since() {
         assert_eq!(evaluate(&h(&[("if-match", "\"abc\"")]), &v()), Outcome::Proceed);
         assert_eq!(evaluate(&h(&[("if-match", "*")]), &v()), Outcome::Proceed);
-        assert_eq!(
-            evaluate(&h(&[("if-match", "W/\"abc\"")]), &v()),
-            Outcome::PreconditionFailed,
-            "strong comparison"
-        );
-        assert_eq!(
-            evaluate(&h(&[("if-match", "\"x\"")]), &v()),
-            Outcome::PreconditionFailed
-        );
+        assert_eq!(evaluate(&h(&[("if-match", "W/\"abc\"")]), &v()), Outcome::PreconditionFailed, "strong comparison");
+        assert_eq!(evaluate(&h(&[("if-match", "\"x\"")]), &v()), Outcome::PreconditionFailed);
         assert_eq!(
             evaluate(&h(&[("if-unmodified-since", "Mon, 13 Nov 2023 00:00:00 GMT")]), &v()),
             Outcome::PreconditionFailed
@@ -302,10 +253,7 @@ mod tests {
         assert!(!if_range_allows(&h(&[("if-range", "\"abc-gz\"")]), &v()));
         assert!(!if_range_allows(&h(&[("if-range", "W/\"abc\"")]), &v()));
         assert!(if_range_allows(&h(&[("if-range", LM)]), &v()));
-        assert!(!if_range_allows(
-            &h(&[("if-range", "Mon, 13 Nov 2023 00:00:00 GMT")]),
-            &v()
-        ));
+        assert!(!if_range_allows(&h(&[("if-range", "Mon, 13 Nov 2023 00:00:00 GMT")]), &v()));
         assert!(!if_range_allows(&h(&[("if-range", "garbage")]), &v()));
     }
 }

@@ -10,11 +10,7 @@ pub enum StaticError {
     #[error("static path {prefix:?}: the local path must not be empty")]
     EmptyPath { prefix: String },
     #[error("static path {prefix:?}: cannot serve {path:?}: {source}")]
-    Path {
-        prefix: String,
-        path: PathBuf,
-        source: io::Error,
-    },
+    Path { prefix: String, path: PathBuf, source: io::Error },
     #[error("static path {prefix:?}: {path:?} is neither a directory nor a regular file")]
     NotServable { prefix: String, path: PathBuf },
     #[error("`validation` must be a string of the form '\"xxx\" == \"yyy\"' (got {rule:?}: {reason})")]

@@ -65,10 +65,7 @@ pub struct StaticPaths {
 
 impl std::fmt::Debug for StaticPaths {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StaticPaths")
-            .field("entries", &self.entries())
-            .field("options", self.options())
-            .finish()
+        f.debug_struct("StaticPaths").field("entries", &self.entries()).field("options", self.options()).finish()
     }
 }
 
@@ -79,11 +76,7 @@ impl StaticPaths {
     /// exist (httpuv fails the same way, in `staticPath()`).
     pub fn new(entries: Vec<(String, StaticPathSpec)>, options: StaticOptions) -> Result<StaticPaths, StaticError> {
         let entries = table::normalise_entries(entries)?;
-        let inner = Inner::build(
-            entries.into_iter().map(|(p, s)| (p, s, None)).collect(),
-            options,
-            Arc::default(),
-        )?;
+        let inner = Inner::build(entries.into_iter().map(|(p, s)| (p, s, None)).collect(), options, Arc::default())?;
         Ok(StaticPaths { inner: Arc::new(inner) })
     }
 
@@ -93,12 +86,7 @@ impl StaticPaths {
 
     /// The entries as given (options not merged), sorted by prefix.
     pub fn entries(&self) -> Vec<(String, StaticPathSpec)> {
-        let mut v: Vec<_> = self
-            .inner
-            .entries
-            .iter()
-            .map(|e| (e.prefix.clone(), e.spec.clone()))
-            .collect();
+        let mut v: Vec<_> = self.inner.entries.iter().map(|e| (e.prefix.clone(), e.spec.clone())).collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     }
@@ -106,11 +94,7 @@ impl StaticPaths {
     /// One entry as given (options not merged), by prefix (normalised first).
     pub fn get(&self, prefix: &str) -> Option<StaticPathSpec> {
         let p = normalize_prefix(prefix).ok()?;
-        self.inner
-            .entries
-            .iter()
-            .find(|e| e.prefix == p)
-            .map(|e| e.spec.clone())
+        self.inner.entries.iter().find(|e| e.prefix == p).map(|e| e.spec.clone())
     }
 
     /// The options a prefix is served with: its overrides merged over the server's.
@@ -131,12 +115,8 @@ impl StaticPaths {
     /// This table plus several entries, all or nothing (httpuv's `setStaticPath()`).
     pub fn with_paths(&self, entries: Vec<(String, StaticPathSpec)>) -> Result<StaticPaths, StaticError> {
         let new = table::normalise_entries(entries)?;
-        let mut parts: Vec<_> = self
-            .inner
-            .parts()
-            .into_iter()
-            .filter(|(p, _, _)| !new.iter().any(|(q, _)| q == p))
-            .collect();
+        let mut parts: Vec<_> =
+            self.inner.parts().into_iter().filter(|(p, _, _)| !new.iter().any(|(q, _)| q == p)).collect();
         parts.extend(new.into_iter().map(|(p, s)| (p, s, None)));
         self.rebuilt(parts, self.inner.options.clone())
     }
@@ -148,10 +128,7 @@ impl StaticPaths {
 
     /// This table without these prefixes (httpuv's `removeStaticPath()`).
     pub fn without_paths<S: AsRef<str>>(&self, prefixes: &[S]) -> StaticPaths {
-        let gone: Vec<String> = prefixes
-            .iter()
-            .filter_map(|p| normalize_prefix(p.as_ref()).ok())
-            .collect();
+        let gone: Vec<String> = prefixes.iter().filter_map(|p| normalize_prefix(p.as_ref()).ok()).collect();
         let entries = self
             .inner
             .entries
@@ -218,8 +195,7 @@ fn bad_path(fallthrough: bool) -> Option<HttpResponse> {
 
 fn has_body(h: &http::HeaderMap) -> bool {
     h.contains_key(TRANSFER_ENCODING)
-        || h.get(CONTENT_LENGTH)
-            .is_some_and(|v| v.to_str().map_or(true, |s| s.trim() != "0"))
+        || h.get(CONTENT_LENGTH).is_some_and(|v| v.to_str().map_or(true, |s| s.trim() != "0"))
 }
 
 /// The request path without hyper's body type, so it can be driven from unit tests.
@@ -280,13 +256,7 @@ async fn serve_parts(
         // The blocking task panicked or was cancelled (runtime shutting down).
         Err(_) => return Some(plain(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL)),
     };
-    let req = respond::Request {
-        head,
-        headers,
-        eff,
-        compression,
-        cache: &inner.cache,
-    };
+    let req = respond::Request { head, headers, eff, compression, cache: &inner.cache };
     Some(respond::file(req, found).await)
 }
 
@@ -300,18 +270,12 @@ fn lookup(
     wants_gzip: bool,
 ) -> Result<respond::Found, Miss> {
     let opened = resolve::resolve(root, rel, trailing, eff.indexhtml, eff.symlinks)?;
-    let content_type = eff
-        .content_type
-        .clone()
-        .unwrap_or_else(|| mime::content_type(&opened.requested, &eff.html_type));
+    let content_type =
+        eff.content_type.clone().unwrap_or_else(|| mime::content_type(&opened.requested, &eff.html_type));
     let gz_sibling = (wants_gzip && crate::compress::is_compressible(Some(&content_type)))
         .then(|| resolve::gz_sibling(root, &opened, eff.symlinks))
         .flatten();
-    Ok(respond::Found {
-        opened,
-        content_type,
-        gz_sibling,
-    })
+    Ok(respond::Found { opened, content_type, gz_sibling })
 }
 
 /// 301 to the slash form of a directory, keeping the query. Built from the non-empty raw

@@ -119,10 +119,7 @@ impl StaticPathSpec {
     pub fn new(path: impl Into<PathBuf>) -> Self {
         StaticPathSpec {
             path: path.into(),
-            options: StaticPathOptionsOverride {
-                exclude: Some(false),
-                ..Default::default()
-            },
+            options: StaticPathOptionsOverride { exclude: Some(false), ..Default::default() },
         }
     }
 
@@ -130,10 +127,7 @@ impl StaticPathSpec {
     pub fn exclude() -> Self {
         StaticPathSpec {
             path: PathBuf::new(),
-            options: StaticPathOptionsOverride {
-                exclude: Some(true),
-                ..Default::default()
-            },
+            options: StaticPathOptionsOverride { exclude: Some(true), ..Default::default() },
         }
     }
 }
@@ -182,10 +176,8 @@ impl Effective {
         let mut headers = Vec::with_capacity(o.headers.len());
         let mut content_type = None;
         for (n, v) in &o.headers {
-            let name = HeaderName::from_bytes(n.as_bytes()).map_err(|_| StaticError::InvalidHeader {
-                name: n.clone(),
-                reason: "not a valid header name",
-            })?;
+            let name = HeaderName::from_bytes(n.as_bytes())
+                .map_err(|_| StaticError::InvalidHeader { name: n.clone(), reason: "not a valid header name" })?;
             let value = HeaderValue::from_str(v).map_err(|_| StaticError::InvalidHeader {
                 name: n.clone(),
                 reason: "the value has characters not allowed in HTTP (CR, LF or NUL)",
@@ -240,10 +232,7 @@ mod tests {
 
     #[test]
     fn none_inherits_some_overrides() {
-        let base = StaticOptions {
-            headers: vec![("A".into(), "1".into())],
-            ..Default::default()
-        };
+        let base = StaticOptions { headers: vec![("A".into(), "1".into())], ..Default::default() };
         let o = StaticPathOptionsOverride {
             fallthrough: Some(true),
             html_charset: Some(String::new()),
@@ -254,12 +243,7 @@ mod tests {
         assert_eq!(m.html_charset, "");
         assert_eq!(m.headers, base.headers);
         assert!(StaticPathSpec::exclude().options.apply_to(&base).exclude);
-        assert!(
-            !StaticPathSpec::new("/x")
-                .options
-                .apply_to(&StaticOptions { exclude: true, ..base })
-                .exclude
-        );
+        assert!(!StaticPathSpec::new("/x").options.apply_to(&StaticOptions { exclude: true, ..base }).exclude);
     }
 
     #[test]
@@ -277,33 +261,14 @@ mod tests {
         assert_eq!(e.html_type, "text/html; charset=utf-8");
         assert_eq!(e.headers.len(), 1);
         assert_eq!(e.content_type.unwrap(), "text/x-mine");
-        let e = Effective::compile(&StaticOptions {
-            html_charset: String::new(),
-            ..Default::default()
-        })
-        .unwrap();
+        let e = Effective::compile(&StaticOptions { html_charset: String::new(), ..Default::default() }).unwrap();
         assert_eq!(e.html_type, "text/html");
 
         let bad = |o: StaticOptions| Effective::compile(&o).is_err();
-        assert!(bad(StaticOptions {
-            headers: vec![("Bad Name".into(), "x".into())],
-            ..Default::default()
-        }));
-        assert!(bad(StaticOptions {
-            headers: vec![("X".into(), "a\r\nb".into())],
-            ..Default::default()
-        }));
-        assert!(bad(StaticOptions {
-            html_charset: "utf-8\r\nX: y".into(),
-            ..Default::default()
-        }));
-        assert!(bad(StaticOptions {
-            html_charset: "utf-8; x".into(),
-            ..Default::default()
-        }));
-        assert!(bad(StaticOptions {
-            validation: vec!["nope".into()],
-            ..Default::default()
-        }));
+        assert!(bad(StaticOptions { headers: vec![("Bad Name".into(), "x".into())], ..Default::default() }));
+        assert!(bad(StaticOptions { headers: vec![("X".into(), "a\r\nb".into())], ..Default::default() }));
+        assert!(bad(StaticOptions { html_charset: "utf-8\r\nX: y".into(), ..Default::default() }));
+        assert!(bad(StaticOptions { html_charset: "utf-8; x".into(), ..Default::default() }));
+        assert!(bad(StaticOptions { validation: vec!["nope".into()], ..Default::default() }));
     }
 }

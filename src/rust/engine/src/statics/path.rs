@@ -15,22 +15,12 @@ use crate::uri::hex_val;
 /// (except for the root, "/").
 pub fn normalize_prefix(prefix: &str) -> Result<String, StaticError> {
     if prefix.is_empty() {
-        return Err(StaticError::InvalidPrefix {
-            prefix: prefix.into(),
-            reason: "it is empty",
-        });
+        return Err(StaticError::InvalidPrefix { prefix: prefix.into(), reason: "it is empty" });
     }
     if prefix.contains('\0') {
-        return Err(StaticError::InvalidPrefix {
-            prefix: prefix.into(),
-            reason: "it contains a NUL byte",
-        });
+        return Err(StaticError::InvalidPrefix { prefix: prefix.into(), reason: "it contains a NUL byte" });
     }
-    let mut p = if prefix.starts_with('/') {
-        prefix.to_string()
-    } else {
-        format!("/{prefix}")
-    };
+    let mut p = if prefix.starts_with('/') { prefix.to_string() } else { format!("/{prefix}") };
     while p.len() > 1 && p.ends_with('/') {
         p.pop();
     }
@@ -40,11 +30,7 @@ pub fn normalize_prefix(prefix: &str) -> Result<String, StaticError> {
 /// The segments of a normalised prefix, as bytes to compare with decoded request segments.
 /// Empty segments ("/a//b") are dropped, as they are for requests.
 pub(crate) fn prefix_segments(prefix: &str) -> Vec<Box<[u8]>> {
-    prefix
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(|s| s.as_bytes().into())
-        .collect()
+    prefix.split('/').filter(|s| !s.is_empty()).map(|s| s.as_bytes().into()).collect()
 }
 
 /// A request path split for matching.
@@ -75,13 +61,9 @@ impl<'a> RequestPath<'a> {
                 start = i + 1;
             }
         }
-        let trailing_slash = rest.is_empty() || decoded.ends_with(b"/") || decoded.ends_with(b"/.") || *decoded == *b".";
-        Some(RequestPath {
-            raw,
-            decoded,
-            segments,
-            trailing_slash,
-        })
+        let trailing_slash =
+            rest.is_empty() || decoded.ends_with(b"/") || decoded.ends_with(b"/.") || *decoded == *b".";
+        Some(RequestPath { raw, decoded, segments, trailing_slash })
     }
 
     /// The decoded segments from index `from` on.
@@ -91,8 +73,7 @@ impl<'a> RequestPath<'a> {
 
     /// Does the request fall under the prefix with these segments?
     pub fn starts_with(&self, prefix: &[Box<[u8]>]) -> bool {
-        prefix.len() <= self.segments.len()
-            && prefix.iter().zip(self.segments_from(0)).all(|(p, d)| **p == *d)
+        prefix.len() <= self.segments.len() && prefix.iter().zip(self.segments_from(0)).all(|(p, d)| **p == *d)
     }
 }
 
@@ -141,9 +122,7 @@ fn decode_lenient(s: &str) -> Cow<'_, [u8]> {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        let pair = (b[i] == b'%')
-            .then(|| Some((hex_val(*b.get(i + 1)?)?, hex_val(*b.get(i + 2)?)?)))
-            .flatten();
+        let pair = (b[i] == b'%').then(|| Some((hex_val(*b.get(i + 1)?)?, hex_val(*b.get(i + 2)?)?))).flatten();
         match pair {
             Some((hi, lo)) => {
                 out.push(hi << 4 | lo);
@@ -231,9 +210,7 @@ mod tests {
     #[test]
     fn sanitize_refuses_every_traversal_form() {
         use PathError::*;
-        for p in [
-            "/..", "/a/..", "/%2e%2e", "/%2E%2E", "/.%2e", "/%2e.", "/..%2fetc", "/a%2F..%2F..%2Fb", "/a/../b",
-        ] {
+        for p in ["/..", "/a/..", "/%2e%2e", "/%2E%2E", "/.%2e", "/%2e.", "/..%2fetc", "/a%2F..%2F..%2Fb", "/a/../b"] {
             assert_eq!(san(p), Err(DotDot), "{p}");
         }
         assert_eq!(san("/..\\etc"), Err(Backslash));

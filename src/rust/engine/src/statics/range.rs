@@ -41,10 +41,7 @@ fn number(s: &str) -> Option<u64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    Some(
-        s.bytes()
-            .fold(0u64, |n, b| n.saturating_mul(10).saturating_add(u64::from(b - b'0'))),
-    )
+    Some(s.bytes().fold(0u64, |n, b| n.saturating_mul(10).saturating_add(u64::from(b - b'0'))))
 }
 
 fn spec(s: &str) -> Option<Spec> {
@@ -85,15 +82,11 @@ pub(crate) fn parse(header: &str, len: u64) -> RangeRequest {
     let mut ranges: Vec<ByteRange> = specs
         .into_iter()
         .filter_map(|s| match s {
-            Spec::FromTo(first, last) if first < len => Some(ByteRange {
-                start: first,
-                end: last.map_or(len - 1, |l| l.min(len - 1)),
-            }),
+            Spec::FromTo(first, last) if first < len => {
+                Some(ByteRange { start: first, end: last.map_or(len - 1, |l| l.min(len - 1)) })
+            }
             Spec::FromTo(..) => None,
-            Spec::Suffix(n) if n > 0 && len > 0 => Some(ByteRange {
-                start: len - n.min(len),
-                end: len - 1,
-            }),
+            Spec::Suffix(n) if n > 0 && len > 0 => Some(ByteRange { start: len - n.min(len), end: len - 1 }),
             Spec::Suffix(_) => None,
         })
         .collect();
@@ -126,11 +119,7 @@ mod tests {
         assert_eq!(parse("bytes=-5", 100), Ranges(vec![r(95, 99)]));
         assert_eq!(parse("bytes=5-", 100), Ranges(vec![r(5, 99)]));
         assert_eq!(parse("bytes=90-200", 100), Ranges(vec![r(90, 99)]), "end clamped");
-        assert_eq!(
-            parse("bytes=-500", 100),
-            Ranges(vec![r(0, 99)]),
-            "suffix longer than file"
-        );
+        assert_eq!(parse("bytes=-500", 100), Ranges(vec![r(0, 99)]), "suffix longer than file");
         assert_eq!(parse("bytes=99-99", 100), Ranges(vec![r(99, 99)]));
         assert_eq!(parse("Bytes = 0-0", 100), Ranges(vec![r(0, 0)]));
         assert_eq!(parse("bytes=0-99999999999999999999999", 100), Ranges(vec![r(0, 99)]));
@@ -146,11 +135,7 @@ mod tests {
         assert_eq!(parse("bytes=0-0,0-0,0-0", 100), Ranges(vec![r(0, 0)]));
         assert_eq!(parse("bytes=-10,0-4", 100), Ranges(vec![r(0, 4), r(90, 99)]));
         assert_eq!(parse("bytes=0-1,,5-6,", 100), Ranges(vec![r(0, 1), r(5, 6)]));
-        assert_eq!(
-            parse("bytes=0-1,200-300", 100),
-            Ranges(vec![r(0, 1)]),
-            "unsatisfiable part dropped"
-        );
+        assert_eq!(parse("bytes=0-1,200-300", 100), Ranges(vec![r(0, 1)]), "unsatisfiable part dropped");
         let many: Vec<String> = (0..=MAX_RANGES).map(|i| format!("{}-{}", i * 2, i * 2)).collect();
         assert_eq!(parse(&format!("bytes={}", many.join(",")), 1000), Ignore);
     }

@@ -27,24 +27,13 @@ impl Root {
         if path.as_os_str().is_empty() {
             return Err(StaticError::EmptyPath { prefix: prefix.into() });
         }
-        let err = |source| StaticError::Path {
-            prefix: prefix.into(),
-            path: path.into(),
-            source,
-        };
+        let err = |source| StaticError::Path { prefix: prefix.into(), path: path.into(), source };
         let canonical = std::fs::canonicalize(path).map_err(err)?;
         let meta = std::fs::metadata(&canonical).map_err(err)?;
         if !meta.is_dir() && !meta.is_file() {
-            return Err(StaticError::NotServable {
-                prefix: prefix.into(),
-                path: path.into(),
-            });
+            return Err(StaticError::NotServable { prefix: prefix.into(), path: path.into() });
         }
-        Ok(Root {
-            path: canonical,
-            is_file: meta.is_file(),
-            given: path.to_path_buf(),
-        })
+        Ok(Root { path: canonical, is_file: meta.is_file(), given: path.to_path_buf() })
     }
 }
 
@@ -112,12 +101,7 @@ fn open_regular(path: PathBuf, requested: PathBuf) -> Result<Opened, Miss> {
     if !meta.is_file() {
         return Err(Miss::NotFound);
     }
-    Ok(Opened {
-        file,
-        meta,
-        path,
-        requested,
-    })
+    Ok(Opened { file, meta, path, requested })
 }
 
 /// Blocking: find and open what `rel` (already sanitised) names under `root`.
@@ -221,11 +205,7 @@ mod tests {
         assert_eq!(kind(&resolve(&root, Path::new("sub"), false, true, Symlinks::Follow)), "redirect");
         assert_eq!(kind(&resolve(&root, Path::new("sub"), true, true, Symlinks::Follow)), "file");
         assert_eq!(kind(&resolve(&root, Path::new("sub"), true, false, Symlinks::Follow)), "404");
-        assert_eq!(
-            kind(&resolve(&root, Path::new(""), true, true, Symlinks::Follow)),
-            "404",
-            "root has no index"
-        );
+        assert_eq!(kind(&resolve(&root, Path::new(""), true, true, Symlinks::Follow)), "404", "root has no index");
         let single = Root::new("/f", &t.0.join("root/a.txt")).unwrap();
         assert!(single.is_file);
         assert_eq!(kind(&resolve(&single, Path::new(""), false, true, Symlinks::Follow)), "file");
@@ -293,12 +273,7 @@ mod tests {
         let orig = resolve(&root, Path::new("a.txt"), false, true, Symlinks::Follow).unwrap();
         assert!(gz_sibling(&root, &orig, Symlinks::Follow).is_some());
         let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1000);
-        File::options()
-            .write(true)
-            .open(t.0.join("root/a.txt.gz"))
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
+        File::options().write(true).open(t.0.join("root/a.txt.gz")).unwrap().set_modified(old).unwrap();
         assert!(gz_sibling(&root, &orig, Symlinks::Follow).is_none(), "stale");
     }
 }

@@ -58,14 +58,7 @@ fn finish(status: StatusCode, headers: Vec<(HeaderName, HeaderValue)>, body: Bod
         Body::Empty => (ResponseBody::empty(), None),
         Body::Bytes(b) => {
             let n = b.len() as u64;
-            (
-                if head {
-                    ResponseBody::empty()
-                } else {
-                    ResponseBody::bytes(b)
-                },
-                Some(n),
-            )
+            (if head { ResponseBody::empty() } else { ResponseBody::bytes(b) }, Some(n))
         }
         Body::File { file, len } => {
             let body = if head {
@@ -95,11 +88,7 @@ fn static_value(s: String) -> Option<HeaderValue> {
 }
 
 pub(crate) async fn file(req: Request<'_>, found: Found) -> HttpResponse {
-    let Found {
-        opened,
-        content_type,
-        gz_sibling,
-    } = found;
+    let Found { opened, content_type, gz_sibling } = found;
     let v = Validators::of(&opened.meta);
     let len = opened.meta.len();
     let compressible = req.compression && compress::is_compressible(Some(&content_type));
@@ -115,8 +104,7 @@ pub(crate) async fn file(req: Request<'_>, found: Found) -> HttpResponse {
     let vary = compressible
         && !req.eff.headers.iter().any(|(n, v)| {
             *n == VARY
-                && v.to_str()
-                    .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case("accept-encoding")))
+                && v.to_str().is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case("accept-encoding")))
         });
 
     match conditional::evaluate(req.headers, &v) {
@@ -174,15 +162,7 @@ pub(crate) async fn file(req: Request<'_>, found: Found) -> HttpResponse {
             h.push((CONTENT_ENCODING, HeaderValue::from_static("gzip")));
             h.extend(static_value(v.etag_gzip.clone()).map(|t| (ETAG, t)));
             let gz_len = gz.meta.len();
-            return finish(
-                StatusCode::OK,
-                h,
-                Body::File {
-                    file: gz.file,
-                    len: gz_len,
-                },
-                req.head,
-            );
+            return finish(StatusCode::OK, h, Body::File { file: gz.file, len: gz_len }, req.head);
         }
         if gzip_possible {
             return on_the_fly(req, opened, v, h).await;
@@ -208,15 +188,7 @@ fn single_range(
     h.push((CONTENT_TYPE, content_type));
     h.extend(tag.map(|t| (ETAG, t)));
     h.extend(static_value(format!("bytes {}-{}/{len}", r.start, r.end)).map(|v| (CONTENT_RANGE, v)));
-    finish(
-        StatusCode::PARTIAL_CONTENT,
-        h,
-        Body::File {
-            file: opened.file,
-            len: r.len(),
-        },
-        false,
-    )
+    finish(StatusCode::PARTIAL_CONTENT, h, Body::File { file: opened.file, len: r.len() }, false)
 }
 
 /// A boundary that will not occur in the content: 128 random-keyed bits.
@@ -321,10 +293,7 @@ async fn on_the_fly(
             // The file was already read when the cache was filled; otherwise stream it.
             let body = match identity {
                 Some(data) => Body::Bytes(data),
-                None => Body::File {
-                    len: opened.meta.len(),
-                    file: opened.file,
-                },
+                None => Body::File { len: opened.meta.len(), file: opened.file },
             };
             finish(StatusCode::OK, h, body, req.head)
         }

@@ -39,13 +39,7 @@ fn build_entry(
         (false, Some(r)) => Some(r),
         (false, None) => Some(Root::new(&prefix, &spec.path)?),
     };
-    Ok(Entry {
-        segments: path::prefix_segments(&prefix),
-        prefix,
-        spec,
-        root,
-        eff: Arc::new(eff),
-    })
+    Ok(Entry { segments: path::prefix_segments(&prefix), prefix, spec, root, eff: Arc::new(eff) })
 }
 
 impl Inner {
@@ -60,26 +54,14 @@ impl Inner {
         for (prefix, spec, root) in entries {
             built.push(build_entry(prefix, spec, &options, root)?);
         }
-        built.sort_by(|a, b| {
-            b.segments
-                .len()
-                .cmp(&a.segments.len())
-                .then_with(|| a.prefix.cmp(&b.prefix))
-        });
-        Ok(Inner {
-            entries: built,
-            options,
-            cache,
-        })
+        built.sort_by(|a, b| b.segments.len().cmp(&a.segments.len()).then_with(|| a.prefix.cmp(&b.prefix)));
+        Ok(Inner { entries: built, options, cache })
     }
 
     /// The entries as (prefix, spec, root) to rebuild from, with roots kept so unchanged
     /// paths are not looked up again.
     pub fn parts(&self) -> Vec<(String, StaticPathSpec, Option<Root>)> {
-        self.entries
-            .iter()
-            .map(|e| (e.prefix.clone(), e.spec.clone(), e.root.clone()))
-            .collect()
+        self.entries.iter().map(|e| (e.prefix.clone(), e.spec.clone(), e.root.clone())).collect()
     }
 
     /// Longest matching prefix.

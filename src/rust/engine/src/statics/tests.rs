@@ -82,11 +82,7 @@ async fn ask_c(
     let r = serve_parts(&paths.inner, &method, &uri, &h, compression).await?;
     let (parts, body) = r.into_parts();
     let body = body.collect().await.unwrap().to_bytes().to_vec();
-    Some(Answer {
-        status: parts.status,
-        headers: parts.headers,
-        body,
-    })
+    Some(Answer { status: parts.status, headers: parts.headers, body })
 }
 
 async fn get(paths: &StaticPaths, uri: &str) -> Option<Answer> {
@@ -113,38 +109,19 @@ fn building_and_reading_back() {
     )
     .unwrap();
     let e = p.entries();
-    assert_eq!(
-        e.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
-        vec!["/static", "/x"]
-    );
-    assert_eq!(
-        e[0].1.path,
-        t.0.join("www"),
-        "first of equal prefixes wins, path as given"
-    );
+    assert_eq!(e.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), vec!["/static", "/x"]);
+    assert_eq!(e[0].1.path, t.0.join("www"), "first of equal prefixes wins, path as given");
     assert_eq!(p.get("static").unwrap(), spec(&t.0.join("www")));
     assert!(p.effective_options("/x").unwrap().exclude);
     assert_eq!(p.options(), &StaticOptions::default());
 
-    let missing = StaticPaths::new(
-        vec![("/m".into(), spec(&t.0.join("missing")))],
-        StaticOptions::default(),
-    );
-    assert!(
-        matches!(missing, Err(StaticError::Path { .. })),
-        "missing directories are an error, as in httpuv"
-    );
+    let missing = StaticPaths::new(vec![("/m".into(), spec(&t.0.join("missing")))], StaticOptions::default());
+    assert!(matches!(missing, Err(StaticError::Path { .. })), "missing directories are an error, as in httpuv");
     let empty = StaticPaths::new(vec![("/m".into(), spec(Path::new("")))], StaticOptions::default());
     assert!(matches!(empty, Err(StaticError::EmptyPath { .. })));
     let bad = StaticPaths::new(vec![("".into(), spec(&t.0))], StaticOptions::default());
     assert!(matches!(bad, Err(StaticError::InvalidPrefix { .. })));
-    let bad = StaticPaths::new(
-        vec![],
-        StaticOptions {
-            validation: vec!["x".into()],
-            ..Default::default()
-        },
-    );
+    let bad = StaticPaths::new(vec![], StaticOptions { validation: vec!["x".into()], ..Default::default() });
     assert!(matches!(bad, Err(StaticError::InvalidValidation { .. })));
 }
 
@@ -160,25 +137,13 @@ fn deriving_tables() {
     assert!(q.with_path("/bad", spec(&t.0.join("nope"))).is_err());
     let r = q.without_paths(&["/extra", "/docs", "/never-there"]);
     assert_eq!(r.entries().len(), 3);
-    let o = r
-        .with_options(&StaticPathOptionsOverride {
-            fallthrough: Some(true),
-            ..Default::default()
-        })
-        .unwrap();
+    let o = r.with_options(&StaticPathOptionsOverride { fallthrough: Some(true), ..Default::default() }).unwrap();
     assert!(o.options().fallthrough && o.options().indexhtml);
     assert!(o.effective_options("/").unwrap().fallthrough);
     assert!(r
-        .with_options(&StaticPathOptionsOverride {
-            validation: Some(vec!["nope".into()]),
-            ..Default::default()
-        })
+        .with_options(&StaticPathOptionsOverride { validation: Some(vec!["nope".into()]), ..Default::default() })
         .is_err());
-    assert!(r
-        .without_path("/")
-        .without_path("/one")
-        .without_path("/dynamic")
-        .is_empty());
+    assert!(r.without_path("/").without_path("/one").without_path("/dynamic").is_empty());
 }
 
 #[tokio::test]
@@ -203,9 +168,7 @@ async fn longest_prefix_wins_and_exclude_passes_on() {
     assert!(get(&only, "/").await.is_none());
     assert!(get(&StaticPaths::default(), "/a.txt").await.is_none());
     // Upgrade requests are never static.
-    assert!(ask(&p, Method::GET, "/a.txt", &[("upgrade", "websocket")])
-        .await
-        .is_none());
+    assert!(ask(&p, Method::GET, "/a.txt", &[("upgrade", "websocket")]).await.is_none());
 }
 
 #[tokio::test]
@@ -228,10 +191,7 @@ async fn index_and_redirect() {
             "/".into(),
             StaticPathSpec {
                 path: t.0.join("www"),
-                options: StaticPathOptionsOverride {
-                    indexhtml: Some(false),
-                    ..Default::default()
-                },
+                options: StaticPathOptionsOverride { indexhtml: Some(false), ..Default::default() },
             },
         )],
         StaticOptions::default(),
@@ -240,11 +200,7 @@ async fn index_and_redirect() {
     assert_eq!(get(&p, "/sub/").await.unwrap().status, StatusCode::NOT_FOUND);
     assert_eq!(get(&p, "/sub").await.unwrap().status, StatusCode::NOT_FOUND);
     // A directory without index.html: 404, no redirect.
-    let p = StaticPaths::new(
-        vec![("/n".into(), spec(&t.0.join("noindex")))],
-        StaticOptions::default(),
-    )
-    .unwrap();
+    let p = StaticPaths::new(vec![("/n".into(), spec(&t.0.join("noindex")))], StaticOptions::default()).unwrap();
     assert_eq!(get(&p, "/n").await.unwrap().status, StatusCode::NOT_FOUND);
 }
 
@@ -254,10 +210,7 @@ async fn fallthrough_charset_headers_validation() {
     let opts = StaticOptions {
         fallthrough: true,
         html_charset: String::new(),
-        headers: vec![
-            ("Cache-Control".into(), "max-age=60".into()),
-            ("X-Static".into(), "yes".into()),
-        ],
+        headers: vec![("Cache-Control".into(), "max-age=60".into()), ("X-Static".into(), "yes".into())],
         validation: vec!["\"X-Key\" == \"k\"".into()],
         ..Default::default()
     };
@@ -284,20 +237,12 @@ async fn fallthrough_charset_headers_validation() {
     let r = ask(&p, Method::GET, "/", &key).await.unwrap();
     assert_eq!(r.headers[header::CONTENT_TYPE], "text/html");
     assert_eq!(r.headers["x-static"], "yes");
-    assert!(
-        ask(&p, Method::GET, "/missing.txt", &key).await.is_none(),
-        "fallthrough"
-    );
-    assert!(
-        ask(&p, Method::GET, "/a/../a.txt", &key).await.is_none(),
-        "bad paths fall through too"
-    );
+    assert!(ask(&p, Method::GET, "/missing.txt", &key).await.is_none(), "fallthrough");
+    assert!(ask(&p, Method::GET, "/a/../a.txt", &key).await.is_none(), "bad paths fall through too");
     assert_eq!(get(&p, "/open/missing").await.unwrap().status, StatusCode::NOT_FOUND);
     assert_eq!(get(&p, "/open/a.txt").await.unwrap().status, StatusCode::OK);
     // A 304 keeps only the cache-related user headers.
-    let r = ask(&p, Method::GET, "/open/a.txt", &[("if-none-match", "*")])
-        .await
-        .unwrap();
+    let r = ask(&p, Method::GET, "/open/a.txt", &[("if-none-match", "*")]).await.unwrap();
     assert_eq!(r.status, StatusCode::NOT_MODIFIED);
     assert_eq!(r.headers[header::CACHE_CONTROL], "max-age=60");
     assert!(r.headers.get("x-static").is_none());
@@ -312,19 +257,10 @@ async fn methods_bodies_and_traversal() {
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(r.headers[header::ALLOW], "GET, HEAD");
     assert_eq!(
-        ask(&p, Method::GET, "/s/a.txt", &[("content-length", "3")])
-            .await
-            .unwrap()
-            .status,
+        ask(&p, Method::GET, "/s/a.txt", &[("content-length", "3")]).await.unwrap().status,
         StatusCode::BAD_REQUEST
     );
-    assert_eq!(
-        ask(&p, Method::GET, "/s/a.txt", &[("content-length", "0")])
-            .await
-            .unwrap()
-            .status,
-        StatusCode::OK
-    );
+    assert_eq!(ask(&p, Method::GET, "/s/a.txt", &[("content-length", "0")]).await.unwrap().status, StatusCode::OK);
     for bad in [
         "/s/../secret.txt",
         "/s/%2e%2e/secret.txt",
@@ -364,11 +300,7 @@ async fn gzip_choices() {
     let text = "static text compresses well. ".repeat(200);
     std::fs::write(t.0.join("www/big.txt"), &text).unwrap();
     std::fs::write(t.0.join("www/pre.js"), &text).unwrap();
-    std::fs::write(
-        t.0.join("www/pre.js.gz"),
-        crate::compress::gzip(b"precompressed").unwrap(),
-    )
-    .unwrap();
+    std::fs::write(t.0.join("www/pre.js.gz"), crate::compress::gzip(b"precompressed").unwrap()).unwrap();
     std::fs::write(t.0.join("www/img.png"), &text).unwrap();
     let p = StaticPaths::new(vec![("/".into(), spec(&t.0.join("www")))], StaticOptions::default()).unwrap();
     let gz = [("accept-encoding", "gzip, br")];
@@ -389,11 +321,9 @@ async fn gzip_choices() {
     assert_eq!(h.headers[header::CONTENT_LENGTH], r.body.len().to_string().as_str());
 
     // q=0, no header, compression off, Range, or an already-compressed type: identity.
-    for hdrs in [
-        &[("accept-encoding", "gzip;q=0")][..],
-        &[][..],
-        &[("accept-encoding", "gzip"), ("range", "bytes=0-9")][..],
-    ] {
+    for hdrs in
+        [&[("accept-encoding", "gzip;q=0")][..], &[][..], &[("accept-encoding", "gzip"), ("range", "bytes=0-9")][..]]
+    {
         let r = ask(&p, Method::GET, "/big.txt", hdrs).await.unwrap();
         assert!(r.headers.get(header::CONTENT_ENCODING).is_none(), "{hdrs:?}");
         assert_eq!(r.headers[header::VARY], "Accept-Encoding");
@@ -427,25 +357,17 @@ async fn ranges() {
     let t = tmp("ranges");
     std::fs::write(t.0.join("www/digits.txt"), "0123456789").unwrap();
     let p = StaticPaths::new(vec![("/".into(), spec(&t.0.join("www")))], StaticOptions::default()).unwrap();
-    let r = ask(&p, Method::GET, "/digits.txt", &[("range", "bytes=2-4")])
-        .await
-        .unwrap();
+    let r = ask(&p, Method::GET, "/digits.txt", &[("range", "bytes=2-4")]).await.unwrap();
     assert_eq!(r.status, StatusCode::PARTIAL_CONTENT);
     assert_eq!(r.body, b"234");
     assert_eq!(r.headers[header::CONTENT_RANGE], "bytes 2-4/10");
     assert_eq!(r.headers[header::CONTENT_LENGTH], "3");
-    let r = ask(&p, Method::GET, "/digits.txt", &[("range", "bytes=-3")])
-        .await
-        .unwrap();
+    let r = ask(&p, Method::GET, "/digits.txt", &[("range", "bytes=-3")]).await.unwrap();
     assert_eq!(r.body, b"789");
-    let r = ask(&p, Method::GET, "/digits.txt", &[("range", "bytes=20-")])
-        .await
-        .unwrap();
+    let r = ask(&p, Method::GET, "/digits.txt", &[("range", "bytes=20-")]).await.unwrap();
     assert_eq!(r.status, StatusCode::RANGE_NOT_SATISFIABLE);
     assert_eq!(r.headers[header::CONTENT_RANGE], "bytes */10");
-    let r = ask(&p, Method::GET, "/digits.txt", &[("range", "bytes=0-0,8-")])
-        .await
-        .unwrap();
+    let r = ask(&p, Method::GET, "/digits.txt", &[("range", "bytes=0-0,8-")]).await.unwrap();
     assert_eq!(r.status, StatusCode::PARTIAL_CONTENT);
     let ct = r.headers[header::CONTENT_TYPE].to_str().unwrap().to_string();
     let boundary = ct.strip_prefix("multipart/byteranges; boundary=").unwrap();
@@ -456,28 +378,9 @@ async fn ranges() {
     );
     assert_eq!(body, expect);
     // Invalid ranges and HEAD ignore Range; If-Range with a stale validator too.
-    assert_eq!(
-        ask(&p, Method::GET, "/digits.txt", &[("range", "bytes=x")])
-            .await
-            .unwrap()
-            .status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        ask(&p, Method::HEAD, "/digits.txt", &[("range", "bytes=0-1")])
-            .await
-            .unwrap()
-            .status,
-        StatusCode::OK
-    );
-    let r = ask(
-        &p,
-        Method::GET,
-        "/digits.txt",
-        &[("range", "bytes=0-1"), ("if-range", "\"stale\"")],
-    )
-    .await
-    .unwrap();
+    assert_eq!(ask(&p, Method::GET, "/digits.txt", &[("range", "bytes=x")]).await.unwrap().status, StatusCode::OK);
+    assert_eq!(ask(&p, Method::HEAD, "/digits.txt", &[("range", "bytes=0-1")]).await.unwrap().status, StatusCode::OK);
+    let r = ask(&p, Method::GET, "/digits.txt", &[("range", "bytes=0-1"), ("if-range", "\"stale\"")]).await.unwrap();
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body, b"0123456789");
 }

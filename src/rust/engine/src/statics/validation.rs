@@ -17,10 +17,7 @@ impl Rule {
     /// The comparison takes the same time wherever the values differ, as the value is
     /// often a shared secret.
     pub fn check(&self, headers: &HeaderMap) -> bool {
-        headers
-            .get_all(&self.name)
-            .iter()
-            .any(|v| constant_time_eq(v.as_bytes(), &self.value))
+        headers.get_all(&self.name).iter().any(|v| constant_time_eq(v.as_bytes(), &self.value))
     }
 }
 
@@ -39,10 +36,8 @@ pub(crate) fn parse_rules(v: &[String]) -> Result<Vec<Rule>, StaticError> {
     v.iter()
         .filter(|s| !s.trim().is_empty())
         .map(|s| {
-            let (name, value) = parse_source(s).map_err(|reason| StaticError::InvalidValidation {
-                rule: s.clone(),
-                reason,
-            })?;
+            let (name, value) =
+                parse_source(s).map_err(|reason| StaticError::InvalidValidation { rule: s.clone(), reason })?;
             rule(&name, &value, s)
         })
         .collect()
@@ -53,10 +48,7 @@ fn rule(name: &str, value: &str, src: &str) -> Result<Rule, StaticError> {
         rule: src.to_string(),
         reason: format!("{name:?} is not a valid header name"),
     })?;
-    Ok(Rule {
-        name,
-        value: value.as_bytes().to_vec(),
-    })
+    Ok(Rule { name, value: value.as_bytes().to_vec() })
 }
 
 /// `"a" == "b"` with R's string literal rules (either quote, backslash escapes).
@@ -143,10 +135,7 @@ mod tests {
             "\"bad name\" == \"x\"",
             "\"a\" == \"\\q\"",
         ] {
-            assert!(
-                matches!(parse_rules(&s(&[bad])), Err(StaticError::InvalidValidation { .. })),
-                "{bad}"
-            );
+            assert!(matches!(parse_rules(&s(&[bad])), Err(StaticError::InvalidValidation { .. })), "{bad}");
         }
     }
 

@@ -74,9 +74,11 @@ fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
 /// Every certificate of a PEM file, in file order (leaf first for a chain).
 pub fn certificates(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let pem = read(what, path)?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsError::BadPem { what, path: shown(path), reason: e.to_string() })?;
+    let certs = CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>().map_err(|e| TlsError::BadPem {
+        what,
+        path: shown(path),
+        reason: e.to_string(),
+    })?;
     if certs.is_empty() {
         return Err(TlsError::NoCertificate { what, path: shown(path) });
     }

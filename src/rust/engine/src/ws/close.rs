@@ -49,9 +49,7 @@ mod tests {
 
     #[test]
     fn wire_codes() {
-        for ok in [
-            1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999,
-        ] {
+        for ok in [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999] {
             assert!(is_valid_wire_code(ok), "{ok}");
         }
         for bad in [0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535] {
@@ -66,10 +64,7 @@ mod tests {
         assert_eq!(parse_payload(&[0x03, 0xe8]), Ok((1000, String::new())));
         assert_eq!(parse_payload(b"\x03\xe9bye"), Ok((1001, "bye".to_owned())));
         assert_eq!(parse_payload(&[0x03, 0xed]), Err(ProtocolError::BadCloseCode(1005)));
-        assert_eq!(
-            parse_payload(&[0x03, 0xe8, 0xff]),
-            Err(ProtocolError::InvalidCloseReason)
-        );
+        assert_eq!(parse_payload(&[0x03, 0xe8, 0xff]), Err(ProtocolError::InvalidCloseReason));
         assert_eq!(ProtocolError::InvalidCloseReason.close_code(), 1007);
         assert_eq!(ProtocolError::CloseTooShort.close_code(), 1002);
     }

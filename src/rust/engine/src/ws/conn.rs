@@ -140,11 +140,7 @@ impl WsConnection {
     /// be sent (outside 1000-1003, 1007-1014, 3000-4999) become 1000; the reason is cut to
     /// fit a control frame. A no-op if a close is already under way.
     pub fn close(&self, code: u16, reason: &str) {
-        let code = if close::is_valid_wire_code(code) {
-            code
-        } else {
-            close::NORMAL
-        };
+        let code = if close::is_valid_wire_code(code) { code } else { close::NORMAL };
         self.close_locally(code, reason, false);
     }
 
@@ -198,10 +194,7 @@ impl WsConnection {
             if rec.is_some() {
                 return;
             }
-            *rec = Some(CloseRecord {
-                code,
-                reason: reason.to_owned(),
-            });
+            *rec = Some(CloseRecord { code, reason: reason.to_owned() });
         }
         self.closing.store(true, Ordering::SeqCst);
         // If the writer is gone the connection is over anyway: nothing to do.

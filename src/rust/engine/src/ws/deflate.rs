@@ -57,10 +57,7 @@ impl DeflateParams {
 /// values that we can accept (RFC 7692 §5); offers with unknown, repeated or malformed
 /// parameters are declined, as are other extensions.
 pub fn negotiate<'a>(header_values: impl IntoIterator<Item = &'a str>) -> Option<DeflateParams> {
-    header_values
-        .into_iter()
-        .flat_map(|v| split_outside_quotes(v, ','))
-        .find_map(accept_offer)
+    header_values.into_iter().flat_map(|v| split_outside_quotes(v, ',')).find_map(accept_offer)
 }
 
 fn accept_offer(offer: &str) -> Option<DeflateParams> {
@@ -145,11 +142,7 @@ pub struct Deflater {
 
 impl Deflater {
     pub fn new(params: &DeflateParams) -> Deflater {
-        Deflater {
-            comp: None,
-            no_context_takeover: params.server_no_context_takeover,
-            enabled: params.may_compress(),
-        }
+        Deflater { comp: None, no_context_takeover: params.server_no_context_takeover, enabled: params.may_compress() }
     }
 
     /// The compressed payload (sync tail removed) to send with RSV1 set, or `None` to send
@@ -160,9 +153,7 @@ impl Deflater {
         }
         // The default level: the fast one searches too little to find the previous
         // message in the window, which is most of what context takeover is worth.
-        let comp = self
-            .comp
-            .get_or_insert_with(|| Compress::new(Compression::default(), false));
+        let comp = self.comp.get_or_insert_with(|| Compress::new(Compression::default(), false));
         let start_in = comp.total_in();
         let mut out = Vec::with_capacity(input.len() / 2 + 64);
         loop {
@@ -212,10 +203,7 @@ impl Inflater {
     /// client uses, and it is kept across messages (valid with or without the client's
     /// context takeover).
     pub fn new() -> Inflater {
-        Inflater {
-            d: Decompress::new(false),
-            scratch: Vec::new(),
-        }
+        Inflater { d: Decompress::new(false), scratch: Vec::new() }
     }
 
     /// Inflate a piece of a compressed message, appending to `out`; fails with 1009 as soon
@@ -242,10 +230,7 @@ impl Inflater {
         }
         loop {
             let (in0, out0) = (self.d.total_in(), self.d.total_out());
-            let status = self
-                .d
-                .decompress(input, &mut self.scratch, flush)
-                .map_err(|_| ProtocolError::BadDeflate)?;
+            let status = self.d.decompress(input, &mut self.scratch, flush).map_err(|_| ProtocolError::BadDeflate)?;
             let used = usize::try_from(self.d.total_in() - in0).unwrap_or(usize::MAX);
             let made = usize::try_from(self.d.total_out() - out0).unwrap_or(usize::MAX);
             input = input.get(used..).unwrap_or(&[]);
@@ -280,10 +265,7 @@ mod tests {
     #[test]
     fn negotiation() {
         assert_eq!(params("permessage-deflate"), Some(DeflateParams::default()));
-        assert_eq!(
-            params("permessage-deflate; client_max_window_bits"),
-            Some(DeflateParams::default())
-        );
+        assert_eq!(params("permessage-deflate; client_max_window_bits"), Some(DeflateParams::default()));
         let p = params("permessage-deflate; server_no_context_takeover; client_no_context_takeover").unwrap();
         assert!(p.server_no_context_takeover && p.client_no_context_takeover);
         assert_eq!(p.response_value(), "permessage-deflate; server_no_context_takeover");
@@ -344,13 +326,7 @@ mod tests {
                 b'a' + ((x >> 16) % 26) as u8
             })
             .collect();
-        vec![
-            text.clone(),
-            text.clone(),
-            text,
-            (0..100_000u32).map(|x| (x * 7919 % 251) as u8).collect(),
-            vec![],
-        ]
+        vec![text.clone(), text.clone(), text, (0..100_000u32).map(|x| (x * 7919 % 251) as u8).collect(), vec![]]
     }
 
     #[test]
@@ -362,26 +338,17 @@ mod tests {
 
     #[test]
     fn round_trip_without_context_takeover() {
-        let p = DeflateParams {
-            server_no_context_takeover: true,
-            client_no_context_takeover: true,
-            ..Default::default()
-        };
+        let p =
+            DeflateParams { server_no_context_takeover: true, client_no_context_takeover: true, ..Default::default() };
         let sizes = round_trip(&p, &sample());
         assert_eq!(sizes[0], sizes[1], "each message compresses on its own");
     }
 
     #[test]
     fn small_window_means_uncompressed() {
-        let p = DeflateParams {
-            server_max_window_bits: Some(9),
-            ..Default::default()
-        };
+        let p = DeflateParams { server_max_window_bits: Some(9), ..Default::default() };
         assert!(Deflater::new(&p).compress(&[b'a'; 1000]).is_none());
-        let p = DeflateParams {
-            server_max_window_bits: Some(15),
-            ..Default::default()
-        };
+        let p = DeflateParams { server_max_window_bits: Some(15), ..Default::default() };
         assert!(Deflater::new(&p).compress(&[b'a'; 1000]).is_some());
     }
 
@@ -398,9 +365,7 @@ mod tests {
 
         let mut i = Inflater::new();
         let mut out = BytesMut::new();
-        let r = i
-            .inflate(&[0xff, 0xff, 0xff, 0xff], &mut out, 1000)
-            .and_then(|_| i.finish(&mut out, 1000));
+        let r = i.inflate(&[0xff, 0xff, 0xff, 0xff], &mut out, 1000).and_then(|_| i.finish(&mut out, 1000));
         assert_eq!(r, Err(ProtocolError::BadDeflate));
     }
 
@@ -409,8 +374,7 @@ mod tests {
         // RFC 7692 §7.2.3.1: "Hello" compressed with no context takeover.
         let mut i = Inflater::new();
         let mut out = BytesMut::new();
-        i.inflate(&[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], &mut out, 100)
-            .unwrap();
+        i.inflate(&[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], &mut out, 100).unwrap();
         i.finish(&mut out, 100).unwrap();
         assert_eq!(&out[..], b"Hello");
         // Same message again, referring back into the window (§7.2.3.2).

@@ -111,16 +111,7 @@ pub fn parse_header(buf: &[u8]) -> Result<Option<(FrameHeader, usize)>, Protocol
     } else {
         None
     };
-    Ok(Some((
-        FrameHeader {
-            fin,
-            rsv1,
-            opcode,
-            mask,
-            len,
-        },
-        pos,
-    )))
+    Ok(Some((FrameHeader { fin, rsv1, opcode, mask, len }, pos)))
 }
 
 /// Append a frame header to `out` (servers send unmasked frames; clients, in tests, masked).
@@ -184,16 +175,7 @@ mod tests {
                 encode_header(&mut out, true, false, OpCode::Binary, mask, len);
                 let (h, n) = header(&out).unwrap().unwrap();
                 assert_eq!(n, out.len());
-                assert_eq!(
-                    h,
-                    FrameHeader {
-                        fin: true,
-                        rsv1: false,
-                        opcode: OpCode::Binary,
-                        mask,
-                        len
-                    }
-                );
+                assert_eq!(h, FrameHeader { fin: true, rsv1: false, opcode: OpCode::Binary, mask, len });
                 // Every strict prefix is "need more", never an error.
                 for cut in 0..out.len() {
                     assert_eq!(header(&out[..cut]), Ok(None), "len {len} cut {cut}");
@@ -220,10 +202,7 @@ mod tests {
         assert_eq!(header(&[0x91, 0x80]), Err(ProtocolError::ReservedBits));
         assert_eq!(header(&[0x09, 0x80]), Err(ProtocolError::FragmentedControl));
         assert_eq!(header(&[0x89, 0xFE, 0, 126]), Err(ProtocolError::ControlTooLong(126)));
-        assert_eq!(
-            header(&[0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0]),
-            Err(ProtocolError::BadLength)
-        );
+        assert_eq!(header(&[0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0]), Err(ProtocolError::BadLength));
         // RSV1 alone is left to the caller.
         assert!(header(&[0xC1, 0x80, 0, 0, 0, 0]).unwrap().unwrap().0.rsv1);
     }

@@ -48,19 +48,13 @@ pub fn check(head: &RequestHead, cfg: &WsConfig) -> Result<Agreed, Refusal> {
         return Err(refuse(StatusCode::BAD_REQUEST, "WebSocket upgrade needs HTTP/1.1\n"));
     }
     if !has_token(h, CONNECTION.as_str(), "upgrade") || !has_token(h, UPGRADE.as_str(), "websocket") {
-        return Err(refuse(
-            StatusCode::BAD_REQUEST,
-            "WebSocket upgrade needs Connection: Upgrade\n",
-        ));
+        return Err(refuse(StatusCode::BAD_REQUEST, "WebSocket upgrade needs Connection: Upgrade\n"));
     }
     let mut versions = h.get_all(SEC_VERSION).iter();
     let version_ok =
         matches!((versions.next(), versions.next()), (Some(v), None) if v.as_bytes().trim_ascii() == b"13");
     if !version_ok {
-        return Err(refuse(
-            StatusCode::UPGRADE_REQUIRED,
-            "Unsupported WebSocket version: use 13\n",
-        ));
+        return Err(refuse(StatusCode::UPGRADE_REQUIRED, "Unsupported WebSocket version: use 13\n"));
     }
     let mut keys = h.get_all(SEC_KEY).iter();
     let key = match (keys.next(), keys.next()) {
@@ -68,10 +62,7 @@ pub fn check(head: &RequestHead, cfg: &WsConfig) -> Result<Agreed, Refusal> {
         _ => None,
     };
     let Some(key) = key else {
-        return Err(refuse(
-            StatusCode::BAD_REQUEST,
-            "Missing or invalid Sec-WebSocket-Key\n",
-        ));
+        return Err(refuse(StatusCode::BAD_REQUEST, "Missing or invalid Sec-WebSocket-Key\n"));
     };
     if !cfg.allowed_origins.is_empty() {
         let origin = h.get(ORIGIN).and_then(|v| v.to_str().ok()).map(str::trim);
@@ -94,11 +85,7 @@ pub fn check(head: &RequestHead, cfg: &WsConfig) -> Result<Agreed, Refusal> {
     } else {
         None
     };
-    Ok(Agreed {
-        accept_key: accept_key(key),
-        subprotocol,
-        deflate,
-    })
+    Ok(Agreed { accept_key: accept_key(key), subprotocol, deflate })
 }
 
 /// A key is the base64 encoding of 16 bytes (§4.1).
@@ -121,9 +108,7 @@ fn has_token(h: &HeaderMap, name: &str, token: &str) -> bool {
 
 /// Does this one header line (a comma-separated list) contain `token`, ignoring case?
 pub(super) fn lists_token(value: Option<&HeaderValue>, token: &str) -> bool {
-    value
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    value.and_then(|v| v.to_str().ok()).is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
 }
 
 pub fn switching_protocols(agreed: &Agreed) -> HttpResponse {
@@ -137,18 +122,10 @@ pub fn switching_protocols(agreed: &Agreed) -> HttpResponse {
     }
     // The subprotocol came from the server's own list and from a valid request header;
     // a value that is not a valid header (set by the host) is left out rather than panic.
-    if let Some(v) = agreed
-        .subprotocol
-        .as_deref()
-        .and_then(|p| HeaderValue::from_str(p).ok())
-    {
+    if let Some(v) = agreed.subprotocol.as_deref().and_then(|p| HeaderValue::from_str(p).ok()) {
         h.insert(SEC_PROTOCOL, v);
     }
-    if let Some(v) = agreed
-        .deflate
-        .as_ref()
-        .and_then(|d| HeaderValue::from_str(&d.response_value()).ok())
-    {
+    if let Some(v) = agreed.deflate.as_ref().and_then(|d| HeaderValue::from_str(&d.response_value()).ok()) {
         h.insert(SEC_EXTENSIONS, v);
     }
     r
@@ -170,10 +147,7 @@ mod tests {
     fn head(headers: &[(&str, &str)]) -> RequestHead {
         let mut map = HeaderMap::new();
         for (n, v) in headers {
-            map.append(
-                http::header::HeaderName::from_bytes(n.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
+            map.append(http::header::HeaderName::from_bytes(n.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
         }
         RequestHead {
             server: ServerId(1),
@@ -236,34 +210,20 @@ mod tests {
         let refusal = check(&head(&v), &cfg).unwrap_err();
         assert_eq!(refusal.status, StatusCode::UPGRADE_REQUIRED);
         assert_eq!(refusal_response(&refusal).headers()["sec-websocket-version"], "13");
-        for bad_key in [
-            "",
-            "abc",
-            "dGhlIHNhbXBsZSBub25jZQ",
-            "dGhlIHNhbXBsZSBub25jZXg=",
-            "!!!!!!!!!!!!!!!!!!!!!!==",
-        ] {
+        for bad_key in ["", "abc", "dGhlIHNhbXBsZSBub25jZQ", "dGhlIHNhbXBsZSBub25jZXg=", "!!!!!!!!!!!!!!!!!!!!!!=="] {
             let mut v = GOOD.to_vec();
             v[3] = ("sec-websocket-key", bad_key);
             assert_eq!(status(head(&v)), StatusCode::BAD_REQUEST, "{bad_key}");
         }
-        assert_eq!(
-            status(with(&[("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")])),
-            StatusCode::BAD_REQUEST
-        );
+        assert_eq!(status(with(&[("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")])), StatusCode::BAD_REQUEST);
     }
 
     #[test]
     fn origins() {
-        let cfg = WsConfig {
-            allowed_origins: vec!["https://app.example".into()],
-            ..WsConfig::default()
-        };
+        let cfg = WsConfig { allowed_origins: vec!["https://app.example".into()], ..WsConfig::default() };
         assert!(check(&with(&[("origin", "https://APP.example")]), &cfg).is_ok());
         assert_eq!(
-            check(&with(&[("origin", "https://evil.example")]), &cfg)
-                .unwrap_err()
-                .status,
+            check(&with(&[("origin", "https://evil.example")]), &cfg).unwrap_err().status,
             StatusCode::FORBIDDEN
         );
         assert_eq!(check(&head(&GOOD), &cfg).unwrap_err().status, StatusCode::FORBIDDEN);
@@ -272,20 +232,11 @@ mod tests {
 
     #[test]
     fn subprotocol_is_the_servers_first_choice_the_client_offers() {
-        let cfg = WsConfig {
-            subprotocols: vec!["v2.chat".into(), "v1.chat".into()],
-            ..WsConfig::default()
-        };
+        let cfg = WsConfig { subprotocols: vec!["v2.chat".into(), "v1.chat".into()], ..WsConfig::default() };
         let a = check(&with(&[("sec-websocket-protocol", "v1.chat, v2.chat")]), &cfg).unwrap();
         assert_eq!(a.subprotocol.as_deref(), Some("v2.chat"));
-        let a = check(
-            &with(&[
-                ("sec-websocket-protocol", "other"),
-                ("sec-websocket-protocol", "v1.chat"),
-            ]),
-            &cfg,
-        )
-        .unwrap();
+        let a =
+            check(&with(&[("sec-websocket-protocol", "other"), ("sec-websocket-protocol", "v1.chat")]), &cfg).unwrap();
         assert_eq!(a.subprotocol.as_deref(), Some("v1.chat"));
         assert_eq!(switching_protocols(&a).headers()["sec-websocket-protocol"], "v1.chat");
         let a = check(&with(&[("sec-websocket-protocol", "other")]), &cfg).unwrap();
@@ -295,19 +246,10 @@ mod tests {
     #[test]
     fn deflate_only_when_enabled() {
         let ext = [("sec-websocket-extensions", "permessage-deflate; client_max_window_bits")];
-        let cfg = WsConfig {
-            permessage_deflate: true,
-            ..WsConfig::default()
-        };
+        let cfg = WsConfig { permessage_deflate: true, ..WsConfig::default() };
         let a = check(&with(&ext), &cfg).unwrap();
-        assert_eq!(
-            switching_protocols(&a).headers()["sec-websocket-extensions"],
-            "permessage-deflate"
-        );
-        let cfg = WsConfig {
-            permessage_deflate: false,
-            ..WsConfig::default()
-        };
+        assert_eq!(switching_protocols(&a).headers()["sec-websocket-extensions"], "permessage-deflate");
+        let cfg = WsConfig { permessage_deflate: false, ..WsConfig::default() };
         assert_eq!(check(&with(&ext), &cfg).unwrap().deflate, None);
     }
 }

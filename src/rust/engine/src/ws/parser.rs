@@ -55,22 +55,14 @@ impl MessageParser {
     /// `inflater`: present when permessage-deflate was negotiated (RSV1 is then legal on
     /// the first frame of a data message).
     pub fn new(max_message: usize, inflater: Option<Inflater>) -> MessageParser {
-        MessageParser {
-            buf: BytesMut::new(),
-            frame: None,
-            msg: None,
-            inflater,
-            max_message,
-        }
+        MessageParser { buf: BytesMut::new(), frame: None, msg: None, inflater, max_message }
     }
 
     /// Make room for the next read: more when a large frame is on its way, so a 16 MB
     /// message is not read 16 KB at a time.
     pub fn reserve_for_read(&mut self) {
         let want = match &self.frame {
-            Some(f) => usize::try_from(f.remaining)
-                .unwrap_or(READ_MAX)
-                .clamp(READ_MIN, READ_MAX),
+            Some(f) => usize::try_from(f.remaining).unwrap_or(READ_MAX).clamp(READ_MIN, READ_MAX),
             None => READ_MIN,
         };
         if self.buf.capacity() - self.buf.len() < want / 2 {
@@ -99,10 +91,7 @@ impl MessageParser {
                 self.absorb(chunk, message_done)?;
                 if message_done {
                     if let Some(p) = self.msg.take() {
-                        return Ok(Some(Item::Message {
-                            binary: p.binary,
-                            data: p.data.freeze(),
-                        }));
+                        return Ok(Some(Item::Message { binary: p.binary, data: p.data.freeze() }));
                     }
                 }
                 continue;
@@ -163,11 +152,7 @@ impl MessageParser {
             // Refuse an oversized message from its headers, before reading its payload.
             // Compressed data may be a little larger than what it inflates to (stored
             // blocks), hence the slack; the inflated size is checked exactly as it grows.
-            let wire_limit = if p.compressed {
-                max.saturating_add(max / 64).saturating_add(1024)
-            } else {
-                max
-            };
+            let wire_limit = if p.compressed { max.saturating_add(max / 64).saturating_add(1024) } else { max };
             p.wire = p.wire.saturating_add(h.len);
             if p.wire > wire_limit as u64 {
                 return Err(ProtocolError::TooBig(max));
@@ -177,12 +162,7 @@ impl MessageParser {
                 // Bounded by the check above.
                 p.data.reserve(h.len as usize);
             }
-            self.frame = Some(FrameInProgress {
-                fin: h.fin,
-                mask,
-                remaining: h.len,
-                offset: 0,
-            });
+            self.frame = Some(FrameInProgress { fin: h.fin, mask, remaining: h.len, offset: 0 });
         }
     }
 
@@ -248,10 +228,7 @@ mod tests {
     }
 
     fn text(s: &str) -> Item {
-        Item::Message {
-            binary: false,
-            data: Bytes::copy_from_slice(s.as_bytes()),
-        }
+        Item::Message { binary: false, data: Bytes::copy_from_slice(s.as_bytes()) }
     }
 
     #[test]
@@ -271,14 +248,8 @@ mod tests {
                     Item::Ping(Bytes::from_static(b"p")),
                     Item::Pong(Bytes::new()),
                     text("Hello, wörld"),
-                    Item::Message {
-                        binary: true,
-                        data: Bytes::from_static(&[0, 1, 2])
-                    },
-                    Item::Close {
-                        code: 1000,
-                        reason: "done".into()
-                    },
+                    Item::Message { binary: true, data: Bytes::from_static(&[0, 1, 2]) },
+                    Item::Close { code: 1000, reason: "done".into() },
                 ],
                 "piece {piece}"
             );
@@ -291,16 +262,7 @@ mod tests {
         wire.extend(frame(false, false, OpCode::Binary, b""));
         wire.extend(frame(true, false, OpCode::Continuation, b""));
         let items = parse(&mut parser(), &wire, 1).unwrap();
-        assert_eq!(
-            items,
-            vec![
-                text(""),
-                Item::Message {
-                    binary: true,
-                    data: Bytes::new()
-                }
-            ]
-        );
+        assert_eq!(items, vec![text(""), Item::Message { binary: true, data: Bytes::new() }]);
     }
 
     #[test]
@@ -308,13 +270,7 @@ mod tests {
         let big: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
         let wire = frame(true, false, OpCode::Binary, &big);
         let items = parse(&mut parser(), &wire, 65_536).unwrap();
-        assert_eq!(
-            items,
-            vec![Item::Message {
-                binary: true,
-                data: Bytes::from(big)
-            }]
-        );
+        assert_eq!(items, vec![Item::Message { binary: true, data: Bytes::from(big) }]);
     }
 
     #[test]
@@ -322,25 +278,16 @@ mod tests {
         let unmasked = [0x81u8, 0x00];
         assert_eq!(parse(&mut parser(), &unmasked, 10), Err(ProtocolError::Unmasked));
         let cont = frame(true, false, OpCode::Continuation, b"x");
-        assert_eq!(
-            parse(&mut parser(), &cont, 10),
-            Err(ProtocolError::UnexpectedContinuation)
-        );
+        assert_eq!(parse(&mut parser(), &cont, 10), Err(ProtocolError::UnexpectedContinuation));
         let mut two = frame(false, false, OpCode::Text, b"a");
         two.extend(frame(true, false, OpCode::Text, b"b"));
-        assert_eq!(
-            parse(&mut parser(), &two, 100),
-            Err(ProtocolError::ExpectedContinuation)
-        );
+        assert_eq!(parse(&mut parser(), &two, 100), Err(ProtocolError::ExpectedContinuation));
         let rsv1 = frame(true, true, OpCode::Text, b"a");
         assert_eq!(parse(&mut parser(), &rsv1, 100), Err(ProtocolError::ReservedBits));
         let close1 = frame(true, false, OpCode::Close, b"\x03");
         assert_eq!(parse(&mut parser(), &close1, 100), Err(ProtocolError::CloseTooShort));
         let bad_code = frame(true, false, OpCode::Close, b"\x03\xec");
-        assert_eq!(
-            parse(&mut parser(), &bad_code, 100),
-            Err(ProtocolError::BadCloseCode(1004))
-        );
+        assert_eq!(parse(&mut parser(), &bad_code, 100), Err(ProtocolError::BadCloseCode(1004)));
     }
 
     #[test]
@@ -367,10 +314,7 @@ mod tests {
         assert_eq!(parse(&mut p, &wire[..6], 100), Err(ProtocolError::TooBig(10)));
         let mut wire = frame(false, false, OpCode::Binary, &[0; 6]);
         wire.extend(frame(true, false, OpCode::Continuation, &[0; 5]));
-        assert_eq!(
-            parse(&mut MessageParser::new(10, None), &wire, 100),
-            Err(ProtocolError::TooBig(10))
-        );
+        assert_eq!(parse(&mut MessageParser::new(10, None), &wire, 100), Err(ProtocolError::TooBig(10)));
         assert_eq!(parse(&mut MessageParser::new(11, None), &wire, 100).unwrap().len(), 1);
     }
 

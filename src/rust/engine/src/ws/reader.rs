@@ -113,12 +113,7 @@ pub async fn run<R: AsyncRead + Unpin>(
                 // per-connection permit lives as long (it rides with the data too).
                 let reserved = bytes.budget.force_reserve(data.len());
                 let data = budget::hold(data, (credit.1, reserved));
-                door.send(Event::WsMessage {
-                    conn: Arc::clone(conn),
-                    binary,
-                    data,
-                    credit: WsCredit(credit.0),
-                });
+                door.send(Event::WsMessage { conn: Arc::clone(conn), binary, data, credit: WsCredit(credit.0) });
                 continue;
             }
             Ok(Some(Item::Ping(payload))) => {

@@ -29,11 +29,7 @@ struct ClosedNotice {
 impl Drop for ClosedNotice {
     fn drop(&mut self) {
         let (code, reason) = self.conn.finish();
-        self.door.send(Event::WsClosed {
-            conn: Arc::clone(&self.conn),
-            code,
-            reason,
-        });
+        self.door.send(Event::WsClosed { conn: Arc::clone(&self.conn), code, reason });
     }
 }
 
@@ -66,23 +62,14 @@ async fn run(
         agreed.deflate.is_some(),
         cfg.max_outgoing_bytes,
     );
-    let _notice = ClosedNotice {
-        door: Arc::clone(&shared.door),
-        conn: Arc::clone(&conn),
-    };
+    let _notice = ClosedNotice { door: Arc::clone(&shared.door), conn: Arc::clone(&conn) };
     let stop = shared.ws_stop();
-    shared.door.send(Event::WsOpen {
-        conn: Arc::clone(&conn),
-        head,
-    });
+    shared.door.send(Event::WsOpen { conn: Arc::clone(&conn), head });
 
     let (rd, wr) = tokio::io::split(TokioIo::new(upgraded));
     let parser = MessageParser::new(cfg.max_message_bytes, agreed.deflate.as_ref().map(|_| Inflater::new()));
     let credits = Arc::new(Semaphore::new(cfg.max_inflight_messages.max(1)));
-    let settings = ReaderSettings {
-        idle_timeout: cfg.idle_timeout,
-        close_timeout: cfg.close_timeout,
-    };
+    let settings = ReaderSettings { idle_timeout: cfg.idle_timeout, close_timeout: cfg.close_timeout };
     let bytes = reader::Credits {
         messages: credits,
         bytes: Arc::new(Semaphore::new(cfg.max_inflight_bytes)),
@@ -91,13 +78,7 @@ async fn run(
         global_limit: shared.config.max_inflight_bytes,
     };
     let reader = reader::run(&conn, rd, parser, &shared.door, settings, bytes, stop);
-    let writer = writer::run(
-        &conn,
-        wr,
-        receivers,
-        agreed.deflate.as_ref().map(Deflater::new),
-        cfg.ping_interval,
-    );
+    let writer = writer::run(&conn, wr, receivers, agreed.deflate.as_ref().map(Deflater::new), cfg.ping_interval);
     supervise(&conn, reader, writer, cfg.close_timeout).await;
 }
 

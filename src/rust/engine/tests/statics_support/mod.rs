@@ -75,19 +75,9 @@ impl Host {
         )
         .unwrap();
         let server = engine
-            .start_server(
-                &BindTarget::Tcp {
-                    host: "127.0.0.1".into(),
-                    port: 0,
-                },
-                config,
-                AppCaps::default(),
-                statics,
-            )
+            .start_server(&BindTarget::Tcp { host: "127.0.0.1".into(), port: 0 }, config, AppCaps::default(), statics)
             .unwrap();
-        let LocalAddr::Tcp(addr) = server.local_addr().clone() else {
-            panic!("not TCP")
-        };
+        let LocalAddr::Tcp(addr) = server.local_addr().clone() else { panic!("not TCP") };
         let door = Arc::clone(engine.door());
         let stop = Arc::new(AtomicBool::new(false));
         let app_paths = Arc::new(Mutex::new(Vec::new()));
@@ -107,14 +97,7 @@ impl Host {
                 }
             }
         });
-        Host {
-            addr,
-            app_paths,
-            server: Some(server),
-            engine: Some(engine),
-            stop,
-            thread: Some(thread),
-        }
+        Host { addr, app_paths, server: Some(server), engine: Some(engine), stop, thread: Some(thread) }
     }
 
     /// Swap the server's table, as the bridge does.
@@ -154,10 +137,7 @@ pub struct Reply {
 
 impl Reply {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .get(&name.to_ascii_lowercase())
-            .and_then(|v| v.first())
-            .map(String::as_str)
+        self.headers.get(&name.to_ascii_lowercase()).and_then(|v| v.first()).map(String::as_str)
     }
 
     pub fn text(&self) -> String {
@@ -189,10 +169,7 @@ pub fn read_head(r: &mut impl BufRead) -> (u16, HashMap<String, Vec<String>>) {
             break;
         }
         let (n, v) = l.split_once(':').unwrap();
-        headers
-            .entry(n.trim().to_ascii_lowercase())
-            .or_default()
-            .push(v.trim().to_string());
+        headers.entry(n.trim().to_ascii_lowercase()).or_default().push(v.trim().to_string());
     }
     (status, headers)
 }
@@ -207,11 +184,7 @@ pub fn raw(addr: SocketAddr, request: &[u8], head: bool) -> Reply {
     let mut body = Vec::new();
     let no_body = head || status == 304 || status == 204;
     if !no_body {
-        match headers
-            .get("content-length")
-            .and_then(|v| v.first())
-            .and_then(|v| v.parse::<usize>().ok())
-        {
+        match headers.get("content-length").and_then(|v| v.first()).and_then(|v| v.parse::<usize>().ok()) {
             Some(n) => {
                 body.resize(n, 0);
                 r.read_exact(&mut body).unwrap();

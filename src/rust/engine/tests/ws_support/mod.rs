@@ -22,24 +22,10 @@ use tokio::net::TcpStream;
 /// What the host saw, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Seen {
-    Open {
-        id: u64,
-        subprotocol: Option<String>,
-        compressed: bool,
-    },
-    Message {
-        id: u64,
-        binary: bool,
-        len: usize,
-    },
-    SendRefused {
-        id: u64,
-    },
-    Closed {
-        id: u64,
-        code: u16,
-        reason: String,
-    },
+    Open { id: u64, subprotocol: Option<String>, compressed: bool },
+    Message { id: u64, binary: bool, len: usize },
+    SendRefused { id: u64 },
+    Closed { id: u64, code: u16, reason: String },
     ServerClosed,
 }
 
@@ -72,17 +58,9 @@ impl Host {
             }),
         )
         .expect("engine");
-        let target = BindTarget::Tcp {
-            host: "127.0.0.1".into(),
-            port: 0,
-        };
-        let caps = AppCaps {
-            websocket: true,
-            on_headers: false,
-        };
-        let server = engine
-            .start_server(&target, config, caps, StaticPaths::default())
-            .expect("server");
+        let target = BindTarget::Tcp { host: "127.0.0.1".into(), port: 0 };
+        let caps = AppCaps { websocket: true, on_headers: false };
+        let server = engine.start_server(&target, config, caps, StaticPaths::default()).expect("server");
         let addr = match server.local_addr() {
             LocalAddr::Tcp(a) => *a,
             other => panic!("unexpected {other:?}"),
@@ -109,16 +87,7 @@ impl Host {
                 }
             })
         };
-        Host {
-            engine: Some(engine),
-            server: Some(server),
-            addr,
-            log,
-            paused,
-            quit,
-            wake_tx,
-            thread: Some(thread),
-        }
+        Host { engine: Some(engine), server: Some(server), addr, log, paused, quit, wake_tx, thread: Some(thread) }
     }
 
     pub fn url(&self) -> String {
@@ -149,11 +118,7 @@ impl Host {
         let mut log = self.log.0.lock().unwrap();
         while !pred(&log) {
             let now = Instant::now();
-            assert!(
-                now < deadline,
-                "timed out waiting for {what}; log: {:?}",
-                &log[log.len().saturating_sub(20)..]
-            );
+            assert!(now < deadline, "timed out waiting for {what}; log: {:?}", &log[log.len().saturating_sub(20)..]);
             log = self.log.1.wait_timeout(log, deadline - now).unwrap().0;
         }
         log.clone()
@@ -226,14 +191,7 @@ fn handle(event: Event, log: &(Mutex<Vec<Seen>>, Condvar)) {
             },
         ),
         Event::WsMessage { conn, binary, data, .. } => {
-            record(
-                log,
-                Seen::Message {
-                    id: conn.id,
-                    binary,
-                    len: data.len(),
-                },
-            );
+            record(log, Seen::Message { id: conn.id, binary, len: data.len() });
             if !binary && command(&conn, &data, log) {
                 return;
             }
@@ -247,14 +205,7 @@ fn handle(event: Event, log: &(Mutex<Vec<Seen>>, Condvar)) {
             // A send after the close is a harmless no-op.
             assert!(!conn.send_text("late".into()));
             assert!(conn.is_closed());
-            record(
-                log,
-                Seen::Closed {
-                    id: conn.id,
-                    code,
-                    reason,
-                },
-            )
+            record(log, Seen::Closed { id: conn.id, code, reason })
         }
         Event::Call { reply, .. } => {
             let _ = reply.send(Response::plain(http::StatusCode::OK, "not a websocket\n"));
@@ -293,11 +244,7 @@ fn command(conn: &Arc<WsConnection>, data: &[u8], log: &(Mutex<Vec<Seen>>, Condv
 }
 
 pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
 
 /// Run a client future with an overall time limit (tests must end by themselves).
@@ -328,10 +275,7 @@ pub struct Handshake {
 
 impl Handshake {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -357,10 +301,8 @@ impl RawClient {
         let head = String::from_utf8(buf.split_to(end + 4).to_vec()).unwrap();
         let mut lines = head.split("\r\n");
         let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
-        let headers = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
-            .collect();
+        let headers =
+            lines.filter_map(|l| l.split_once(':')).map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned())).collect();
         (RawClient { stream, buf }, Handshake { status, headers })
     }
 
@@ -429,12 +371,7 @@ impl RawClient {
         let (b0, _) = (b[0], b[1]);
         self.buf.advance(at);
         let payload = self.buf.split_to(len).to_vec();
-        Some(RawFrame {
-            fin: b0 & 0x80 != 0,
-            rsv1: b0 & 0x40 != 0,
-            opcode: b0 & 0x0f,
-            payload,
-        })
+        Some(RawFrame { fin: b0 & 0x80 != 0, rsv1: b0 & 0x40 != 0, opcode: b0 & 0x0f, payload })
     }
 
     /// Read until the server's close frame; returns its code (None if the connection just

@@ -64,7 +64,8 @@ fn a_chain_is_read_leaf_first_and_its_key_must_be_the_leafs() {
     assert_eq!(chain[1], ca[0]);
     load(&settings(cert.clone(), key), false).expect("loads");
     // The CA first: the key (the leaf's) matches the wrong certificate.
-    let reversed = d.write("reversed.pem", &format!("{}{}", pki.ca_cert_pem, pki.cert_pem.replace(&pki.ca_cert_pem, "")));
+    let reversed =
+        d.write("reversed.pem", &format!("{}{}", pki.ca_cert_pem, pki.cert_pem.replace(&pki.ca_cert_pem, "")));
     let e = load_err(&settings(reversed, d.write("key2.pem", &pki.key_pem)));
     assert!(e.contains("does not match the certificate"), "{e}");
 }
