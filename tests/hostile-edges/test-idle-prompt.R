@@ -48,3 +48,31 @@ test_that("a wake-up later loses is made good by rookd's own input handler", {
   expect_identical(res$n_lost, 0L)
   expect_true(at_prompt(both$capture()))
 })
+
+# A request that arrives while the user's own code waits at top level (Sys.sleep() at
+# the prompt runs R's input handlers, but no app may run then): the handler consumes the
+# poke and must ask again by both paths. With later never running a drain (every
+# later wake-up dropped), the request is answered right after the sleep, by the poke path.
+test_that("a poke that comes while R waits in top-level code is not lost when later's path is", {
+  skip_if_slow_disabled()
+  skip_if_no_tmux()
+  sess <- tmux_r_session(env = c(ROOKD_TEST_LOSE_LATER_WAKES = "1"))
+  curl_get <- function(path, timeout = 10) {
+    processx::run("curl", c("-sS", "--max-time", timeout, paste0(sess$url, path)),
+                  error_on_status = FALSE, timeout = timeout + 5)
+  }
+  first <- curl_get("/before")
+  expect_identical(first$status, 0L)
+  expect_match(first$stdout, "/before")
+  sess$send("Sys.sleep(3)")
+  Sys.sleep(0.5)
+  t0 <- Sys.time()
+  during <- curl_get("/during", timeout = 15)
+  waited <- as.numeric(Sys.time() - t0, units = "secs")
+  expect_identical(during$status, 0L)
+  expect_match(during$stdout, "/during")
+  # Not inside the sleep (no app runs in the middle of top-level code), but soon after.
+  expect_gt(waited, 1.5)
+  expect_lt(waited, 8)
+  expect_true(at_prompt(sess$capture()))
+})

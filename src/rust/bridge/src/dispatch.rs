@@ -50,31 +50,58 @@ const NESTED_RETRY_SECS: f64 = 0.02;
 /// The Door's waker (called on the engine's I/O threads): schedule a drain at once on
 /// later's loop, and poke rookd's own input handler, so that a drain is lost only if
 /// both wake-ups are (see wake.rs).
-///
-/// Fault injection for the tests of this redundancy (tests/hostile-edges): with
-/// `ROOKD_TEST_LOSE_LATER_WAKES=N` set when the engine starts, every N-th wake-up skips
-/// later's path (as if later had lost it), and with `ROOKD_TEST_NO_POKE=1` the poke is
-/// never sent. Unset (always, outside those tests), the waker is the two calls above.
 pub fn door_waker() -> Arc<dyn Fn() + Send + Sync> {
-    let lose_every = std::env::var("ROOKD_TEST_LOSE_LATER_WAKES").ok().and_then(|v| v.parse::<u64>().ok());
-    let no_poke = std::env::var("ROOKD_TEST_NO_POKE").is_ok_and(|v| v == "1");
-    if lose_every.is_none() && !no_poke {
-        return Arc::new(|| {
-            wake::schedule(drain_callback, 0.0);
-            wake::poke();
-        });
-    }
-    let n = lose_every.unwrap_or(0);
-    let count = std::sync::atomic::AtomicU64::new(0);
-    Arc::new(move || {
-        let i = count.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        if n == 0 || i % n != 0 {
-            wake::schedule(drain_callback, 0.0);
-        }
-        if !no_poke {
+    FAULTS.get_or_init(Faults::from_env);
+    Arc::new(|| {
+        schedule_drain_on_later(0.0);
+        if !faults().no_poke {
             wake::poke();
         }
     })
+}
+
+/// Fault injection for the tests of the two wake-up paths (tests/hostile-edges), read once
+/// when the engine starts: `ROOKD_TEST_LOSE_LATER_WAKES=N` drops every N-th drain asked of
+/// later (as if later had lost its wake-up; 1: later never runs a drain), and
+/// `ROOKD_TEST_NO_POKE=1` never pokes. Both unset (always, outside those tests): one
+/// relaxed load and a branch per wake-up.
+struct Faults {
+    lose_later_every: u64,
+    no_poke: bool,
+    later_calls: std::sync::atomic::AtomicU64,
+}
+
+impl Faults {
+    fn from_env() -> Faults {
+        Faults {
+            lose_later_every: std::env::var("ROOKD_TEST_LOSE_LATER_WAKES")
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0),
+            no_poke: std::env::var("ROOKD_TEST_NO_POKE").is_ok_and(|v| v == "1"),
+            later_calls: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+}
+
+static FAULTS: std::sync::OnceLock<Faults> = std::sync::OnceLock::new();
+static NO_FAULTS: Faults =
+    Faults { lose_later_every: 0, no_poke: false, later_calls: std::sync::atomic::AtomicU64::new(0) };
+
+fn faults() -> &'static Faults {
+    FAULTS.get().unwrap_or(&NO_FAULTS)
+}
+
+/// Ask later for a drain in `secs` (any thread), unless a test drops it (above).
+fn schedule_drain_on_later(secs: f64) {
+    let f = faults();
+    if f.lose_later_every > 0 {
+        let i = f.later_calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if i % f.lose_later_every == 0 {
+            return;
+        }
+    }
+    wake::schedule(drain_callback, secs);
 }
 
 pub extern "C" fn drain_callback(_data: *mut c_void) {
@@ -99,13 +126,19 @@ fn idle_wake(mt: MainThread) {
     }
     wake::take_pokes(mt);
     if DRAINING.with(|d| d.get()) || !at_top_level(mt) {
-        // Inside R code (an app's or the user's that waits): apps may not run now. Ask
-        // later for a drain, which it runs once R is back at top level (a fresh wake-up
-        // of later's, so this path too does not rest on the one that may have been lost).
-        wake::schedule(drain_callback, NESTED_RETRY_SECS);
+        // Inside R code (an app's or the user's that waits): apps may not run now.
+        retry_drain_soon();
         return;
     }
     drain(mt);
+}
+
+/// A drain is owed but cannot run now (R is not at top level, or a drain is running):
+/// ask for it again by both paths, a later callback and a new poke, so that it does not
+/// rest on later alone (whose wake-up may be the one that was lost).
+fn retry_drain_soon() {
+    schedule_drain_on_later(NESTED_RETRY_SECS);
+    wake::poke_after(std::time::Duration::from_secs_f64(NESTED_RETRY_SECS));
 }
 
 /// Is R at top level (no R function running: the console prompt), as later decides
@@ -132,7 +165,7 @@ impl Drop for DrainingFlag {
 
 fn drain(mt: MainThread) {
     if DRAINING.with(|d| d.replace(true)) {
-        wake::schedule(drain_callback, NESTED_RETRY_SECS);
+        retry_drain_soon();
         return;
     }
     let _flag = DrainingFlag;

@@ -213,9 +213,10 @@ fn start_server(
         if s.engine.is_none() {
             let engine = Engine::new(threads, dispatch::door_waker()).map_err(|e| Error::Other(e.to_string()))?;
             s.engine = Some(engine);
-            // The Door's second wake-up path: R's event loop watches rookd's own socket.
-            wake::install_input_handler(mt, dispatch::idle_input_handler).map_err(Error::Other)?;
         }
+        // The Door's second wake-up path: R's event loop watches rookd's own socket
+        // (idempotent; tried again at each start if it ever failed).
+        wake::install_input_handler(mt, dispatch::idle_input_handler).map_err(Error::Other)?;
         let engine = s.engine.as_ref().ok_or_else(|| Error::Other("no engine".into()))?;
         let (handle, warnings) = engine
             .start_server_tls(&target, config, caps, static_paths, tls)

@@ -16,6 +16,11 @@
 //!    event loop poll file descriptors (`service()`, `later::run_now()`) are served by the
 //!    first path alone, as before.
 //!
+//! When the handler runs while R cannot run apps (inside `Sys.sleep()`, or an app's own
+//! wait), it consumes the poke and asks for both paths again: a later callback, and a
+//! new poke shortly after ([`poke_after`], from a small thread of this module's), so
+//! that a drain owed at that moment does not rest on later alone either.
+//!
 //! The poke costs one non-blocking one-byte `write` per wake-up (the Door asks for a
 //! wake-up once per burst, not per event; a poke already unread is not repeated) and, on
 //! R's thread, one `read` when the handler runs.
@@ -32,6 +37,8 @@ use std::io::{ErrorKind, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use crate::rapi::r::MainThread;
 use crate::rapi::{addInputHandler, removeInputHandler, InputHandler, R_GetCCallable, R_InputHandlers};
@@ -179,6 +186,65 @@ pub fn take_pokes(_: MainThread) {
             Ok(n) if n == buf.len() => continue,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             _ => break,
+        }
+    }
+}
+
+/// The thread that pokes again after a delay, and the deadline it waits for.
+struct Repoker {
+    due: Mutex<Option<Instant>>,
+    changed: Condvar,
+    pid: u32,
+}
+
+static REPOKER: OnceLock<Mutex<Option<&'static Repoker>>> = OnceLock::new();
+
+/// Poke again after `delay` (any thread; never blocks for long): the handler's answer to
+/// a poke it could not act on. Deadlines asked for meanwhile are merged (the earliest
+/// wins), so a loop of nested pokes costs one wake-up of the thread per `delay`.
+pub fn poke_after(delay: Duration) {
+    let Some(r) = repoker() else {
+        return;
+    };
+    let at = Instant::now() + delay;
+    let mut due = r.due.lock().unwrap_or_else(|e| e.into_inner());
+    if due.is_none_or(|d| at < d) {
+        *due = Some(at);
+        r.changed.notify_one();
+    }
+}
+
+/// This process's repoker, started on first use (a forked child starts its own: the
+/// parent's thread does not exist there).
+fn repoker() -> Option<&'static Repoker> {
+    let me = std::process::id();
+    let slot = REPOKER.get_or_init(|| Mutex::new(None));
+    let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(r) = *slot {
+        if r.pid == me {
+            return Some(r);
+        }
+    }
+    let r: &'static Repoker = Box::leak(Box::new(Repoker { due: Mutex::new(None), changed: Condvar::new(), pid: me }));
+    std::thread::Builder::new().name("rookd-repoke".into()).spawn(move || repoke_loop(r)).ok()?;
+    *slot = Some(r);
+    Some(r)
+}
+
+fn repoke_loop(r: &'static Repoker) {
+    let mut due = r.due.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        match *due {
+            None => due = r.changed.wait(due).unwrap_or_else(|e| e.into_inner()),
+            Some(at) => {
+                let now = Instant::now();
+                if now >= at {
+                    *due = None;
+                    poke();
+                } else {
+                    due = r.changed.wait_timeout(due, at - now).unwrap_or_else(|e| e.into_inner()).0;
+                }
+            }
         }
     }
 }

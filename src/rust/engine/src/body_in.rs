@@ -26,13 +26,17 @@ pub(crate) struct Room<'a> {
     pub limit: usize,
 }
 
-/// Read the whole body, counting its bytes against the budget as they arrive (a declared
-/// length up front), so memory held for the host stays within `max_inflight_bytes`. The
+/// Read the whole body, counting its bytes against the budget as they arrive (at most
+/// 64 KiB of a declared length ahead), so memory held for the host stays within `max_inflight_bytes`. The
 /// returned bytes carry the reservation: it is given back when the host drops them.
 /// A body must keep arriving at this many bytes per second on average once its first
 /// `body_timeout` is over (as Apache's `mod_reqtimeout` `MinRate`), so a slow but steady
 /// upload is served while one that trickles a few bytes at a time is cut.
 pub(crate) const BODY_MIN_RATE: f64 = 500.0;
+
+/// How much of a declared body is reserved in the byte budget (and allocated) before any
+/// of it has arrived.
+const RESERVE_AHEAD: usize = 64 * 1024;
 
 /// `timeout` (the `body_timeout` option) bounds each wait for more of the body (as nginx's
 /// `client_body_timeout`) and, with [`BODY_MIN_RATE`], the body's overall pace: the
@@ -54,10 +58,13 @@ pub(crate) async fn collect(
         let by_pace = start + timeout + std::time::Duration::from_secs_f64(received as f64 / BODY_MIN_RATE);
         (last + timeout).min(by_pace)
     };
-    let want = usize::try_from(declared.unwrap_or(0)).map_err(|_| BodyError::NoRoom)?;
+    // Only what may arrive soon is reserved (and allocated) ahead; the rest as it comes.
+    // Reserving a declared length whole would let a few clients that send a head saying
+    // "100 MB" and then nothing hold the whole budget for `body_timeout`, and every other
+    // upload would get 503 meanwhile.
+    let want = usize::try_from(declared.unwrap_or(0)).map_err(|_| BodyError::NoRoom)?.min(RESERVE_AHEAD);
     let mut reserved = room.budget.try_reserve(want, room.limit).ok_or(BodyError::NoRoom)?;
-    let cap = want.min(16 * 1024 * 1024);
-    let mut buf = BytesMut::with_capacity(cap);
+    let mut buf = BytesMut::with_capacity(want);
     loop {
         let frame = if limited {
             let by = next_frame_by(last, received);

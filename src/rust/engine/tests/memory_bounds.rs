@@ -150,7 +150,9 @@ fn http_bodies_count_against_the_engine_wide_bound() {
         let b = tokio::spawn(http(host.addr, post(400 * KIB)));
         settle().await;
         assert_eq!(host.inflight_bytes(), 800 * KIB);
-        // A third declared body would pass the bound: refused before it is read.
+        // A third body would pass the bound: refused once its bytes reach it (a declared
+        // length alone reserves no more than 64 KiB, so heads that promise big bodies and
+        // send nothing cannot hold the budget).
         let (status, head) = http(host.addr, post(400 * KIB)).await;
         assert_eq!((status, head.contains("Retry-After: 1")), (503, true), "{head}");
         // A chunked one is refused when its bytes would pass the bound, and closed.
@@ -168,6 +170,28 @@ fn http_bodies_count_against_the_engine_wide_bound() {
         host.resume();
         assert_eq!(a.await.unwrap().0, 200);
         assert_eq!(b.await.unwrap().0, 200);
+    });
+    budget_empties(&host);
+}
+
+#[test]
+fn heads_that_promise_big_bodies_and_send_nothing_do_not_hold_the_budget() {
+    // Before: each declared length was reserved whole, so three such heads held the
+    // whole budget for `body_timeout` and every other upload got 503 meanwhile.
+    let config = ServerConfig { max_inflight_bytes: 1024 * KIB, ..ServerConfig::default() };
+    let host = Host::start(config);
+    run_client(LIMIT, async {
+        let mut idle = Vec::new();
+        for _ in 0..3 {
+            let mut s = TcpStream::connect(host.addr).await.unwrap();
+            let head = format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", 1000 * KIB);
+            s.write_all(head.as_bytes()).await.unwrap();
+            idle.push(s);
+        }
+        settle().await;
+        assert!(host.inflight_bytes() <= 3 * 64 * KIB, "{}", host.inflight_bytes());
+        assert_eq!(http(host.addr, post(400 * KIB)).await.0, 200);
+        drop(idle);
     });
     budget_empties(&host);
 }
