@@ -62,3 +62,33 @@ print(request(port, b"POST / HTTP/1.1\\r\\nHost: x\\r\\nTransfer-Encoding: chunk
   expect_equal(p$workers()$served, 0)
   expect_equal(p$stats()$workers_replaced, 0)
 })
+
+test_that("an upgrade request that says it has a body gets 400 at the front; the worker is untouched", {
+  skip_if_no_python()
+  # Before: the front forwarded the handshake without the body but with its
+  # Content-Length; the worker waited for the bytes, worker_timeout ran out, and the
+  # healthy worker was replaced (502). Any client could do that to every worker.
+  p <- edge_pool(workers = 1, worker_timeout = 3)
+  before <- p$workers()$pid
+  out <- py_run(paste0(py_raw_request, '
+port = int(sys.argv[1])
+s = socket.socket(); s.settimeout(10); s.connect(("127.0.0.1", port))
+s.sendall(b"GET /ws HTTP/1.1\\r\\nHost: x\\r\\nConnection: Upgrade\\r\\nUpgrade: websocket\\r\\n"
+          b"Sec-WebSocket-Version: 13\\r\\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\\r\\n"
+          b"Content-Length: 10\\r\\n\\r\\n")
+buf = b""
+try:
+    while True:
+        c = s.recv(65536)
+        if not c: break
+        buf += c
+except socket.timeout:
+    pass
+print(buf.decode("utf-8", "replace").split("\\r\\n")[0])
+'), p$getPort(), timeout = 30)
+  expect_match(out[1], "^HTTP/1.1 400")
+  Sys.sleep(3.5)
+  expect_equal(p$workers()$pid, before)
+  expect_equal(p$stats()$workers_replaced, 0)
+  expect_equal(p$stats()$bad_gateway, 0)
+})

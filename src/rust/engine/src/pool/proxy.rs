@@ -248,6 +248,12 @@ async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>, peer: SocketAdd
     let upgrade = is_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (parts, body) = req.into_parts();
+    if upgrade && !body.is_end_stream() {
+        // A WebSocket handshake has no body. Forwarding one that says it has would leave
+        // the worker waiting for bytes that never come, and `worker_timeout` would then
+        // blame (and replace) a healthy worker.
+        return closing(StatusCode::BAD_REQUEST, "400 Bad Request: an upgrade request has no body\n");
+    }
     let chunked = parts.headers.contains_key(header::TRANSFER_ENCODING);
     // The whole body first, at the client's pace: no worker is involved until it is here.
     let data = if upgrade || body.is_end_stream() {
