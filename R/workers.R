@@ -68,7 +68,8 @@
 #' @param options Options ([rookdOptions()]) for the workers' servers (compression,
 #'   WebSocket limits, access log, ...) and for the front: `header_timeout`,
 #'   `body_timeout`, `max_body_bytes`, `max_inflight_bytes` and `trusted_proxies` apply
-#'   at the front too. The workers' `trusted_proxies` is always their front alone.
+#'   at the front too, and `send_timeout` to WebSocket tunnels (a client that takes
+#'   nothing that long while the front has bytes for it is closed). The workers' `trusted_proxies` is always their front alone.
 #'   `proxy_protocol` is not supported by the front.
 #' @param max_connections Client connections the front holds at once (beyond: `503`);
 #'   `NULL`: `options$max_connections`. [1, 1000000]

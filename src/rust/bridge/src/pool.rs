@@ -103,6 +103,7 @@ fn rookd_pool_start(
         max_connections: count("max_connections", max_connections, 1.0, 1_000_000.0)? as usize,
         header_timeout: server.header_timeout,
         body_timeout: server.body_timeout,
+        send_timeout: server.send_timeout,
         max_body_bytes: server.max_body_bytes,
         max_inflight_bytes: server.max_inflight_bytes,
         trusted_proxies: server.trusted_proxies,

@@ -89,6 +89,9 @@ pub struct PoolConfig {
     /// A request body must keep coming (as a plain server's `body_timeout`: each wait,
     /// and a minimum pace).
     pub body_timeout: Duration,
+    /// A WebSocket tunnel whose client takes nothing for this long while the front has
+    /// bytes for it is closed (as a plain server's `send_timeout`).
+    pub send_timeout: Duration,
     /// Larger bodies get 413.
     pub max_body_bytes: u64,
     /// Bodies buffered at the front at once, in bytes, over all requests (beyond: 503).

@@ -367,7 +367,7 @@ async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>, peer: SocketAdd
         if let Some(client_upgrade) = client_upgrade {
             let mut resp = Response::from_parts(parts.clone(), body);
             let worker_upgrade = hyper::upgrade::on(&mut resp);
-            tokio::spawn(tunnel(client_upgrade, worker_upgrade, Arc::clone(&worker), tunnel_slot));
+            tokio::spawn(tunnel(client_upgrade, worker_upgrade, Arc::clone(&worker), tunnel_slot, cfg.send_timeout));
             let mut r = Response::new(Full::new(Bytes::new()).map_err(|n: Infallible| match n {}).boxed());
             *r.status_mut() = parts.status;
             *r.headers_mut() = parts.headers;
@@ -475,13 +475,110 @@ async fn tunnel(
     worker_side: hyper::upgrade::OnUpgrade,
     worker: Arc<Worker>,
     _slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    send_timeout: Duration,
 ) {
     let (Ok(c), Ok(w)) = tokio::join!(client, worker_side) else { return };
     worker.websockets.fetch_add(1, Ordering::AcqRel);
-    let mut c = TokioIo::new(c);
+    let stalled = Arc::new(StallClock::new());
+    let mut c = WatchedWrites { io: TokioIo::new(c), clock: Arc::clone(&stalled) };
     let mut w = TokioIo::new(w);
-    let _ = tokio::io::copy_bidirectional(&mut c, &mut w).await;
+    // A client that stops taking bytes would otherwise hold the tunnel (its slot, a
+    // descriptor, the kernel's buffers, the worker's WebSocket count) for ever: the
+    // copy waits to write to it even after the worker's side has closed.
+    tokio::select! {
+        _ = tokio::io::copy_bidirectional(&mut c, &mut w) => {}
+        _ = stalled.expired(send_timeout) => {}
+    }
     worker.websockets.fetch_sub(1, Ordering::AcqRel);
+}
+
+/// When writes to a tunnel's client began to wait (none: they do not), as milliseconds
+/// since the clock was made, plus one.
+struct StallClock {
+    start: std::time::Instant,
+    waiting_since: std::sync::atomic::AtomicU64,
+}
+
+impl StallClock {
+    fn new() -> StallClock {
+        StallClock { start: std::time::Instant::now(), waiting_since: std::sync::atomic::AtomicU64::new(0) }
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX - 1) + 1
+    }
+
+    /// Resolves once a write has waited `timeout` with no byte taken (never when the
+    /// timeout is "none", a year or more).
+    async fn expired(&self, timeout: Duration) {
+        if timeout >= crate::config::limits::FAR {
+            return std::future::pending().await;
+        }
+        let limit = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX / 2).max(1);
+        let tick = (timeout / 4).max(Duration::from_millis(10));
+        loop {
+            tokio::time::sleep(tick).await;
+            let since = self.waiting_since.load(Ordering::Relaxed);
+            if since != 0 && self.now().saturating_sub(since) >= limit {
+                return;
+            }
+        }
+    }
+}
+
+/// The client's side of a tunnel, with its writes watched by a [`StallClock`].
+struct WatchedWrites<T> {
+    io: T,
+    clock: Arc<StallClock>,
+}
+
+impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for WatchedWrites<T> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> WatchedWrites<T> {
+    fn watch<R>(&self, poll: std::task::Poll<R>) -> std::task::Poll<R> {
+        if poll.is_pending() {
+            let _ =
+                self.clock.waiting_since.compare_exchange(0, self.clock.now(), Ordering::Relaxed, Ordering::Relaxed);
+        } else {
+            self.clock.waiting_since.store(0, Ordering::Relaxed);
+        }
+        poll
+    }
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for WatchedWrites<T> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let p = std::pin::Pin::new(&mut self.io).poll_write(cx, buf);
+        self.watch(p)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let p = std::pin::Pin::new(&mut self.io).poll_flush(cx);
+        self.watch(p)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let p = std::pin::Pin::new(&mut self.io).poll_shutdown(cx);
+        self.watch(p)
+    }
 }
 
 /// The worker's response body on its way to the client. Holds the request's slot on the

@@ -62,6 +62,7 @@ fn fake_pool() -> Option<PoolHandle> {
         max_connections: 100,
         header_timeout: Duration::from_secs(10),
         body_timeout: Duration::from_secs(10),
+        send_timeout: Duration::from_secs(30),
         max_body_bytes: 1 << 20,
         max_inflight_bytes: 1 << 24,
         trusted_proxies: TrustedProxies::default(),
