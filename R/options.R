@@ -44,16 +44,19 @@
 #'   writing a byte (a client that stops reading: its socket stays full, or over HTTP/2
 #'   it gives no flow-control window to a stream being answered); then the connection is
 #'   closed and every answer it held is dropped (R vectors lent to it included). HTTP/1.1,
-#'   HTTP/2 and WebSocket connections alike. The rule is "no progress", not a pace: a
-#'   client that reads slowly but steadily is served (on Linux, bytes the client took
-#'   from the kernel's send queue count as progress, even while the kernel still refuses
-#'   new writes). Between keep-alive requests, `keepalive_timeout` counts from the last
-#'   byte of the answer written, not from when the app's body ended. What a stalled connection can hold
+#'   HTTP/2 and WebSocket connections alike (through a worker pool's front too). Over
+#'   HTTP/1.1 and WebSockets the rule is "no progress", not a pace: a client that reads
+#'   slowly but steadily is served (on Linux, bytes the client took from the kernel's
+#'   send queue count as progress, even while the kernel still refuses new writes). Over
+#'   HTTP/2 an answer is handed to hyper in slices of 64 KiB, and a stream whose next
+#'   slice is not taken within 1 to 1.5 times `send_timeout` closes the whole connection:
+#'   a minimum pace of 64 KiB per `send_timeout` for each stream being answered. Between
+#'   keep-alive requests, `keepalive_timeout` counts from the last byte of the answer
+#'   written, not from when the app's body ended. What a stalled connection can hold
 #'   until then: over HTTP/1.1 one answer; over HTTP/2 at most
-#'   `h2_max_concurrent_streams` answers (hyper takes each in slices of 64 KiB, so a
-#'   stalled stream holds its answer's buffer and at most about 400 KiB more). An HTTP/2
-#'   stream is closed after 1 to 1.5 times `send_timeout`. [0, 31536000] or `Inf`; `0`/`Inf`:
-#'   none. Default 30.
+#'   `h2_max_concurrent_streams` answers (each its answer's buffer and at most about
+#'   400 KiB more). [0, 31536000] or `Inf`; `0`/`Inf`: none; at least 0.01 s otherwise.
+#'   Default 30.
 #' @param max_connections Connections served at once; more wait in the kernel's backlog.
 #'   [1, 1000000]
 #' @param max_queued_requests Requests waiting for R at once; more get

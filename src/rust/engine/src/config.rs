@@ -479,7 +479,9 @@ impl ServerConfig {
         self.header_timeout = self.header_timeout.min(FAR);
         self.keepalive_timeout = self.keepalive_timeout.min(FAR);
         self.body_timeout = self.body_timeout.min(FAR);
-        self.send_timeout = self.send_timeout.min(FAR);
+        // At least 10 ms: the HTTP/2 stall watch ticks at half of it, and a tick of zero
+        // would spin.
+        self.send_timeout = self.send_timeout.clamp(std::time::Duration::from_millis(10), FAR);
         self.shutdown_grace = self.shutdown_grace.min(MAX_SHUTDOWN_GRACE);
         self.tls_handshake_timeout = self.tls_handshake_timeout.min(FAR);
         let h2 = &mut self.h2;
