@@ -268,8 +268,13 @@ impl PoolHandle {
         };
         let listener = {
             let _enter = rt.enter();
-            tokio::net::TcpListener::from_std(l)
-                .map_err(|e| crate::error::EngineError::Bind { addr: local.to_string(), source: e })?
+            match tokio::net::TcpListener::from_std(l) {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(&cfg.socket_dir);
+                    return Err(crate::error::EngineError::Bind { addr: local.to_string(), source: e }.into());
+                }
+            }
         };
         let shared = Arc::new(Shared {
             cfg,
