@@ -14,8 +14,9 @@
 //!    only *schedule* a drain (write a byte to a pipe, post to an event loop); it never runs
 //!    host code itself. The Door calls it once per burst (rule 2), so a host whose event
 //!    loop can lose a wake-up must not rest on one path: rookd's waker posts to later's
-//!    loop *and* pokes an input handler of its own (the bridge's `wake.rs`), and a drain
-//!    started by either clears the flag.
+//!    loop *and* pokes an input handler of its own (the bridge's `wake.rs`), a drain
+//!    started by either clears the flag, and a wake-up that finds R unable to run apps
+//!    (inside top-level code) asks again by both paths.
 //! 2. **No lost wake-ups.** `send` pushes the event *first*, then swaps `wake_pending` to
 //!    `true`; only the sender that saw it `false` calls the waker. A drain clears
 //!    `wake_pending` *before* taking its first event. So for any event E: either the drain
