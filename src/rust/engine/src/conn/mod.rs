@@ -92,6 +92,7 @@ pub(crate) async fn serve_connection<IO>(
             }
             preface::Sniffed::Gone => return,
             preface::Sniffed::Stalled => {
+                shared.metrics.reject(Reject::Timeout);
                 service::log_refused(&conn_ctx, http::Version::HTTP_11, 408, REQUEST_TIMEOUT_BODY.len() as u64);
                 answer_request_timeout(io.io).await;
                 return;
