@@ -47,15 +47,19 @@ thread_local! {
 /// Retry delay for a drain that was asked for while another one is running.
 const NESTED_RETRY_SECS: f64 = 0.02;
 
+/// How long a wake-up may go unanswered (no drain begun) before rookd's own input handler
+/// is poked (wake.rs): later's path normally answers in well under a millisecond.
+const REPOKE_AFTER: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// The Door's waker (called on the engine's I/O threads): schedule a drain at once on
-/// later's loop, and poke rookd's own input handler, so that a drain is lost only if
-/// both wake-ups are (see wake.rs).
+/// later's loop, and have rookd's own input handler poked if no drain has begun within
+/// `REPOKE_AFTER`, so that a drain is lost only if both paths fail (see wake.rs).
 pub fn door_waker() -> Arc<dyn Fn() + Send + Sync> {
     FAULTS.get_or_init(Faults::from_env);
     Arc::new(|| {
         schedule_drain_on_later(0.0);
         if !faults().no_poke {
-            wake::poke();
+            wake::poke_unless_drained(REPOKE_AFTER);
         }
     })
 }
@@ -63,7 +67,7 @@ pub fn door_waker() -> Arc<dyn Fn() + Send + Sync> {
 /// Fault injection for the tests of the two wake-up paths (tests/hostile-edges), read once
 /// when the engine starts: `ROOKD_TEST_LOSE_LATER_WAKES=N` drops every N-th drain asked of
 /// later (as if later had lost its wake-up; 1: later never runs a drain), and
-/// `ROOKD_TEST_NO_POKE=1` never pokes. Both unset (always, outside those tests): one
+/// `ROOKD_TEST_NO_POKE=1` never arms the poke. Both unset (always, outside those tests): one
 /// relaxed load and a branch per wake-up.
 struct Faults {
     lose_later_every: u64,
@@ -125,6 +129,15 @@ fn idle_wake(mt: MainThread) {
         return;
     }
     wake::take_pokes(mt);
+    // Most pokes find that later's callback already drained (its handler runs first):
+    // the queue empty, no wake-up owed. Then there is nothing to do, and the cost of the
+    // second path stays one read. (Queue first, then the flag: an event pushed between
+    // the two reads sets the flag; one pushed after them wakes R again.)
+    if let Some(door) = state::door() {
+        if door.is_empty() && !door.wake_pending() {
+            return;
+        }
+    }
     if DRAINING.with(|d| d.get()) || !at_top_level(mt) {
         // Inside R code (an app's or the user's that waits): apps may not run now.
         retry_drain_soon();
@@ -138,7 +151,7 @@ fn idle_wake(mt: MainThread) {
 /// rest on later alone (whose wake-up may be the one that was lost).
 fn retry_drain_soon() {
     schedule_drain_on_later(NESTED_RETRY_SECS);
-    wake::poke_after(std::time::Duration::from_secs_f64(NESTED_RETRY_SECS));
+    wake::poke_unless_drained(std::time::Duration::from_secs_f64(NESTED_RETRY_SECS));
 }
 
 /// Is R at top level (no R function running: the console prompt), as later decides
@@ -170,6 +183,7 @@ fn drain(mt: MainThread) {
     }
     let _flag = DrainingFlag;
     let (Some(door), Some(ctx)) = (state::door(), ctx::get()) else { return };
+    wake::drain_begins(mt);
     for event in door.begin_drain() {
         let depth = r::protect_depth(mt);
         handle(mt, ctx, event);

@@ -14,9 +14,10 @@
 //!    only *schedule* a drain (write a byte to a pipe, post to an event loop); it never runs
 //!    host code itself. The Door calls it once per burst (rule 2), so a host whose event
 //!    loop can lose a wake-up must not rest on one path: rookd's waker posts to later's
-//!    loop *and* pokes an input handler of its own (the bridge's `wake.rs`), a drain
-//!    started by either clears the flag, and a wake-up that finds R unable to run apps
-//!    (inside top-level code) asks again by both paths.
+//!    loop *and* arms a poke of an input handler of its own, sent if no drain has begun
+//!    within 10 ms (the bridge's `wake.rs`); a drain started by either clears the flag,
+//!    and a poke that finds R unable to run apps (inside top-level code) asks again by
+//!    both paths.
 //! 2. **No lost wake-ups.** `send` pushes the event *first*, then swaps `wake_pending` to
 //!    `true`; only the sender that saw it `false` calls the waker. A drain clears
 //!    `wake_pending` *before* taking its first event. So for any event E: either the drain
@@ -185,6 +186,13 @@ impl Door {
     /// owed progress (readiness and metrics; atomic reads, never blocking).
     pub fn host_snapshot(&self) -> HostSnapshot {
         self.activity.snapshot(self.rx.len(), self.queued_requests.current())
+    }
+
+    /// Is a wake-up owed (asked for, and no drain has begun since)? With an empty queue
+    /// and no wake-up owed, a host that was woken has nothing to do (rule 2: an event
+    /// pushed after this is read finds the flag clear and wakes the host again).
+    pub fn wake_pending(&self) -> bool {
+        self.wake_pending.load(Ordering::SeqCst)
     }
 
     /// Events waiting (for diagnostics and tests).
