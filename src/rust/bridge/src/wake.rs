@@ -35,6 +35,9 @@
 //! descriptor this module owns for the life of the process (the socket pair is never
 //! closed, so R never watches a closed or reused descriptor); the handler function is an
 //! `extern "C" fn` of this library, which stays mapped for the life of the process (lib.rs).
+//! The poke socket and the repoker are leaked boxes behind atomic pointers, never freed,
+//! so a pointer read from them is valid for ever; the fork handler registered with
+//! `pthread_atfork` does one atomic store, which is async-signal-safe.
 use std::cell::Cell;
 use std::ffi::{c_double, c_int, c_void};
 use std::io::{ErrorKind, Read, Write};
